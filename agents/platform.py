@@ -1,0 +1,106 @@
+"""The platform: holds what users disclosed and retrains its recommender on a schedule."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+
+from simulator.recommenders.base import Recommender, TrainingReport
+from simulator.world.base import Interactions
+
+
+class PlatformData:
+    """The platform's own copy of the ratings users disclosed (never the world's truth)."""
+
+    def __init__(self) -> None:
+        self._parts: list[Interactions] = []
+        self._table: Interactions | None = Interactions.empty()
+
+    def ingest(self, ratings: Interactions) -> None:
+        """Append newly disclosed ratings."""
+        if len(ratings):
+            self._parts.append(ratings)
+            self._table = None
+
+    @property
+    def table(self) -> Interactions:
+        """Every disclosed rating, in the order received."""
+        if self._table is None:
+            self._table = Interactions.concat(self._parts)
+            self._parts = [self._table]
+        return self._table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+@dataclass
+class RetrainEvent:
+    """What one retrain did."""
+
+    step: int
+    warm_start: bool
+    epochs: int
+    n_ratings: int
+    final_loss: float
+    seconds: float
+
+
+class PlatformAgent(mesa.Agent):
+    """Ingests disclosures every step and retrains every `retrain_every` steps.
+
+    The first training (and every training when warm starts are off) starts from scratch
+    for `first_epochs`; later ones continue from the last model for `epochs`.
+    """
+
+    def __init__(
+        self,
+        model: mesa.Model,
+        recommender: Recommender,
+        retrain_every: int,
+        epochs: int,
+        first_epochs: int,
+        warm_start: bool,
+    ) -> None:
+        super().__init__(model)
+        self.recommender = recommender
+        self.retrain_every = retrain_every
+        self.epochs = epochs
+        self.first_epochs = first_epochs
+        self.warm_start = warm_start
+        self.data = PlatformData()
+        self.version = 0  # increments at every retrain
+        self.trained = False
+        self.last_report: TrainingReport | None = None
+
+    def due(self, step: int) -> bool:
+        """Whether the platform retrains at this step."""
+        return step % self.retrain_every == 0
+
+    def ingest(self, ratings: Interactions) -> None:
+        """Receive this step's disclosed ratings."""
+        self.data.ingest(ratings)
+
+    def retrain(self, step: int) -> RetrainEvent | None:
+        """Retrain on everything disclosed so far; None when nothing has been disclosed."""
+        table = self.data.table
+        if len(table) == 0:
+            return None
+        warm = self.warm_start and self.trained
+        epochs = self.epochs if warm else self.first_epochs
+        started = time.perf_counter()
+        report = self.recommender.fit(table, epochs, warm_start=warm)
+        seconds = time.perf_counter() - started
+        self.trained = True
+        self.version += 1
+        self.last_report = report
+        final_loss = report.losses[-1] if report.losses else float("nan")
+        return RetrainEvent(step, warm, epochs, len(table), float(final_loss), seconds)
+
+    def seen_items(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user, item) pairs the platform holds, for excluding them from rankings."""
+        table = self.data.table
+        return table.user, table.item

@@ -1,0 +1,161 @@
+"""Users: vectorised state for the whole population, and Mesa agents that view it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+
+from agents.policies import DisclosurePolicy
+from simulator.random_streams import stream_uniform
+from simulator.world.base import Interactions
+
+if TYPE_CHECKING:
+    from simulator.world.base import World
+
+
+class UserPopulation:
+    """Every user's privacy state as arrays, stepped in one vectorised update.
+
+    Per-agent Python would dominate a step with thousands of users, so the state lives
+    here and each `UserAgent` reads its own row.
+    """
+
+    def __init__(
+        self,
+        train: Interactions,
+        train_step: np.ndarray,
+        n_users: int,
+        type_names: list[str],
+        inclination: np.ndarray,
+        beta: np.ndarray,
+        policy: DisclosurePolicy,
+        seed: int,
+    ) -> None:
+        self.n_users = n_users
+        self.type_names = type_names
+        self.inclination = inclination.astype(np.int64)
+        self.beta = beta.astype(np.float64)
+        self.active = np.ones(n_users, dtype=bool)
+        self.n_experienced = np.zeros(n_users, dtype=np.int64)
+        self.n_disclosed = np.zeros(n_users, dtype=np.int64)
+        self.policy = policy
+        self._train = train
+        # Training ratings grouped by the step at which they are experienced.
+        by_step = np.argsort(train_step, kind="stable")
+        bounds = np.searchsorted(train_step[by_step], np.arange(int(train_step.max(initial=0)) + 2))
+        self._step_rows = [by_step[bounds[s] : bounds[s + 1]] for s in range(len(bounds) - 1)]
+        # One uniform key per training rating from the user's own stream: the ratings a
+        # user discloses are those with the smallest keys among its new ones.
+        ordinal = np.arange(len(train)) - np.searchsorted(train.user, train.user)
+        self._key = stream_uniform(seed, "disclosure", train.user, ordinal)
+
+    def step(self, step: int) -> Interactions:
+        """Users experience this step's ratings and disclose ceil(beta * n) of all so far."""
+        self.policy.update(self.beta, step)
+        rows = self._step_rows[step] if step < len(self._step_rows) else np.zeros(0, np.int64)
+        rows = rows[self.active[self._train.user[rows]]]
+        users = self._train.user[rows]
+        new_counts = np.bincount(users, minlength=self.n_users)
+        self.n_experienced += new_counts
+        target = np.ceil(np.round(self.beta * self.n_experienced, 9)).astype(np.int64)
+        quota = np.clip(target - self.n_disclosed, 0, new_counts)
+        # Rank each new rating within its user by the user's random key.
+        order = np.lexsort((self._key[rows], users))
+        rows, users = rows[order], users[order]
+        first = np.searchsorted(users, users)
+        rank = np.arange(len(rows)) - first
+        chosen = rows[rank < quota[users]]
+        self.n_disclosed += quota
+        return self._train.subset(np.sort(chosen))
+
+    @property
+    def disclosure_fraction(self) -> np.ndarray:
+        """Share of experienced ratings each user has disclosed (NaN before any)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(
+                self.n_experienced > 0, self.n_disclosed / np.maximum(self.n_experienced, 1), np.nan
+            )
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """A copy of the per-user state (one row per user)."""
+        return {
+            "user": np.arange(self.n_users),
+            "inclination": self.inclination.copy(),
+            "beta": self.beta.copy(),
+            "active": self.active.copy(),
+            "n_experienced": self.n_experienced.copy(),
+            "n_disclosed": self.n_disclosed.copy(),
+        }
+
+
+def draw_inclinations(
+    n_users: int, shares: dict[str, float], rng: np.random.Generator
+) -> np.ndarray:
+    """Assign each user a type index with exactly round(share * n) users per type."""
+    names = list(shares)
+    counts = np.floor(np.array([shares[n] for n in names]) * n_users).astype(np.int64)
+    remainders = np.array([shares[n] for n in names]) * n_users - counts
+    for i in np.argsort(-remainders)[: n_users - counts.sum()]:
+        counts[i] += 1
+    types = np.repeat(np.arange(len(names)), counts)
+    return rng.permutation(types)
+
+
+def initial_betas(
+    inclination: np.ndarray,
+    type_betas: list[float],
+    overrides: dict[int, float],
+    world: World,
+) -> np.ndarray:
+    """Each user's starting budget: its type's beta, unless overridden by original user id."""
+    beta = np.asarray(type_betas, dtype=np.float64)[inclination]
+    if overrides:
+        index_of = {int(uid): i for i, uid in enumerate(world.user_ids)}
+        unknown = [uid for uid in overrides if uid not in index_of]
+        if unknown:
+            raise ValueError(f"population.beta_overrides: unknown user ids {unknown[:5]}")
+        for uid, value in overrides.items():
+            beta[index_of[uid]] = value
+    return beta
+
+
+class UserAgent(mesa.Agent):
+    """One user; its state is a row of the shared `UserPopulation` arrays."""
+
+    def __init__(self, model: mesa.Model, population: UserPopulation, index: int) -> None:
+        super().__init__(model)
+        self.population = population
+        self.index = index
+
+    @property
+    def inclination(self) -> str:
+        """The user's privacy inclination type."""
+        return self.population.type_names[self.population.inclination[self.index]]
+
+    @property
+    def beta(self) -> float:
+        """Current disclosure budget (fraction of experienced ratings disclosed)."""
+        return float(self.population.beta[self.index])
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {value}")
+        self.population.beta[self.index] = value
+
+    @property
+    def n_disclosed(self) -> int:
+        """Ratings disclosed to the platform so far."""
+        return int(self.population.n_disclosed[self.index])
+
+    @property
+    def n_experienced(self) -> int:
+        """Ratings experienced so far."""
+        return int(self.population.n_experienced[self.index])
+
+    @property
+    def active(self) -> bool:
+        """Whether the user still takes part."""
+        return bool(self.population.active[self.index])

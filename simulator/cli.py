@@ -1,0 +1,123 @@
+"""The `privsim` command line."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simulator.catalog import list_scenarios, load_scenario
+from simulator.errors import PrivsimError
+
+app = typer.Typer(
+    help="privsim: simulate privacy dynamics in recommender systems.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a scenario key: path.to.key=value (repeatable)."),
+]
+
+
+def _fail(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    scenario: Annotated[
+        str | None, typer.Argument(help="Scenario file or shipped name (default: quickstart).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override simulation.seed.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (new or empty).")] = None,
+    set_: SetOption = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")
+    ] = None,
+) -> None:
+    """Run one scenario and write its results folder."""
+    from simulator.runner import run_scenario
+
+    overrides = list(set_ or [])
+    if seed is not None:
+        overrides.append(f"simulation.seed={seed}")
+    try:
+        loaded = load_scenario(scenario, overrides)
+        result = run_scenario(loaded, out=out, progress=progress, command=shlex.join(sys.argv))
+    except PrivsimError as exc:
+        _fail(str(exc))
+        return
+    last = result.metrics.iloc[-1]
+    summary = Table(title=f"{loaded.name}: final step {int(last['step'])}")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for column in result.metrics.columns:
+        if column.startswith(("hr_", "ndcg_", "pop_hr_", "mae", "rmse", "disclosure_mean")) or (
+            column.startswith("leak_") and column.endswith(("_auc", "_bacc"))
+        ):
+            summary.add_row(column, f"{last[column]:.4f}")
+    console.print(summary)
+    console.print(f"results: {result.path}")
+
+
+@app.command()
+def validate(
+    scenario: Annotated[str, typer.Argument(help="Scenario file or shipped name.")],
+    set_: SetOption = None,
+) -> None:
+    """Check a scenario without running it."""
+    try:
+        loaded = load_scenario(scenario, list(set_ or []))
+    except PrivsimError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"{scenario}: valid scenario '{loaded.name}' "
+                  f"({loaded.simulation.steps} steps, model {loaded.platform.model})")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the shipped scenarios."""
+    table = Table(title="Shipped scenarios")
+    table.add_column("name")
+    table.add_column("description")
+    for name, path in list_scenarios().items():
+        try:
+            description = load_scenario(str(path)).description
+        except PrivsimError as exc:
+            description = f"(invalid here: {exc})"
+        table.add_row(name, description.strip().splitlines()[0] if description else "")
+    console.print(table)
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML: base, grid, seeds.")],
+    out: Annotated[Path | None, typer.Option(help="Sweep folder.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel processes.")] = None,
+) -> None:
+    """Run a base scenario over a grid of overrides and seeds."""
+    from simulator.sweep import run_sweep
+
+    try:
+        folder = run_sweep(sweep_file, out=out, workers=workers)
+    except PrivsimError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"sweep results: {folder}")
+
+
+def main() -> None:
+    """Entry point for `python -m simulator`."""
+    app()

@@ -1,0 +1,49 @@
+"""Leakage scores of an attribute-inference attack, always next to chance and majority."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def macro_ovr_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """ROC-AUC, one-vs-rest and macro-averaged over the classes present (binary: plain AUC).
+
+    Classes absent from `y_true` (or present alone) have no AUC and are left out; NaN if
+    no class can be scored.
+    """
+    classes = np.unique(y_true)
+    if len(classes) < 2:
+        return float("nan")
+    if proba.shape[1] == 2:
+        return float(roc_auc_score(y_true == 1, proba[:, 1]))
+    scores = [roc_auc_score(y_true == c, proba[:, c]) for c in classes]
+    return float(np.mean(scores))
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over the classes present in `y_true` (chance = 1 / their number)."""
+    classes = np.unique(y_true)
+    if len(classes) == 0:
+        return float("nan")
+    return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in classes]))
+
+
+def leakage_scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """AUC, balanced accuracy and accuracy of predictions, with chance and majority rates.
+
+    `proba` has one column per class code of the attribute.
+    """
+    if len(y_true) == 0:
+        nan = float("nan")
+        return {"auc": nan, "bacc": nan, "acc": nan, "majority": nan, "bacc_chance": nan}
+    y_pred = np.argmax(proba, axis=1)
+    counts = np.bincount(y_true)
+    present = int(np.count_nonzero(counts))
+    return {
+        "auc": macro_ovr_auc(y_true, proba),
+        "bacc": balanced_accuracy(y_true, y_pred),
+        "acc": float(np.mean(y_pred == y_true)),
+        "majority": float(counts.max() / len(y_true)),
+        "bacc_chance": 1.0 / present,
+    }

@@ -1,0 +1,140 @@
+"""One step's measurement: accuracy, leakage and disclosure, overall and per group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from simulator.attacks.inference import AttackOutcome, pick_best
+from simulator.metrics.accuracy import (
+    RankingEvaluator,
+    RankingHits,
+    RatingErrors,
+    popularity_scores,
+    rating_errors,
+)
+from simulator.metrics.groups import Group
+from simulator.metrics.leakage import leakage_scores
+from simulator.recommenders.base import Recommender
+from simulator.world.base import Interactions
+
+
+@dataclass
+class StepInputs:
+    """What the measurement of one step looks at."""
+
+    recommender: Recommender | None
+    seen_user: np.ndarray
+    seen_item: np.ndarray
+    attacks: dict[str, list[AttackOutcome]]
+    attacker_known: np.ndarray | None
+    disclosure_fraction: np.ndarray
+    beta: np.ndarray
+
+
+class Measurer:
+    """Computes the per-step metrics row and the per-group rows."""
+
+    def __init__(
+        self, test: Interactions, n_users: int, n_items: int, k: int,
+        groups: list[Group], attributes: dict[str, np.ndarray], device: torch.device,
+    ) -> None:
+        self.test = test
+        self.n_users, self.n_items, self.k = n_users, n_items, k
+        self.groups = groups
+        self.attributes = attributes
+        self.device = device
+        self.ranking = RankingEvaluator(test, n_users, n_items, k, device)
+
+    def measure(self, inputs: StepInputs) -> tuple[dict[str, float], list[dict[str, object]]]:
+        """The metrics row (overall) and one row per group."""
+        errors, hits = self._accuracy(inputs)
+        popular = self.ranking.evaluate(
+            popularity_scores(inputs.seen_item, self.n_items, self.device),
+            inputs.seen_user, inputs.seen_item,
+        )
+        everyone = np.ones(self.n_users, dtype=bool)
+        row = self._slice(everyone, inputs, errors, hits)
+        row[f"pop_hr_{self.k}"] = float(np.nanmean(popular.hit))
+        row[f"pop_ndcg_{self.k}"] = float(np.nanmean(popular.ndcg))
+        row["beta_mean"] = float(inputs.beta.mean())
+        for attribute, outcomes in inputs.attacks.items():
+            row.update(self._per_classifier(attribute, outcomes, inputs.attacker_known))
+        group_rows = []
+        for group in self.groups:
+            values = self._slice(group.mask, inputs, errors, hits)
+            group_rows.append(
+                {"group_kind": group.kind, "group": group.name,
+                 "n_users": int(group.mask.sum()), **values}
+            )
+        return row, group_rows
+
+    def _accuracy(self, inputs: StepInputs) -> tuple[RatingErrors | None, RankingHits | None]:
+        model = inputs.recommender
+        if model is None:
+            return None, None
+        errors = None
+        if model.predicts_ratings:
+            errors = rating_errors(model.predict, self.test, self.n_users)
+        hits = self.ranking.evaluate(model.score, inputs.seen_user, inputs.seen_item)
+        return errors, hits
+
+    def _slice(
+        self, mask: np.ndarray, inputs: StepInputs,
+        errors: RatingErrors | None, hits: RankingHits | None,
+    ) -> dict[str, float]:
+        """Metrics restricted to the users in `mask`."""
+        values: dict[str, float] = {}
+        fractions = inputs.disclosure_fraction[mask]
+        values["disclosure_mean"] = (
+            float(np.nanmean(fractions)) if np.any(~np.isnan(fractions)) else float("nan")
+        )
+        if errors is not None:
+            count = errors.count[mask].sum()
+            values["mae"] = float(errors.abs_sum[mask].sum() / count) if count else float("nan")
+            values["rmse"] = (
+                float(np.sqrt(errors.sq_sum[mask].sum() / count)) if count else float("nan")
+            )
+        if hits is not None:
+            values[f"hr_{self.k}"] = _nanmean(hits.hit[mask])
+            values[f"ndcg_{self.k}"] = _nanmean(hits.ndcg[mask])
+        for attribute, outcomes in inputs.attacks.items():
+            values.update(self._leakage(attribute, outcomes, inputs.attacker_known, mask))
+        return values
+
+    def _leakage(
+        self, attribute: str, outcomes: list[AttackOutcome], known: np.ndarray | None,
+        mask: np.ndarray,
+    ) -> dict[str, float]:
+        """Leakage of the attacker's chosen classifier on the users it did not know."""
+        best = pick_best(outcomes)
+        target = mask & ~known if known is not None else mask
+        scores = leakage_scores(self.attributes[attribute][target], best.proba[target])
+        prefix = f"leak_{attribute}"
+        return {
+            f"{prefix}_auc": scores["auc"],
+            f"{prefix}_bacc": scores["bacc"],
+            f"{prefix}_acc": scores["acc"],
+            f"{prefix}_majority": scores["majority"],
+            f"{prefix}_auc_chance": 0.5,
+            f"{prefix}_bacc_chance": scores["bacc_chance"],
+        }
+
+    def _per_classifier(
+        self, attribute: str, outcomes: list[AttackOutcome], known: np.ndarray | None
+    ) -> dict[str, object]:
+        """Every classifier's scores on the unknown users, and the attacker's own CV AUC."""
+        target = ~known if known is not None else np.ones(self.n_users, dtype=bool)
+        values: dict[str, object] = {f"leak_{attribute}_classifier": pick_best(outcomes).classifier}
+        for outcome in outcomes:
+            scores = leakage_scores(self.attributes[attribute][target], outcome.proba[target])
+            values[f"leak_{attribute}_auc_{outcome.classifier}"] = scores["auc"]
+            values[f"leak_{attribute}_bacc_{outcome.classifier}"] = scores["bacc"]
+            values[f"leak_{attribute}_cv_auc_{outcome.classifier}"] = outcome.cv_auc
+        return values
+
+
+def _nanmean(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else float("nan")

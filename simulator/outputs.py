@@ -1,0 +1,94 @@
+"""Run folders: atomic writes, a manifest that says whether the run finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RUN_FILES = ("config.yaml", "manifest.json", "metrics.parquet", "groups.parquet",
+             "agents.parquet", "events.parquet")
+PACKAGES = ("privsim", "mesa", "torch", "numpy", "pandas", "scikit-learn", "xgboost-cpu",
+            "pyarrow", "pydantic", "networkx", "matplotlib")
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages a run depends on."""
+    found = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def new_run_dir(base: Path, name: str) -> Path:
+    """Create `base/<name>-<timestamp>` (with a counter if it exists)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        path = base / (f"{name}-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run folder under {base}")
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same folder, then rename over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomically write a text file."""
+    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically write JSON (NaN written as null)."""
+    write_text(path, json.dumps(_json_safe(data), indent=2, sort_keys=False) + "\n")
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Atomically write a Parquet table."""
+    _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False, engine="pyarrow"))
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """A run's manifest."""
+    return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item") and callable(value.item):
+        return _json_safe(value.item())
+    return value

@@ -1,0 +1,81 @@
+"""The standard figures of a run: accuracy, leakage and disclosure over time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_accuracy(metrics: pd.DataFrame, path: Path, k: int) -> Path:
+    """HR@k and NDCG@k (with the most-popular baseline), and MAE/RMSE when present."""
+    has_errors = "mae" in metrics
+    fig, axes = plt.subplots(1, 2 if has_errors else 1, figsize=(10 if has_errors else 6, 4))
+    ranking_axis = axes[0] if has_errors else axes
+    for column, style in ((f"hr_{k}", "-"), (f"ndcg_{k}", "-"),
+                          (f"pop_hr_{k}", "--"), (f"pop_ndcg_{k}", "--")):
+        if column in metrics:
+            ranking_axis.plot(metrics["step"], metrics[column], style, label=column)
+    ranking_axis.set(xlabel="step", ylabel="ranking accuracy", title="Ranking accuracy")
+    ranking_axis.legend()
+    if has_errors:
+        for column in ("mae", "rmse"):
+            axes[1].plot(metrics["step"], metrics[column], label=column)
+        axes[1].set(xlabel="step", ylabel="error", title="Rating error")
+        axes[1].legend()
+    return _save(fig, path)
+
+
+def plot_leakage(metrics: pd.DataFrame, path: Path) -> Path:
+    """Attribute-inference AUC and balanced accuracy over time, with chance levels."""
+    attributes = sorted(
+        c.removeprefix("leak_").removesuffix("_auc")
+        for c in metrics.columns if c.startswith("leak_") and c.endswith("_auc")
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for attribute in attributes:
+        prefix = f"leak_{attribute}"
+        line = axes[0].plot(metrics["step"], metrics[f"{prefix}_auc"], label=attribute)[0]
+        axes[1].plot(metrics["step"], metrics[f"{prefix}_bacc"], color=line.get_color(),
+                     label=attribute)
+        axes[1].plot(metrics["step"], metrics[f"{prefix}_bacc_chance"], ":",
+                     color=line.get_color(), label=f"{attribute} chance")
+    axes[0].axhline(0.5, color="grey", linestyle=":", label="chance")
+    axes[0].set(xlabel="step", ylabel="ROC-AUC", title="Attribute leakage (AUC)")
+    axes[1].set(xlabel="step", ylabel="balanced accuracy", title="Attribute leakage (BAcc)")
+    for axis in axes:
+        axis.legend()
+    return _save(fig, path)
+
+
+def plot_disclosure(groups: pd.DataFrame, path: Path) -> Path:
+    """Share of experienced ratings disclosed, by inclination type."""
+    fig, axis = plt.subplots(figsize=(6, 4))
+    by_type = groups[groups["group_kind"].isin(["inclination", "all"])]
+    for name, part in by_type.groupby("group", sort=False):
+        axis.plot(part["step"], part["disclosure_mean"], label=str(name))
+    axis.set(xlabel="step", ylabel="disclosed share", ylim=(0, 1.05),
+             title="Disclosure by inclination type")
+    axis.legend()
+    return _save(fig, path)
+
+
+def plot_run(metrics: pd.DataFrame, groups: pd.DataFrame, folder: Path, k: int) -> list[Path]:
+    """All standard figures of a run into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [plot_accuracy(metrics, folder / "accuracy.png", k),
+             plot_disclosure(groups, folder / "disclosure.png")]
+    if any(c.startswith("leak_") for c in metrics.columns):
+        paths.append(plot_leakage(metrics, folder / "leakage.png"))
+    return paths

@@ -1,0 +1,150 @@
+"""One run: build the model, step it, and write the run folder."""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from simulator.config import Scenario, scenario_to_yaml
+from simulator.device import resolve_device
+from simulator.errors import PrivsimError
+from simulator.model import PrivacyModel, Records
+from simulator.outputs import (
+    new_run_dir,
+    now_iso,
+    versions,
+    write_json,
+    write_parquet,
+    write_text,
+)
+from simulator.plots import plot_run
+from simulator.world import World
+
+PHASES = ("seconds_agents", "seconds_training", "seconds_measurement")
+
+
+@dataclass
+class RunResult:
+    """A finished run: its folder and its tables."""
+
+    path: Path
+    metrics: pd.DataFrame
+    groups: pd.DataFrame
+    agents: pd.DataFrame
+    events: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+def prepare_run_dir(scenario: Scenario, out: Path | None) -> Path:
+    """The folder a run writes to: `out` itself (new or empty), or a fresh timestamped one."""
+    if out is None:
+        return new_run_dir(Path(scenario.output.dir), scenario.name)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PrivsimError(f"--out {out}: exists and is not an empty folder (results are kept)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_scenario(
+    scenario: Scenario,
+    out: Path | None = None,
+    progress: bool | None = None,
+    world: World | None = None,
+    command: str | None = None,
+) -> RunResult:
+    """Run a validated scenario to the end and write its folder.
+
+    The manifest says `running` while the run goes on, then `completed`, or `failed`
+    with the error; tables are written atomically, so no file is ever half-written.
+    """
+    device = resolve_device(scenario.simulation.device)
+    run_dir = prepare_run_dir(scenario, out)
+    manifest: dict[str, Any] = {
+        "scenario": scenario.name,
+        "status": "running",
+        "seed": scenario.simulation.seed,
+        "device": str(device),
+        "started": now_iso(),
+        "command": command,
+        "versions": versions(),
+    }
+    write_text(run_dir / "config.yaml", scenario_to_yaml(scenario))
+    write_json(run_dir / "manifest.json", manifest)
+    started = time.perf_counter()
+    try:
+        model = PrivacyModel(scenario, world=world)
+        manifest["world"] = model.world.describe()
+        setup_seconds = time.perf_counter() - started
+        _step_all(model, scenario.simulation.steps, progress)
+        tables = records_to_frames(model.records, model.population.type_names)
+        write_tables(run_dir, tables)
+        if scenario.output.plots:
+            plot_run(tables["metrics"], tables["groups"], run_dir / "plots", scenario.metrics.k)
+        manifest.update(
+            status="completed",
+            finished=now_iso(),
+            timings=_timings(tables["metrics"], setup_seconds, time.perf_counter() - started),
+        )
+        write_json(run_dir / "manifest.json", manifest)
+    except BaseException as exc:
+        manifest.update(
+            status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+            finished=now_iso(),
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+        )
+        write_json(run_dir / "manifest.json", manifest)
+        raise
+    return RunResult(run_dir, tables["metrics"], tables["groups"], tables["agents"],
+                     tables["events"], manifest)
+
+
+def _step_all(model: PrivacyModel, steps: int, progress: bool | None) -> None:
+    show = sys.stderr.isatty() if progress is None else progress
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("step {task.completed}/{task.total}"), TimeElapsedColumn())
+    with Progress(*columns, disable=not show, transient=False) as bar:
+        task = bar.add_task(model.scenario.name, total=steps)
+        for _ in range(steps):
+            model.step()
+            bar.advance(task)
+
+
+def records_to_frames(records: Records, type_names: list[str]) -> dict[str, pd.DataFrame]:
+    """The recorded rows as the four output tables."""
+    agents = pd.DataFrame(
+        {key: np.concatenate([snap[key] for snap in records.agents]) for key in records.agents[0]}
+        if records.agents else {}
+    )
+    if len(agents):
+        agents["inclination"] = pd.Categorical.from_codes(agents["inclination"], type_names)
+    events = pd.DataFrame(
+        records.events, columns=["step", "kind", "agent", "value", "seconds", "detail"]
+    )
+    return {
+        "metrics": pd.DataFrame(records.metrics),
+        "groups": pd.DataFrame(records.groups),
+        "agents": agents,
+        "events": events,
+    }
+
+
+def write_tables(run_dir: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """Write metrics, groups, agents and events as Parquet."""
+    for name, frame in tables.items():
+        write_parquet(run_dir / f"{name}.parquet", frame)
+
+
+def _timings(metrics: pd.DataFrame, setup: float, total: float) -> dict[str, float]:
+    timings = {"setup_seconds": setup, "total_seconds": total}
+    for phase in PHASES:
+        timings[phase.replace("seconds_", "") + "_seconds"] = float(metrics[phase].sum())
+    return timings

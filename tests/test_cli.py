@@ -1,0 +1,90 @@
+"""The privsim command line: run, validate, scenarios, sweep, and failure exits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from simulator.cli import app
+from tests.test_simulation import SMALL
+
+runner = CliRunner()
+SETS = [arg for item in SMALL for arg in ("--set", item)]
+
+
+def test_run_writes_a_complete_folder(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "quickstart", "--seed", "3", "--out", str(out), *SETS])
+    assert result.exit_code == 0, result.output
+    assert "hr_10" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["seed"] == 3
+    assert len(pd.read_parquet(out / "metrics.parquet")) == 4
+
+
+def test_validate_and_scenarios() -> None:
+    result = runner.invoke(app, ["validate", "quickstart"])
+    assert result.exit_code == 0 and "valid scenario 'quickstart'" in result.output
+    listing = runner.invoke(app, ["scenarios"])
+    assert listing.exit_code == 0
+    assert "quickstart" in listing.output and "ml100k-baseline" in listing.output
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "simulator", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def test_bad_scenarios_exit_nonzero_with_one_line_and_leave_no_run(tmp_path: Path) -> None:
+    cases = {
+        "platform.epoch=3": "platform.epoch: unknown key",
+        "population.types.pragmatist.beta=1.5": "population.types.pragmatist.beta",
+        "world.source=movielens": "world.path is required",
+        f"world.path={tmp_path / 'missing'}": "data folder not found",
+    }
+    for override, expected in cases.items():
+        extra = ["--set", "world.source=movielens"] if override.startswith("world.path") else []
+        done = _cli("run", "--set", override, *extra, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and expected in lines[0], done.stderr
+        assert not (tmp_path / "outputs").exists()
+
+
+def test_unknown_scenario_file(tmp_path: Path) -> None:
+    done = _cli("validate", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "nope.yaml: scenario file not found" in done.stderr
+
+
+def test_sweep_runs_every_point_and_combines(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "name: tiny\nbase: quickstart\n"
+        f"set: {json.dumps(SMALL + ['simulation.steps=2', 'attackers.0.classifiers=[logreg]'])}\n"
+        "grid:\n  world.signal: [0.0, 1.5]\nseeds: [0, 1]\nworkers: 2\n"
+    )
+    out = tmp_path / "sweep-out"
+    result = runner.invoke(app, ["sweep", str(sweep), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    points = pd.read_parquet(out / "points.parquet")
+    assert len(points) == 4 and (points["status"] == "completed").all()
+    combined = pd.read_parquet(out / "results.parquet")
+    assert len(combined) == 4 * 2
+    assert set(combined["world.signal"]) == {0.0, 1.5}
+    assert set(combined["seed"]) == {0, 1}
+    for label in points["run_dir"]:
+        assert json.loads((out / label / "manifest.json").read_text())["status"] == "completed"
+
+
+def test_sweep_with_an_invalid_point_runs_nothing(tmp_path: Path) -> None:
+    sweep = tmp_path / "bad.yaml"
+    sweep.write_text("base: quickstart\ngrid:\n  population.types.pragmatist.beta: [0.5, 2.0]\n")
+    result = runner.invoke(app, ["sweep", str(sweep), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert not (tmp_path / "o").exists()

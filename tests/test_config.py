@@ -1,0 +1,128 @@
+"""Scenario validation: contract key paths, overrides and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.catalog import list_scenarios, load_scenario
+from simulator.config import Scenario, build_scenario, expand_env
+from simulator.errors import ScenarioError
+
+CONTRACT_KEYS = {
+    "world.source": "synthetic",
+    "world.signal": 0.5,
+    "world.n_users": 300,
+    "world.n_items": 200,
+    "simulation.steps": 4,
+    "simulation.seed": 7,
+    "simulation.device": "cpu",
+    "platform.model": "mf",
+    "platform.retrain_every": 3,
+    "platform.epochs": 2,
+}
+
+
+def test_quickstart_is_shipped_and_valid() -> None:
+    assert {"quickstart", "ml100k-baseline", "ml1m-head-baseline"} <= set(list_scenarios())
+    scenario = load_scenario()
+    assert scenario.name == "quickstart"
+    assert scenario.world.source == "synthetic"
+
+
+@pytest.mark.parametrize(("key", "value"), CONTRACT_KEYS.items())
+def test_contract_key_paths_work_with_set(key: str, value: object) -> None:
+    scenario = load_scenario("quickstart", [f"{key}={value}"])
+    section, field = key.split(".")
+    assert getattr(getattr(scenario, section), field) == value
+
+
+def test_contract_keys_in_a_file(tmp_path: Path) -> None:
+    lines = ["world:", "  source: movielens", f"  path: {tmp_path}", "simulation:", "  steps: 3"]
+    path = tmp_path / "s.yaml"
+    path.write_text("\n".join(lines))
+    scenario = load_scenario(str(path))
+    assert scenario.world.path == str(tmp_path)
+    assert scenario.simulation.steps == 3
+
+
+def test_unknown_key_names_its_path() -> None:
+    with pytest.raises(ScenarioError, match=r"platform\.epoch: unknown key"):
+        load_scenario("quickstart", ["platform.epoch=3"])
+
+
+def test_beta_out_of_range_names_the_key() -> None:
+    with pytest.raises(ScenarioError, match=r"population\.types\.pragmatist\.beta"):
+        load_scenario("quickstart", ["population.types.pragmatist.beta=1.5"])
+
+
+def test_beta_override_out_of_range() -> None:
+    with pytest.raises(ScenarioError, match=r"beta_overrides.*\[0, 1\]"):
+        build_scenario({"population": {"beta_overrides": {3: 1.5}}}, "x.yaml")
+
+
+def test_shares_must_sum_to_one() -> None:
+    data = {"population": {"types": {"a": {"share": 0.5, "beta": 1.0}}}}
+    with pytest.raises(ScenarioError, match="sum to 1"):
+        build_scenario(data, "x.yaml")
+
+
+def test_missing_data_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ScenarioError, match=r"world: .*data folder not found"):
+        load_scenario("ml100k-baseline", [f"world.path={missing}"])
+
+
+def test_movielens_needs_a_path() -> None:
+    with pytest.raises(ScenarioError, match="world.path is required"):
+        build_scenario({"world": {"source": "movielens"}}, "x.yaml")
+
+
+def test_bad_value_type_is_reported() -> None:
+    with pytest.raises(ScenarioError, match=r"simulation\.steps.*got 'many'"):
+        load_scenario("quickstart", ["simulation.steps=many"])
+
+
+def test_unknown_model() -> None:
+    with pytest.raises(ScenarioError, match=r"platform\.model"):
+        load_scenario("quickstart", ["platform.model=svd"])
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("world:\n  source: synthetic\n  signal: [1, 2\n")
+    with pytest.raises(ScenarioError, match=r"bad\.yaml:\d+: invalid YAML"):
+        load_scenario(str(path))
+
+
+def test_unknown_scenario_name_lists_shipped() -> None:
+    with pytest.raises(ScenarioError, match="shipped: .*quickstart"):
+        load_scenario("no-such-scenario")
+
+
+def test_malformed_override() -> None:
+    with pytest.raises(ScenarioError, match="expected key.path=value"):
+        load_scenario("quickstart", ["simulation.steps"])
+
+
+def test_attacker_list_items_are_addressable() -> None:
+    scenario = load_scenario("quickstart", ["attackers.0.known_fraction=0.3"])
+    assert scenario.attackers[0].known_fraction == 0.3
+    with pytest.raises(ScenarioError, match="index below 1"):
+        load_scenario("quickstart", ["attackers.4.known_fraction=0.3"])
+
+
+def test_env_expansion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRIVSIM_TEST_DIR", "/data")
+    assert expand_env("${PRIVSIM_TEST_DIR:-x}/ml") == "/data/ml"
+    monkeypatch.delenv("PRIVSIM_TEST_DIR")
+    assert expand_env("${PRIVSIM_TEST_DIR:-x}/ml") == "x/ml"
+    with pytest.raises(ScenarioError, match="PRIVSIM_TEST_DIR"):
+        expand_env("${PRIVSIM_TEST_DIR}/ml")
+
+
+def test_defaults_round_trip() -> None:
+    scenario = Scenario()
+    again = Scenario.model_validate(scenario.model_dump(mode="json"))
+    assert again == scenario
