@@ -14,6 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.errors import ScenarioError
+from simulator.world.synthetic import validate_parameters
+
+SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default size
 
 ATTRIBUTES = ("gender", "age", "occupation")
 
@@ -49,6 +52,11 @@ class WorldConfig(Section):
             folder = Path(self.path)
             if not folder.is_dir():
                 raise ValueError(f"data folder not found: {folder}")
+        else:
+            validate_parameters(
+                self.n_users or SYNTHETIC_USERS, self.n_items or SYNTHETIC_ITEMS, self.signal,
+                self.mean_ratings_per_user, self.min_ratings_per_user, 16, 1.0, self.seed or 0,
+            )
         return self
 
 
@@ -264,7 +272,7 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
-    elif "input" in first and first["type"] not in ("missing",):
+    elif first["type"] != "missing" and not isinstance(first.get("input"), dict | list):
         message = f"{message} (got {first['input']!r})"
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""

@@ -65,9 +65,9 @@ def plot_disclosure(groups: pd.DataFrame, path: Path) -> Path:
     by_type = groups[groups["group_kind"].isin(["inclination", "all"])]
     for name, part in by_type.groupby("group", sort=False):
         axis.plot(part["step"], part["disclosure_mean"], label=str(name))
-    axis.set(xlabel="step", ylabel="disclosed share", ylim=(0, 1.05),
+    axis.set(xlabel="step", ylabel="disclosed share", ylim=(0, 1.15),
              title="Disclosure by inclination type")
-    axis.legend()
+    axis.legend(loc="upper center", ncols=4, fontsize="small")
     return _save(fig, path)
 
 

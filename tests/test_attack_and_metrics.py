@@ -9,7 +9,12 @@ import torch
 from simulator.attacks.inference import infer_attribute, make_classifier, pick_best
 from simulator.metrics.accuracy import RankingEvaluator, popularity_scores, rating_errors
 from simulator.metrics.groups import build_groups, involvement_groups
-from simulator.metrics.leakage import balanced_accuracy, leakage_scores, macro_ovr_auc
+from simulator.metrics.leakage import (
+    balanced_accuracy,
+    binary_auc,
+    leakage_scores,
+    macro_ovr_auc,
+)
 from simulator.world.base import Interactions
 
 
@@ -74,6 +79,18 @@ def test_leakage_scores_of_a_majority_guess() -> None:
     assert scores["bacc"] == pytest.approx(0.5)
     assert scores["auc"] == pytest.approx(0.5)
     assert scores["bacc_chance"] == pytest.approx(0.5)
+
+
+def test_rank_auc_matches_sklearn() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 4, size=500)
+    proba = rng.dirichlet(np.ones(4), size=500)
+    proba[:50, 0] = 0.25  # ties
+    assert binary_auc(y == 1, proba[:, 1]) == pytest.approx(roc_auc_score(y == 1, proba[:, 1]))
+    expected = roc_auc_score(y, proba, multi_class="ovr", average="macro")
+    assert macro_ovr_auc(y, proba) == pytest.approx(expected)
 
 
 def test_macro_auc_and_bacc_edge_cases() -> None:

@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
+
+
+def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC by the Mann-Whitney rank statistic (ties count one half).
+
+    Same value as sklearn's roc_auc_score, without its input checks, which cost ~8 ms a
+    call when leakage is scored for dozens of groups every step.
+    """
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def macro_ovr_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
@@ -16,8 +30,8 @@ def macro_ovr_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
     if len(classes) < 2:
         return float("nan")
     if proba.shape[1] == 2:
-        return float(roc_auc_score(y_true == 1, proba[:, 1]))
-    scores = [roc_auc_score(y_true == c, proba[:, c]) for c in classes]
+        return binary_auc(y_true == 1, proba[:, 1])
+    scores = [binary_auc(y_true == c, proba[:, c]) for c in classes]
     return float(np.mean(scores))
 
 

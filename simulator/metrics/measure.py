@@ -32,6 +32,7 @@ class StepInputs:
     attacker_known: np.ndarray | None
     disclosure_fraction: np.ndarray
     beta: np.ndarray
+    attack_version: int = -1  # the model version the attacks ran on; leakage is cached by it
 
 
 class Measurer:
@@ -47,6 +48,7 @@ class Measurer:
         self.attributes = attributes
         self.device = device
         self.ranking = RankingEvaluator(test, n_users, n_items, k, device)
+        self._leak_cache: dict[tuple[int, str, str], dict[str, float]] = {}
 
     def measure(self, inputs: StepInputs) -> tuple[dict[str, float], list[dict[str, object]]]:
         """The metrics row (overall) and one row per group."""
@@ -56,7 +58,7 @@ class Measurer:
             inputs.seen_user, inputs.seen_item,
         )
         everyone = np.ones(self.n_users, dtype=bool)
-        row = self._slice(everyone, inputs, errors, hits)
+        row = self._slice(everyone, inputs, errors, hits, ("all", "everyone"))
         row[f"pop_hr_{self.k}"] = float(np.nanmean(popular.hit))
         row[f"pop_ndcg_{self.k}"] = float(np.nanmean(popular.ndcg))
         row["beta_mean"] = float(inputs.beta.mean())
@@ -64,7 +66,7 @@ class Measurer:
             row.update(self._per_classifier(attribute, outcomes, inputs.attacker_known))
         group_rows = []
         for group in self.groups:
-            values = self._slice(group.mask, inputs, errors, hits)
+            values = self._slice(group.mask, inputs, errors, hits, (group.kind, group.name))
             group_rows.append(
                 {"group_kind": group.kind, "group": group.name,
                  "n_users": int(group.mask.sum()), **values}
@@ -83,7 +85,7 @@ class Measurer:
 
     def _slice(
         self, mask: np.ndarray, inputs: StepInputs,
-        errors: RatingErrors | None, hits: RankingHits | None,
+        errors: RatingErrors | None, hits: RankingHits | None, key: tuple[str, str],
     ) -> dict[str, float]:
         """Metrics restricted to the users in `mask`."""
         values: dict[str, float] = {}
@@ -100,8 +102,17 @@ class Measurer:
         if hits is not None:
             values[f"hr_{self.k}"] = _nanmean(hits.hit[mask])
             values[f"ndcg_{self.k}"] = _nanmean(hits.ndcg[mask])
-        for attribute, outcomes in inputs.attacks.items():
-            values.update(self._leakage(attribute, outcomes, inputs.attacker_known, mask))
+        if inputs.attacks:
+            # Embeddings, and so leakage, only change when the platform retrains.
+            cache_key = (inputs.attack_version, *key)
+            if cache_key not in self._leak_cache:
+                self._leak_cache = {k: v for k, v in self._leak_cache.items()
+                                    if k[0] == inputs.attack_version}
+                leak: dict[str, float] = {}
+                for attribute, outcomes in inputs.attacks.items():
+                    leak.update(self._leakage(attribute, outcomes, inputs.attacker_known, mask))
+                self._leak_cache[cache_key] = leak
+            values.update(self._leak_cache[cache_key])
         return values
 
     def _leakage(

@@ -39,7 +39,7 @@ GENRES_PER_ITEM_SHARES = (0.5, 0.35, 0.15)  # items have 1, 2 or 3 genres
 TIME_SPAN = (874_724_710, 893_286_638)  # ML-100K: September 1997 .. April 1998
 
 ATTRIBUTE_SCALE = 0.2  # attribute shift, in units of z's norm, per attribute at signal = 1
-SELECTION_TAU = 1.0  # how strongly affinity (vs popularity) decides which items are rated
+SELECTION_TAU = 2.0  # how strongly affinity (vs popularity) decides which items are rated
 ACTIVITY_SIGMA = 1.0  # log-normal spread of the ratings-per-user tail
 SECONDS_PER_RATING = 90  # shortest activity window: a burst of ratings, one every 90 s
 
@@ -53,7 +53,7 @@ def generate_synthetic(
     signal: float = 1.0,
     mean_ratings_per_user: float = 60.0,
     min_ratings_per_user: int = 20,
-    factors: int = 16,
+    factors: int = 8,
     popularity_exponent: float = 1.0,
     seed: int = 0,
 ) -> World:
@@ -62,7 +62,7 @@ def generate_synthetic(
     ``signal`` sets how strongly gender and age shape a user's taste (0 = not at all: the
     attributes then carry no information about which items a user rates or how).
     """
-    _validate(n_users, n_items, signal, mean_ratings_per_user, min_ratings_per_user,
+    validate_parameters(n_users, n_items, signal, mean_ratings_per_user, min_ratings_per_user,
               factors, popularity_exponent, seed)
     rngs = dict(zip(_STREAMS, _spawn(seed, len(_STREAMS)), strict=True))
     attributes = _draw_attributes(rngs["attributes"], n_users)
@@ -91,10 +91,11 @@ def generate_synthetic(
     )
 
 
-def _validate(
+def validate_parameters(
     n_users: int, n_items: int, signal: float, mean_ratings: float, min_ratings: int,
     factors: int, popularity_exponent: float, seed: int,
 ) -> None:
+    """Raise ValueError naming the first generator parameter that is out of range."""
     for name, value in (("n_users", n_users), ("n_items", n_items),
                         ("min_ratings_per_user", min_ratings), ("factors", factors),
                         ("seed", seed)):
