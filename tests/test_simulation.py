@@ -121,9 +121,16 @@ def test_leakage_above_chance_with_signal_and_at_chance_without() -> None:
     assert max(abs(a - 0.5) for a in null) < 0.07
 
 
-def test_bpr_beats_most_popular(bpr_run) -> None:
-    last = bpr_run.metrics.iloc[-1]
-    assert last["hr_10"] > last["pop_hr_10"]
+def test_bpr_beats_most_popular(tmp_path: Path) -> None:
+    scenario = load_scenario("quickstart", [
+        "simulation.steps=3", "simulation.device=cpu", "platform.first_epochs=40",
+        "platform.epochs=10", "attackers=[]",
+    ])
+    metrics = run_scenario(scenario, out=tmp_path / "pop", progress=False).metrics
+    last = metrics.iloc[-1]
+    assert last["hr_10"] > last["pop_hr_10"] + 0.05
+    assert last["ndcg_10"] > last["pop_ndcg_10"]
+    assert not any(c.startswith("leak_") for c in metrics.columns)
 
 
 def test_failed_run_is_marked_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

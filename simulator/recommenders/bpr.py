@@ -1,0 +1,216 @@
+"""Bayesian Personalised Ranking (Rendle et al. 2009) with hand-written minibatch SGD."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from simulator.recommenders import _sparse_sgd as sgd
+from simulator.recommenders.base import ModelParams, Recommender, TrainingReport
+from simulator.world.base import Interactions
+
+DEFAULT_LR = 0.03
+DEFAULT_REG = 0.01
+INIT_STD = 0.1
+
+
+@dataclass
+class _Plan:
+    """Everything about one batch that does not depend on the parameters."""
+
+    offsets: torch.Tensor  # bag boundaries: users, then items (positives), items (negatives)
+    columns: torch.Tensor  # table rows of (i, j) per sample, grouped by user
+    rows: torch.Tensor  # the rows each bag sums over
+    item_major_to_sample: torch.Tensor
+    slot_sample: torch.Tensor  # sample owning each slot of the item-sorted negatives
+    decay: torch.Tensor  # (rows, 1) L2 decay factors
+
+
+class BPR(Recommender):
+    """Implicit-feedback matrix factorisation trained with the BPR pairwise loss.
+
+    Every row of the interaction table is a positive (u, i). Score x_ui = p_u . q_i + b_i.
+    Each epoch visits every positive once, in a fresh random partition into batches, with one
+    uniformly drawn negative item j per positive (a draw that hits a known positive of u is
+    redrawn once). Loss: -log sigmoid(x_ui - x_uj) plus L2 (lr * reg) on the touched rows and
+    biases. Plain SGD, the learning rate folded into the per-sample weights.
+
+    Defaults: lr 0.03, reg 0.01, batch about n/16 capped at 65,536 (see
+    `_sparse_sgd.auto_batch_size`), factors N(0, 0.1), biases 0. User and item factors live in
+    one table, users first; `bias` holds b_i at the item rows (its user entries stay 0).
+    """
+
+    name = "bpr"
+    predicts_ratings = False
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        params: ModelParams,
+        device: torch.device | str,
+        seed: int,
+    ) -> None:
+        super().__init__(n_users, n_items, params, torch.device(device), seed)
+        if params.factors <= 0:
+            raise ValueError(f"factors must be positive, got {params.factors}")
+        self.factors = params.factors
+        self.lr = DEFAULT_LR if params.lr is None else float(params.lr)
+        self.reg = DEFAULT_REG if params.reg is None else float(params.reg)
+        self.batch_size = params.batch_size
+        self.generator = torch.Generator(device=self.device)
+        # Negatives are drawn as the narrowest integers that hold an item: radix sorts of int16
+        # are several times faster than of int64.
+        self._item_dtype = torch.int16 if n_items <= 1 << 15 else torch.int32
+        self.table = torch.empty(0)
+        self.bias = torch.empty(0)
+        # Wall time of each epoch of the last fit, without the per-fit indexing (benchmarks).
+        self.epoch_seconds: list[float] = []
+        self._initialise()
+
+    # -- parameters --------------------------------------------------------------------------
+    def _initialise(self) -> None:
+        """Reseed the generator and draw fresh parameters (biases start at 0)."""
+        self.generator.manual_seed(self.seed)
+        n_rows = self.n_users + self.n_items
+        self.table = torch.randn(
+            n_rows, self.factors, generator=self.generator, device=self.device
+        ).mul_(INIT_STD)
+        self.bias = torch.zeros(n_rows, device=self.device)
+
+    @property
+    def _users(self) -> torch.Tensor:
+        return self.table[: self.n_users]
+
+    @property
+    def _items(self) -> torch.Tensor:
+        return self.table[self.n_users :]
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, data: Interactions, epochs: int, warm_start: bool = False) -> TrainingReport:
+        """Train for `epochs` epochs; cold starts re-initialise from `seed`.
+
+        An empty table trains nothing: the report has epochs=0 and no losses (a cold start
+        still re-initialises). Losses are the mean BPR log-loss per epoch, before the L2 term.
+        """
+        if epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        start = time.perf_counter()
+        if not warm_start:
+            self._initialise()
+        sgd.check_interactions(data, self.n_users, self.n_items)
+        if len(data) == 0 or epochs == 0:
+            return TrainingReport(0, [], time.perf_counter() - start, warm_start)
+        with sgd.pipeline_threads(self.device) as pipelined:
+            pairs = sgd.PairIndex(data, self.n_users, self.n_items, self.device)
+            batch = self.batch_size or sgd.auto_batch_size(pairs.n)
+            log = sgd.train_epochs(
+                pairs,
+                sgd.n_batches_for(pairs.n, batch),
+                epochs,
+                self.generator,
+                plan=lambda b: self._plan(pairs, b),
+                apply=self._apply,
+                pipelined=pipelined,
+            )
+        self.epoch_seconds = log.seconds
+        return TrainingReport(epochs, log.losses, time.perf_counter() - start, warm_start)
+
+    def _sample_negatives(
+        self, pairs: sgd.PairIndex, user: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One uniform negative per sample, plus its grouping by item for the item bags.
+
+        A draw that hits a known positive of its user is redrawn once (vectorised, so the
+        redraw itself is not checked). Returns (j, counts, slot_sample): the negatives sorted
+        by item are `j[slot_sample]` and item t owns `counts[t]` consecutive slots. The
+        grouping is a stable radix sort of small integers, cheaper than a random permutation.
+        """
+        n, g, dev = len(user), self.generator, self.device
+        draws = torch.randint(self.n_items, (n,), generator=g, device=dev, dtype=self._item_dtype)
+        redraw = pairs.contains(user, draws.long()).nonzero().squeeze(1)
+        fresh = torch.randint(
+            self.n_items, (len(redraw),), generator=g, device=dev, dtype=self._item_dtype
+        )
+        draws.index_copy_(0, redraw, fresh)
+        slot_sample = torch.sort(draws, stable=True).indices
+        counts = torch.bincount(draws, minlength=self.n_items)
+        return draws.long(), counts, slot_sample
+
+    def _plan(self, pairs: sgd.PairIndex, batch: sgd.Batch) -> _Plan:
+        """Negatives and bag layout of a batch (no parameter is read here)."""
+        n_users, n_items, user = self.n_users, self.n_items, batch.user
+        j, neg_counts, slot_sample = self._sample_negatives(pairs, user)
+        # Bags: one per user (rows i and j of each of its samples), one per item for positives,
+        # one per item for negatives. Item rows sit after the user rows in the table.
+        user_counts = torch.bincount(user, minlength=n_users)
+        pos_counts = torch.bincount(batch.item_major_item, minlength=n_items)
+        columns = torch.stack([batch.item, j], 1).view(-1).add_(n_users)
+        return _Plan(
+            offsets=sgd.bag_offsets([user_counts * 2, pos_counts, neg_counts]),
+            columns=columns,
+            rows=torch.cat([columns, batch.item_major_user, user.index_select(0, slot_sample)]),
+            item_major_to_sample=batch.item_major_to_sample,
+            slot_sample=slot_sample,
+            # Each touched row decays once per sample it appears in (the L2 term).
+            decay=sgd.decay_factors(
+                torch.cat([user_counts, pos_counts + neg_counts]), self.lr * self.reg
+            ),
+        )
+
+    def _apply(self, plan: _Plan) -> torch.Tensor:
+        """One SGD step; returns the summed BPR loss of the batch."""
+        n_users, n_items, table, bias = self.n_users, self.n_items, self.table, self.bias
+        n = len(plan.columns) // 2
+        dots = sgd.sampled_scores(table, n_users, plan.offsets[: n_users + 1], plan.columns)
+        scores = dots.add_(bias.index_select(0, plan.columns)).view(n, 2)
+        x = scores[:, 0] - scores[:, 1]
+        loss = torch.nn.functional.softplus(-x).sum(dtype=torch.float64)
+        # d(-log sigmoid x)/dx = -sigmoid(-x); the learning rate is folded in here, so the bag
+        # sums below are already the SGD steps.
+        w = torch.sigmoid(x.neg_()).mul_(self.lr)
+        signed = torch.stack([w, -w], 1).view(-1)  # per column: +w for i, -w for j
+        weights = torch.cat(
+            [
+                signed,  # user u: +w q_i - w q_j
+                w.index_select(0, plan.item_major_to_sample),  # item i: +w p_u
+                w.index_select(0, plan.slot_sample).neg_(),  # item j: -w p_u
+            ]
+        )
+        steps = sgd.bag_sums(table, plan.rows, plan.offsets, weights)
+        bias_steps = torch.bincount(plan.columns, signed, len(bias))
+        # row <- decay * row + step (one fused pass); the negatives' steps come second.
+        torch.addcmul(steps[: n_users + n_items], table, plan.decay, out=table)
+        table[n_users:].add_(steps[n_users + n_items :])
+        torch.addcmul(bias_steps, bias, plan.decay.view(-1), out=bias)
+        return loss
+
+    # -- inference ---------------------------------------------------------------------------
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """p_u . q_i + b_i for every item, shape (len(users), n_items)."""
+        users = torch.as_tensor(users, dtype=torch.int64, device=self.device)
+        scores = self._users.index_select(0, users) @ self._items.t()
+        return scores.add_(self.bias[self.n_users :])
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Scores of (user, item) pairs as float32."""
+        u = torch.as_tensor(np.asarray(users), dtype=torch.int64, device=self.device)
+        i = torch.as_tensor(np.asarray(items), dtype=torch.int64, device=self.device)
+        dots = (self._users.index_select(0, u) * self._items.index_select(0, i)).sum(1)
+        scores = dots + self.bias[self.n_users :].index_select(0, i)
+        return scores.cpu().numpy().astype(np.float32)
+
+    def user_embeddings(self) -> np.ndarray:
+        """p_u, shape (n_users, factors)."""
+        return self._users.cpu().numpy().astype(np.float32, copy=True)
+
+    def item_embeddings(self) -> np.ndarray:
+        """q_i without the bias, shape (n_items, factors)."""
+        return self._items.cpu().numpy().astype(np.float32, copy=True)
+
+    def item_biases(self) -> np.ndarray:
+        """b_i, shape (n_items,)."""
+        return self.bias[self.n_users :].cpu().numpy().astype(np.float32, copy=True)

@@ -1,0 +1,36 @@
+"""Look up platform models by name."""
+
+from __future__ import annotations
+
+import torch
+
+from simulator.recommenders.base import ModelParams, Recommender
+from simulator.recommenders.bpr import BPR
+from simulator.recommenders.mf import MF
+
+_MODELS: dict[str, type[Recommender]] = {
+    BPR.name: BPR,
+    MF.name: MF,
+}
+
+
+def available_models() -> list[str]:
+    """Names accepted by `make_recommender`, sorted."""
+    return sorted(_MODELS)
+
+
+def make_recommender(
+    name: str,
+    n_users: int,
+    n_items: int,
+    params: ModelParams,
+    device: torch.device | str,
+    seed: int,
+) -> Recommender:
+    """Build the model called `name`; an unknown name raises ValueError listing the known ones."""
+    try:
+        cls = _MODELS[name]
+    except KeyError:
+        known = ", ".join(available_models())
+        raise ValueError(f"unknown recommender {name!r}; available: {known}") from None
+    return cls(n_users, n_items, params, torch.device(device), seed)
