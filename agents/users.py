@@ -42,14 +42,16 @@ class UserPopulation:
         self.n_disclosed = np.zeros(n_users, dtype=np.int64)
         self.policy = policy
         self._train = train
-        # Training ratings grouped by the step at which they are experienced.
-        by_step = np.argsort(train_step, kind="stable")
-        bounds = np.searchsorted(train_step[by_step], np.arange(int(train_step.max(initial=0)) + 2))
-        self._step_rows = [by_step[bounds[s] : bounds[s + 1]] for s in range(len(bounds) - 1)]
         # One uniform key per training rating from the user's own stream: the ratings a
         # user discloses are those with the smallest keys among its new ones.
+        if np.any(np.diff(train.user) < 0):
+            raise ValueError("training ratings must be sorted by user")
         ordinal = np.arange(len(train)) - np.searchsorted(train.user, train.user)
-        self._key = stream_uniform(seed, "disclosure", train.user, ordinal)
+        key = stream_uniform(seed, "disclosure", train.user, ordinal)
+        # Each step's ratings, ordered once by (user, key) so a step only has to count.
+        order = np.lexsort((key, train.user, train_step))
+        bounds = np.searchsorted(train_step[order], np.arange(int(train_step.max(initial=0)) + 2))
+        self._step_rows = [order[bounds[s] : bounds[s + 1]] for s in range(len(bounds) - 1)]
 
     def step(self, step: int) -> Interactions:
         """Users experience this step's ratings and disclose ceil(beta * n) of all so far."""
@@ -61,9 +63,7 @@ class UserPopulation:
         self.n_experienced += new_counts
         target = np.ceil(np.round(self.beta * self.n_experienced, 9)).astype(np.int64)
         quota = np.clip(target - self.n_disclosed, 0, new_counts)
-        # Rank each new rating within its user by the user's random key.
-        order = np.lexsort((self._key[rows], users))
-        rows, users = rows[order], users[order]
+        # Rows are sorted by (user, key): a rating's rank within its user is its offset.
         first = np.searchsorted(users, users)
         rank = np.arange(len(rows)) - first
         chosen = rows[rank < quota[users]]

@@ -172,6 +172,8 @@ class PrivacyModel(mesa.Model):
             attacker_known=self.attacker.known if self.attacker is not None else None,
             disclosure_fraction=self.population.disclosure_fraction,
             beta=self.population.beta,
+            n_disclosed=self.population.n_disclosed,
+            n_experienced=self.population.n_experienced,
             attack_version=self.attacker.attacked_version if self.attacker is not None else -1,
         )
         return self.measurer.measure(inputs)

@@ -153,3 +153,11 @@ def test_build_groups_cover_types_involvement_and_attributes() -> None:
     assert names == {("all", "all"): 4, ("inclination", "a"): 2, ("inclination", "b"): 2,
                      ("involvement", "Low"): 1, ("involvement", "Med"): 1,
                      ("involvement", "High"): 1, ("gender", "F"): 1, ("gender", "M"): 3}
+
+
+def test_disclosure_groups_bucket_users_by_disclosed_share() -> None:
+    from simulator.metrics.groups import disclosure_groups
+
+    groups = disclosure_groups(np.array([0, 0, 1, 5, 10]), np.array([0, 4, 4, 8, 10]))
+    members = {g.name: np.flatnonzero(g.mask).tolist() for g in groups}
+    assert members == {"none": [0, 1], "under_half": [2], "half_or_more": [3], "all": [4]}

@@ -68,6 +68,9 @@ def test_groups_agents_and_events_tables(bpr_run) -> None:
     assert by_type.loc["unconcerned", "disclosure_mean"] == pytest.approx(1.0)
     assert by_type.loc["pragmatist", "disclosure_mean"] == pytest.approx(0.6, abs=0.05)
     assert by_type.loc["fundamentalist", "disclosure_mean"] == pytest.approx(0.2, abs=0.08)
+    buckets = groups[(groups.group_kind == "disclosure") & (groups.step == 3)].set_index("group")
+    assert buckets["n_users"].sum() == 400
+    assert buckets.loc["all", "disclosure_mean"] == pytest.approx(1.0)
     agents = pd.read_parquet(bpr_run.path / "agents.parquet")
     assert len(agents) == 4 * 400
     assert set(agents.columns) >= {"step", "user", "inclination", "beta", "n_disclosed",

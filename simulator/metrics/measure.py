@@ -15,7 +15,7 @@ from simulator.metrics.accuracy import (
     popularity_scores,
     rating_errors,
 )
-from simulator.metrics.groups import Group
+from simulator.metrics.groups import Group, disclosure_groups
 from simulator.metrics.leakage import leakage_scores
 from simulator.recommenders.base import Recommender
 from simulator.world.base import Interactions
@@ -32,6 +32,8 @@ class StepInputs:
     attacker_known: np.ndarray | None
     disclosure_fraction: np.ndarray
     beta: np.ndarray
+    n_disclosed: np.ndarray
+    n_experienced: np.ndarray
     attack_version: int = -1  # the model version the attacks ran on; leakage is cached by it
 
 
@@ -65,8 +67,11 @@ class Measurer:
         for attribute, outcomes in inputs.attacks.items():
             row.update(self._per_classifier(attribute, outcomes, inputs.attacker_known))
         group_rows = []
-        for group in self.groups:
-            values = self._slice(group.mask, inputs, errors, hits, (group.kind, group.name))
+        dynamic = disclosure_groups(inputs.n_disclosed, inputs.n_experienced)
+        for group in [*self.groups, *dynamic]:
+            static = group.kind != "disclosure"
+            values = self._slice(group.mask, inputs, errors, hits,
+                                 (group.kind, group.name) if static else None)
             group_rows.append(
                 {"group_kind": group.kind, "group": group.name,
                  "n_users": int(group.mask.sum()), **values}
@@ -85,9 +90,10 @@ class Measurer:
 
     def _slice(
         self, mask: np.ndarray, inputs: StepInputs,
-        errors: RatingErrors | None, hits: RankingHits | None, key: tuple[str, str],
+        errors: RatingErrors | None, hits: RankingHits | None, key: tuple[str, str] | None,
     ) -> dict[str, float]:
-        """Metrics restricted to the users in `mask`."""
+        """Metrics restricted to the users in `mask`; `key` names a fixed group whose
+        leakage can be cached until the next retrain (None: membership changes each step)."""
         values: dict[str, float] = {}
         fractions = inputs.disclosure_fraction[mask]
         values["disclosure_mean"] = (
@@ -103,17 +109,25 @@ class Measurer:
             values[f"hr_{self.k}"] = _nanmean(hits.hit[mask])
             values[f"ndcg_{self.k}"] = _nanmean(hits.ndcg[mask])
         if inputs.attacks:
-            # Embeddings, and so leakage, only change when the platform retrains.
-            cache_key = (inputs.attack_version, *key)
-            if cache_key not in self._leak_cache:
-                self._leak_cache = {k: v for k, v in self._leak_cache.items()
-                                    if k[0] == inputs.attack_version}
-                leak: dict[str, float] = {}
-                for attribute, outcomes in inputs.attacks.items():
-                    leak.update(self._leakage(attribute, outcomes, inputs.attacker_known, mask))
-                self._leak_cache[cache_key] = leak
-            values.update(self._leak_cache[cache_key])
+            values.update(self._group_leakage(mask, inputs, key))
         return values
+
+    def _group_leakage(
+        self, mask: np.ndarray, inputs: StepInputs, key: tuple[str, str] | None
+    ) -> dict[str, float]:
+        """Leakage for every attacked attribute; fixed groups are cached per model version,
+        since embeddings, and so leakage, only change when the platform retrains."""
+        cache_key = None if key is None else (inputs.attack_version, *key)
+        if cache_key in self._leak_cache:
+            return self._leak_cache[cache_key]
+        leak: dict[str, float] = {}
+        for attribute, outcomes in inputs.attacks.items():
+            leak.update(self._leakage(attribute, outcomes, inputs.attacker_known, mask))
+        if cache_key is not None:
+            self._leak_cache = {k: v for k, v in self._leak_cache.items()
+                                if k[0] == inputs.attack_version}
+            self._leak_cache[cache_key] = leak
+        return leak
 
     def _leakage(
         self, attribute: str, outcomes: list[AttackOutcome], known: np.ndarray | None,
