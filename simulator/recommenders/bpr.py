@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from simulator.recommenders import _sparse_sgd as sgd
-from simulator.recommenders.base import ModelParams, Recommender, TrainingReport
-from simulator.world.base import Interactions
+from simulator.recommenders.base import ModelParams
+from simulator.recommenders.factor_model import FactorModel
 
 DEFAULT_LR = 0.03
 DEFAULT_REG = 0.01
-INIT_STD = 0.1
 
 
 @dataclass
@@ -29,7 +27,7 @@ class _Plan:
     decay: torch.Tensor  # (rows, 1) L2 decay factors
 
 
-class BPR(Recommender):
+class BPR(FactorModel):
     """Implicit-feedback matrix factorisation trained with the BPR pairwise loss.
 
     Every row of the interaction table is a positive (u, i). Score x_ui = p_u . q_i + b_i.
@@ -45,6 +43,8 @@ class BPR(Recommender):
 
     name = "bpr"
     predicts_ratings = False
+    default_lr = DEFAULT_LR
+    default_reg = DEFAULT_REG
 
     def __init__(
         self,
@@ -54,70 +54,10 @@ class BPR(Recommender):
         device: torch.device | str,
         seed: int,
     ) -> None:
-        super().__init__(n_users, n_items, params, torch.device(device), seed)
-        if params.factors <= 0:
-            raise ValueError(f"factors must be positive, got {params.factors}")
-        self.factors = params.factors
-        self.lr = DEFAULT_LR if params.lr is None else float(params.lr)
-        self.reg = DEFAULT_REG if params.reg is None else float(params.reg)
-        self.batch_size = params.batch_size
-        self.generator = torch.Generator(device=self.device)
         # Negatives are drawn as the narrowest integers that hold an item: radix sorts of int16
         # are several times faster than of int64.
         self._item_dtype = torch.int16 if n_items <= 1 << 15 else torch.int32
-        self.table = torch.empty(0)
-        self.bias = torch.empty(0)
-        # Wall time of each epoch of the last fit, without the per-fit indexing (benchmarks).
-        self.epoch_seconds: list[float] = []
-        self._initialise()
-
-    # -- parameters --------------------------------------------------------------------------
-    def _initialise(self) -> None:
-        """Reseed the generator and draw fresh parameters (biases start at 0)."""
-        self.generator.manual_seed(self.seed)
-        n_rows = self.n_users + self.n_items
-        self.table = torch.randn(
-            n_rows, self.factors, generator=self.generator, device=self.device
-        ).mul_(INIT_STD)
-        self.bias = torch.zeros(n_rows, device=self.device)
-
-    @property
-    def _users(self) -> torch.Tensor:
-        return self.table[: self.n_users]
-
-    @property
-    def _items(self) -> torch.Tensor:
-        return self.table[self.n_users :]
-
-    # -- training ----------------------------------------------------------------------------
-    def fit(self, data: Interactions, epochs: int, warm_start: bool = False) -> TrainingReport:
-        """Train for `epochs` epochs; cold starts re-initialise from `seed`.
-
-        An empty table trains nothing: the report has epochs=0 and no losses (a cold start
-        still re-initialises). Losses are the mean BPR log-loss per epoch, before the L2 term.
-        """
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        start = time.perf_counter()
-        if not warm_start:
-            self._initialise()
-        sgd.check_interactions(data, self.n_users, self.n_items)
-        if len(data) == 0 or epochs == 0:
-            return TrainingReport(0, [], time.perf_counter() - start, warm_start)
-        with sgd.pipeline_threads(self.device) as pipelined:
-            pairs = sgd.PairIndex(data, self.n_users, self.n_items, self.device)
-            batch = self.batch_size or sgd.auto_batch_size(pairs.n)
-            log = sgd.train_epochs(
-                pairs,
-                sgd.n_batches_for(pairs.n, batch),
-                epochs,
-                self.generator,
-                plan=lambda b: self._plan(pairs, b),
-                apply=self._apply,
-                pipelined=pipelined,
-            )
-        self.epoch_seconds = log.seconds
-        return TrainingReport(epochs, log.losses, time.perf_counter() - start, warm_start)
+        super().__init__(n_users, n_items, params, device, seed)
 
     def _sample_negatives(
         self, pairs: sgd.PairIndex, user: torch.Tensor
@@ -203,14 +143,3 @@ class BPR(Recommender):
         scores = dots + self.bias[self.n_users :].index_select(0, i)
         return scores.cpu().numpy().astype(np.float32)
 
-    def user_embeddings(self) -> np.ndarray:
-        """p_u, shape (n_users, factors)."""
-        return self._users.cpu().numpy().astype(np.float32, copy=True)
-
-    def item_embeddings(self) -> np.ndarray:
-        """q_i without the bias, shape (n_items, factors)."""
-        return self._items.cpu().numpy().astype(np.float32, copy=True)
-
-    def item_biases(self) -> np.ndarray:
-        """b_i, shape (n_items,)."""
-        return self.bias[self.n_users :].cpu().numpy().astype(np.float32, copy=True)

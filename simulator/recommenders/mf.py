@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from simulator.recommenders import _sparse_sgd as sgd
-from simulator.recommenders.base import ModelParams, Recommender, TrainingReport
+from simulator.recommenders.base import ModelParams
+from simulator.recommenders.factor_model import FactorModel
 from simulator.world.base import Interactions
 
 DEFAULT_LR = 0.01
 DEFAULT_REG = 0.02
-INIT_STD = 0.1
 RATING_MIN = 1.0
 RATING_MAX = 5.0
 
@@ -32,7 +31,7 @@ class _Plan:
     decay: torch.Tensor  # (rows, 1) L2 decay factors
 
 
-class MF(Recommender):
+class MF(FactorModel):
     """r_hat = mu + b_u + b_i + p_u . q_i, trained on squared error with L2 by minibatch SGD.
 
     mu is the mean rating of the first table the model is fitted on (kept by warm starts, reset
@@ -48,6 +47,10 @@ class MF(Recommender):
     name = "mf"
     predicts_ratings = True
 
+    default_lr = DEFAULT_LR
+    default_reg = DEFAULT_REG
+    uses_values = True
+
     def __init__(
         self,
         n_users: int,
@@ -56,79 +59,24 @@ class MF(Recommender):
         device: torch.device | str,
         seed: int,
     ) -> None:
-        super().__init__(n_users, n_items, params, torch.device(device), seed)
-        if params.factors <= 0:
-            raise ValueError(f"factors must be positive, got {params.factors}")
-        self.factors = params.factors
-        self.lr = DEFAULT_LR if params.lr is None else float(params.lr)
-        self.reg = DEFAULT_REG if params.reg is None else float(params.reg)
-        self.batch_size = params.batch_size
-        self.generator = torch.Generator(device=self.device)
-        self.table = torch.empty(0)
-        self.bias = torch.empty(0)
         self.mu: float | None = None
-        # Wall time of each epoch of the last fit, without the per-fit indexing (benchmarks).
-        self.epoch_seconds: list[float] = []
-        self._initialise()
+        super().__init__(n_users, n_items, params, device, seed)
 
-    # -- parameters --------------------------------------------------------------------------
     def _initialise(self) -> None:
-        """Reseed the generator and draw fresh parameters (biases start at 0, mu unset)."""
-        self.generator.manual_seed(self.seed)
-        n_rows = self.n_users + self.n_items
-        self.table = torch.randn(
-            n_rows, self.factors, generator=self.generator, device=self.device
-        ).mul_(INIT_STD)
-        self.bias = torch.zeros(n_rows, device=self.device)
+        """Fresh parameters; mu is fixed again by the next fit."""
+        super()._initialise()
         self.mu = None
-
-    @property
-    def _users(self) -> torch.Tensor:
-        return self.table[: self.n_users]
-
-    @property
-    def _items(self) -> torch.Tensor:
-        return self.table[self.n_users :]
 
     @property
     def _offset(self) -> float:
         return 3.0 if self.mu is None else self.mu
 
-    # -- training ----------------------------------------------------------------------------
-    def fit(self, data: Interactions, epochs: int, warm_start: bool = False) -> TrainingReport:
-        """Train for `epochs` epochs; cold starts re-initialise from `seed`.
-
-        An empty table trains nothing: the report has epochs=0 and no losses (a cold start
-        still re-initialises). Losses are the mean squared training error per epoch.
-        """
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        start = time.perf_counter()
-        if not warm_start:
-            self._initialise()
-        sgd.check_interactions(data, self.n_users, self.n_items)
-        if len(data) == 0 or epochs == 0:
-            return TrainingReport(0, [], time.perf_counter() - start, warm_start)
+    def _before_fit(self, data: Interactions) -> None:
+        """Fix mu to the mean rating of the first table fitted since initialisation."""
         if self.mu is None:
             self.mu = float(np.mean(data.rating, dtype=np.float64))
-        with sgd.pipeline_threads(self.device) as pipelined:
-            pairs = sgd.PairIndex(
-                data, self.n_users, self.n_items, self.device, with_values=True
-            )
-            batch = self.batch_size or sgd.auto_batch_size(pairs.n)
-            log = sgd.train_epochs(
-                pairs,
-                sgd.n_batches_for(pairs.n, batch),
-                epochs,
-                self.generator,
-                plan=self._plan,
-                apply=self._apply,
-                pipelined=pipelined,
-            )
-        self.epoch_seconds = log.seconds
-        return TrainingReport(epochs, log.losses, time.perf_counter() - start, warm_start)
 
-    def _plan(self, batch: sgd.Batch) -> _Plan:
+    def _plan(self, pairs: sgd.PairIndex, batch: sgd.Batch) -> _Plan:
         """Bag layout of a batch (no parameter is read here)."""
         assert batch.value is not None
         # Bags: one per user (rows of its rated items), one per item (rows of its raters).
@@ -190,18 +138,6 @@ class MF(Recommender):
         out = raw.add_(self._offset).clamp_(RATING_MIN, RATING_MAX)
         return out.cpu().numpy().astype(np.float32)
 
-    def user_embeddings(self) -> np.ndarray:
-        """p_u without the bias, shape (n_users, factors)."""
-        return self._users.cpu().numpy().astype(np.float32, copy=True)
-
-    def item_embeddings(self) -> np.ndarray:
-        """q_i without the bias, shape (n_items, factors)."""
-        return self._items.cpu().numpy().astype(np.float32, copy=True)
-
     def user_biases(self) -> np.ndarray:
         """b_u, shape (n_users,)."""
         return self.bias[: self.n_users].cpu().numpy().astype(np.float32, copy=True)
-
-    def item_biases(self) -> np.ndarray:
-        """b_i, shape (n_items,)."""
-        return self.bias[self.n_users :].cpu().numpy().astype(np.float32, copy=True)
