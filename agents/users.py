@@ -8,6 +8,7 @@ import mesa
 import numpy as np
 
 from agents.policies import DisclosurePolicy
+from simulator.errors import ScenarioError
 from simulator.random_streams import stream_uniform
 from simulator.world.base import Interactions
 
@@ -115,7 +116,7 @@ def initial_betas(
         index_of = {int(uid): i for i, uid in enumerate(world.user_ids)}
         unknown = [uid for uid in overrides if uid not in index_of]
         if unknown:
-            raise ValueError(f"population.beta_overrides: unknown user ids {unknown[:5]}")
+            raise ScenarioError(f"population.beta_overrides: unknown user ids {unknown[:5]}")
         for uid, value in overrides.items():
             beta[index_of[uid]] = value
     return beta

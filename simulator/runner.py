@@ -43,12 +43,17 @@ class RunResult:
     manifest: dict[str, Any]
 
 
+def check_out(out: Path | None) -> None:
+    """Refuse an `--out` folder that already holds something: finished results are kept."""
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PrivsimError(f"--out {out}: exists and is not an empty folder (results are kept)")
+
+
 def prepare_run_dir(scenario: Scenario, out: Path | None) -> Path:
     """The folder a run writes to: `out` itself (new or empty), or a fresh timestamped one."""
     if out is None:
         return new_run_dir(Path(scenario.output.dir), scenario.name)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PrivsimError(f"--out {out}: exists and is not an empty folder (results are kept)")
+    check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -66,6 +71,11 @@ def run_scenario(
     with the error; tables are written atomically, so no file is ever half-written.
     """
     device = resolve_device(scenario.simulation.device)
+    check_out(out)
+    started = time.perf_counter()
+    # Build first: unreadable data or a bad setting stops here, before any folder exists.
+    model = PrivacyModel(scenario, world=world)
+    setup_seconds = time.perf_counter() - started
     run_dir = prepare_run_dir(scenario, out)
     manifest: dict[str, Any] = {
         "scenario": scenario.name,
@@ -75,14 +85,11 @@ def run_scenario(
         "started": now_iso(),
         "command": command,
         "versions": versions(),
+        "world": model.world.describe(),
     }
     write_text(run_dir / "config.yaml", scenario_to_yaml(scenario))
     write_json(run_dir / "manifest.json", manifest)
-    started = time.perf_counter()
     try:
-        model = PrivacyModel(scenario, world=world)
-        manifest["world"] = model.world.describe()
-        setup_seconds = time.perf_counter() - started
         _step_all(model, scenario.simulation.steps, progress)
         tables = records_to_frames(model.records, model.population.type_names)
         write_tables(run_dir, tables)

@@ -56,6 +56,28 @@ def test_bad_scenarios_exit_nonzero_with_one_line_and_leave_no_run(tmp_path: Pat
         assert not (tmp_path / "outputs").exists()
 
 
+def test_malformed_data_names_file_and_line_and_leaves_no_run(tmp_path: Path) -> None:
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    (folder / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
+    (folder / "u.item").write_text("".join(
+        f"{i}|Film {i}|01-Jan-1995||http://x|" + "|".join(["0"] * 18 + ["1"]) + "\n"
+        for i in (1, 2)))
+    (folder / "u.data").write_text("1\t1\t5\t881250949\n1\t2\tfive\t881250950\n")
+    done = _cli("run", "--set", "world.source=movielens", "--set", f"world.path={folder}",
+                cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "u.data:2" in lines[0], done.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_unknown_beta_override_user(tmp_path: Path) -> None:
+    done = _cli("run", "--set", "population.beta_overrides={99999: 0.5}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unknown user ids [99999]" in done.stderr
+
+
 def test_unknown_scenario_file(tmp_path: Path) -> None:
     done = _cli("validate", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert done.returncode == 2
