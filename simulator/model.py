@@ -24,7 +24,7 @@ from simulator.metrics.measure import Measurer, StepInputs
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.registry import make_recommender
 from simulator.timeline import assign_steps
-from simulator.world import World, load_world, temporal_split
+from simulator.world import Interactions, World, load_world, random_split, temporal_split
 
 
 @dataclass
@@ -46,9 +46,7 @@ class PrivacyModel(mesa.Model):
         self.scenario = scenario
         self.device = resolve_device(scenario.simulation.device)
         self.world = world if world is not None else _load(scenario)
-        self.train, self.test = temporal_split(
-            self.world.ratings, self.world.n_users, scenario.world.test_fraction
-        )
+        self.train, self.test = _split(self.world, scenario)
         self.step_index = 0
         self.records = Records()
         self._build_users(seed)
@@ -89,7 +87,8 @@ class PrivacyModel(mesa.Model):
 
     def _build_platform(self, seed: int) -> None:
         cfg = self.scenario.platform
-        params = ModelParams(cfg.factors, cfg.lr, cfg.reg, cfg.batch_size)
+        options = cfg.metamf.model_dump() if cfg.model in ("metamf", "nometamf") else {}
+        params = ModelParams(cfg.factors, cfg.lr, cfg.reg, cfg.batch_size, options)
         recommender = make_recommender(
             cfg.model, self.world.n_users, self.world.n_items, params, self.device, seed
         )
@@ -192,9 +191,22 @@ class PrivacyModel(mesa.Model):
             self.step()
 
 
+def _world_seed(scenario: Scenario) -> int:
+    cfg = scenario.world
+    return cfg.seed if cfg.seed is not None else scenario.simulation.seed
+
+
+def _split(world: World, scenario: Scenario) -> tuple[Interactions, Interactions]:
+    """Training ratings (experienced over time) and each user's held-out test ratings."""
+    cfg = scenario.world
+    if cfg.split == "random":
+        return random_split(world.ratings, world.n_users, cfg.test_fraction, _world_seed(scenario))
+    return temporal_split(world.ratings, world.n_users, cfg.test_fraction)
+
+
 def _load(scenario: Scenario) -> World:
     cfg = scenario.world
-    seed = cfg.seed if cfg.seed is not None else scenario.simulation.seed
+    seed = _world_seed(scenario)
     return load_world(
         cfg.source, cfg.path, cfg.n_users, cfg.n_items, cfg.signal, seed,
         mean_ratings_per_user=cfg.mean_ratings_per_user,

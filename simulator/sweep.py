@@ -8,12 +8,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simulator.budget import write_budget_study
 from simulator.catalog import load_scenario
 from simulator.config import Scenario, read_yaml
 from simulator.errors import ScenarioError
@@ -30,6 +31,9 @@ class SweepSpec(BaseModel):
     set: list[str] = Field(default_factory=list, description="overrides applied to every point")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="key.path -> values")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    report: list[Literal["privacy_budget"]] = Field(
+        default_factory=list, description="studies computed from the combined tables"
+    )
     workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1)
 
     @field_validator("grid")
@@ -127,7 +131,9 @@ def run_sweep(sweep_file: Path, out: Path | None = None, workers: int | None = N
         }
         for future in as_completed(futures):
             statuses[futures[future].index] = future.result()
-    _write_sweep_tables(folder, points, statuses)
+    tables = _write_sweep_tables(folder, points, statuses)
+    if "privacy_budget" in spec.report and "groups" in tables:
+        write_budget_study(folder, tables["metrics"], tables["groups"])
     write_json(folder / "manifest.json", {
         "sweep": spec.name, "started": started, "finished": now_iso(), "points": len(points),
         "failed": sum(s["status"] != "completed" for s in statuses.values()),
@@ -137,19 +143,26 @@ def run_sweep(sweep_file: Path, out: Path | None = None, workers: int | None = N
 
 def _write_sweep_tables(
     folder: Path, points: list[SweepPoint], statuses: dict[int, dict[str, Any]]
-) -> None:
-    rows, frames = [], []
+) -> dict[str, pd.DataFrame]:
+    """Write points.parquet, and results.parquet / groups.parquet stacking completed points."""
+    rows = []
+    frames: dict[str, list[pd.DataFrame]] = {"metrics": [], "groups": []}
     for point in points:
         status = statuses[point.index]
         rows.append({"point": point.index, "seed": point.seed, "run_dir": point.label,
                      **{k: str(v) for k, v in point.params.items()}, **status})
         if status["status"] == "completed":
-            metrics = pd.read_parquet(folder / point.label / "metrics.parquet")
-            metrics.insert(0, "seed", point.seed)
-            metrics.insert(0, "point", point.index)
-            for position, (key, value) in enumerate(point.params.items()):
-                metrics.insert(2 + position, key, value)
-            frames.append(metrics)
+            for name, parts in frames.items():
+                table = pd.read_parquet(folder / point.label / f"{name}.parquet")
+                table.insert(0, "seed", point.seed)
+                table.insert(0, "point", point.index)
+                for position, (key, value) in enumerate(point.params.items()):
+                    table.insert(2 + position, key, value)
+                parts.append(table)
     write_parquet(folder / "points.parquet", pd.DataFrame(rows))
-    if frames:
-        write_parquet(folder / "results.parquet", pd.concat(frames, ignore_index=True))
+    stacked = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items() if parts}
+    if "metrics" in stacked:
+        write_parquet(folder / "results.parquet", stacked["metrics"])
+    if "groups" in stacked:
+        write_parquet(folder / "groups.parquet", stacked["groups"])
+    return stacked

@@ -196,3 +196,21 @@ def test_load_world_dispatches() -> None:
         load_world("netflix")
     with pytest.raises(ValueError, match="path"):
         load_world("movielens")
+
+
+def test_random_split_holds_out_ceil_fraction_per_user_at_random() -> None:
+    from simulator.world import random_split, temporal_split
+
+    world = generate_synthetic(n_users=300, n_items=200, mean_ratings_per_user=40, seed=5)
+    train, test = random_split(world.ratings, world.n_users, 0.2, seed=1)
+    counts = world.ratings_per_user()
+    assert np.array_equal(np.bincount(test.user, minlength=300), np.ceil(0.2 * counts - 1e-9))
+    assert len(train) + len(test) == len(world.ratings)
+    pairs = set(zip(train.user.tolist(), train.item.tolist(), strict=True))
+    assert not pairs & set(zip(test.user.tolist(), test.item.tolist(), strict=True))
+    again, _ = random_split(world.ratings, world.n_users, 0.2, seed=1)
+    assert np.array_equal(again.item, train.item)
+    # Unlike the temporal split, test ratings are not each user's latest.
+    _, latest = temporal_split(world.ratings, world.n_users, 0.2)
+    assert not np.array_equal(np.sort(latest.item), np.sort(test.item))
+    assert np.all(np.diff(train.user) >= 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ class ModelParams:
     lr: float | None = None
     reg: float | None = None
     batch_size: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # model-specific settings
 
 
 @dataclass

@@ -13,7 +13,7 @@ from simulator.recommenders.factor_model import FactorModel
 from simulator.world.base import Interactions
 
 DEFAULT_LR = 0.01
-DEFAULT_REG = 0.02
+DEFAULT_REG = 0.05
 RATING_MIN = 1.0
 RATING_MAX = 5.0
 
@@ -38,7 +38,7 @@ class MF(FactorModel):
     by cold ones). Each epoch visits every rating once in a fresh random partition into batches;
     each touched row takes the summed SGD step of its samples, damped by 1 / (1 + lr * its batch
     curvature) so that popular items stay stable in large batches.
-    Defaults: lr 0.01, reg 0.02 (on factors and biases), batch about n/16 capped at 65,536,
+    Defaults: lr 0.01, reg 0.05 (on factors and biases), batch about n/16 capped at 65,536,
     factors N(0, 0.1), biases 0. User and item factors live in one table, users first, and
     `bias` holds b_u then b_i in the same row order. `user_embeddings()` returns p_u only (no
     bias, like BPR); `user_biases()` gives b_u.

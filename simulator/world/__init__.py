@@ -7,7 +7,7 @@ from typing import Any
 
 from simulator.world.base import AGE_BRACKETS, GENDERS, Interactions, World
 from simulator.world.movielens import load_movielens
-from simulator.world.split import temporal_split
+from simulator.world.split import random_split, temporal_split
 from simulator.world.synthetic import generate_synthetic
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "generate_synthetic",
     "load_movielens",
     "load_world",
+    "random_split",
     "temporal_split",
 ]
 
