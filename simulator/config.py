@@ -41,7 +41,10 @@ class WorldConfig(Section):
     )
     mean_ratings_per_user: float = Field(60.0, gt=0)
     min_ratings_per_user: int = Field(20, ge=1)
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="each user's latest ratings")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of each user's ratings")
+    split: Literal["temporal", "random"] = Field(
+        "temporal", description="hold out each user's latest ratings, or a random share"
+    )
     seed: int | None = Field(None, ge=0, description="synthetic world seed (default: simulation)")
 
     @model_validator(mode="after")
@@ -103,10 +106,20 @@ class PopulationConfig(Section):
         return overrides
 
 
+class MetaMFConfig(Section):
+    """MetaMF's dimensions (Lin et al. 2020 defaults)."""
+
+    user_dim: int = Field(32, ge=1)
+    memory_dim: int = Field(128, ge=1)
+    hidden: int = Field(512, ge=1)
+    item_dim: int = Field(32, ge=4)
+    rank: int = Field(8, ge=1)
+
+
 class PlatformConfig(Section):
     """The platform's recommender and its retraining schedule."""
 
-    model: Literal["bpr", "mf"] = "bpr"
+    model: Literal["bpr", "mf", "metamf", "nometamf"] = "bpr"
     retrain_every: int = Field(2, ge=1)
     epochs: int = Field(5, ge=1, description="epochs per (warm-started) retrain")
     first_epochs: int | None = Field(20, ge=1, description="epochs of the first training")
@@ -115,6 +128,7 @@ class PlatformConfig(Section):
     lr: float | None = Field(None, gt=0)
     reg: float | None = Field(None, ge=0)
     batch_size: int | None = Field(None, ge=1)
+    metamf: MetaMFConfig = Field(default_factory=MetaMFConfig)
 
 
 class InferenceAttackerConfig(Section):
