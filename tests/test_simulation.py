@@ -156,3 +156,13 @@ def test_out_folder_with_results_is_never_overwritten(bpr_run) -> None:
     with pytest.raises(PrivsimError, match="not an empty folder"):
         run_scenario(small(), out=bpr_run.path, progress=False)
     assert json.loads((bpr_run.path / "manifest.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("model", ["metamf", "nometamf"])
+def test_metamf_platforms_run_in_the_simulation(tmp_path: Path, model: str) -> None:
+    scenario = small(f"platform.model={model}", "platform.metamf.hidden=32",
+                     "platform.metamf.memory_dim=16", "platform.first_epochs=3",
+                     "platform.epochs=1", "attackers.0.classifiers=[logreg]")
+    metrics = run_scenario(scenario, out=tmp_path / model, progress=False).metrics
+    assert np.isfinite(metrics[["mae", "rmse", "hr_10", "leak_gender_auc"]].to_numpy()).all()
+    assert (metrics["mae"] < 1.3).all()

@@ -6,11 +6,14 @@ import torch
 
 from simulator.recommenders.base import ModelParams, Recommender
 from simulator.recommenders.bpr import BPR
+from simulator.recommenders.metamf import MetaMF, NoMetaMF
 from simulator.recommenders.mf import MF
 
 _MODELS: dict[str, type[Recommender]] = {
     BPR.name: BPR,
     MF.name: MF,
+    MetaMF.name: MetaMF,
+    NoMetaMF.name: NoMetaMF,
 }
 
 

@@ -1,0 +1,415 @@
+"""MetaMF (Lin et al., SIGIR 2020) and its NoMetaMF ablation (Muellner et al., ECIR 2021).
+
+The model is the reference one (design/algorithms.md 1.1): a user embedding p_u, a collaborative
+memory M with c_u = p_u M, per-user generators of the two rating-prediction (RP) layers and of
+a rank-m item table E(u) = L(u) R(u), and the user's own 2-layer MLP on the item row.
+
+What differs from the reference code is only *how* it is computed and trained:
+
+- Efficient forward: a batch generates each distinct user's hidden vectors and RP parameters
+  once, and only the rows of L(u) its items need. The L generator's weight (N*m x hidden) and
+  bias (N*m) are stored as one table `item_rows` of shape (N, m*hidden + m), row i holding item
+  i's m weight rows then its m biases, so a (user, item) pair costs
+  l_ui = W_L[i] h_e(u) + b_L[i] (m x hidden times hidden) instead of the whole N x m factor.
+- The table gets sparse gradients and a lazy Adam (`torch.optim.SparseAdam`): rows of items
+  absent from a batch are not touched (the dense Adam of the reference would still move them
+  by momentum and weight decay). Coupled L2 for those rows is a loss term reg/2 |rows|^2 on the
+  rows in the batch, which adds reg * row to their gradient just as Adam's weight_decay does.
+  All other parameters use dense Adam with weight_decay = reg. The global gradient norm
+  (including those L2 terms) is clipped at 5.
+- Batches are plain shuffles by default (as the reference). `options["batching"] = "user"`
+  groups them by user (users in a random order, each user's ratings shuffled, then cut into
+  batches): generating a user's parameters costs about 100x a pair's own work, so such batches
+  are cheaper (about 1.5x per epoch on ML-100K shapes) but learned less per epoch in our tests.
+
+Dimensions come from `params.options` (user_dim 32, memory_dim 128, hidden 512, item_dim 32,
+rank 8); `params.factors` is not used. Defaults for CPU: batch 1024, lr 1e-3, reg 1e-3 (the
+reference trains with batch 64, lr 1e-4 for 100 epochs, far too slow here).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simulator.recommenders.base import ModelParams, Recommender, TrainingReport
+from simulator.world.base import Interactions
+
+DEFAULT_LR = 1e-3
+DEFAULT_REG = 1e-3
+DEFAULT_BATCH = 1024
+GRAD_CLIP = 5.0
+RATING_MIN = 1.0
+RATING_MAX = 5.0
+DEFAULT_DIMS = {"user_dim": 32, "memory_dim": 128, "hidden": 512, "item_dim": 32, "rank": 8}
+SCORE_CHUNK_FLOATS = 1 << 24  # cap on the (users x items x item_dim) table built by score
+
+
+class _Generated:
+    """Per-user generated quantities for a set of users (leading dimension = users)."""
+
+    def __init__(
+        self,
+        h_e: torch.Tensor,
+        right: torch.Tensor,
+        w1: torch.Tensor,
+        b1: torch.Tensor,
+        w2: torch.Tensor,
+        b2: torch.Tensor,
+    ) -> None:
+        self.h_e = h_e  # (U, hidden): hidden vector of the item-embedding generator
+        self.right = right  # (U, rank, item_dim): R(u)
+        self.w1, self.b1 = w1, b1  # (U, item_dim, item_dim//4), (U, item_dim//4)
+        self.w2, self.b2 = w2, b2  # (U, item_dim//4, 1), (U, 1)
+
+    def take(self, index: torch.Tensor) -> _Generated:
+        """The same quantities repeated per pair (`index` maps pairs to users)."""
+        # index_select: its backward (index_add) is much faster on CPU than that of [index].
+        parts = (self.h_e, self.right, self.w1, self.b1, self.w2, self.b2)
+        return _Generated(*(t.index_select(0, index) for t in parts))
+
+
+class MetaMFNet(nn.Module):
+    """The MetaMF network: memory, RP-parameter generators and item-embedding generator."""
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        user_dim: int,
+        memory_dim: int,
+        hidden: int,
+        item_dim: int,
+        rank: int,
+    ) -> None:
+        super().__init__()
+        if min(n_users, n_items, user_dim, memory_dim, hidden, rank) <= 0 or item_dim < 4:
+            raise ValueError("MetaMF dimensions must be positive and item_dim >= 4")
+        self.n_items, self.hidden, self.item_dim, self.rank = n_items, hidden, item_dim, rank
+        mid = item_dim // 4  # RP layers: item_dim -> item_dim // 4 -> 1
+        self.mid = mid
+        self.user_emb = nn.Parameter(torch.empty(n_users, user_dim))
+        self.memory = nn.Parameter(torch.empty(user_dim, memory_dim))
+        # RP-layer generators (the six layers NoMetaMF freezes).
+        self.rp_hidden1 = nn.Linear(memory_dim, hidden)
+        self.rp_weight1 = nn.Linear(hidden, item_dim * mid)
+        self.rp_bias1 = nn.Linear(hidden, mid)
+        self.rp_hidden2 = nn.Linear(memory_dim, hidden)
+        self.rp_weight2 = nn.Linear(hidden, mid)
+        self.rp_bias2 = nn.Linear(hidden, 1)
+        # Item-embedding generator: hidden layer, L head (as a per-item table), R head.
+        self.emb_hidden = nn.Linear(memory_dim, hidden)
+        self.item_rows = nn.Parameter(torch.empty(n_items, rank * hidden + rank))
+        self.emb_right = nn.Linear(hidden, rank * item_dim)
+
+    def rp_layers(self) -> list[nn.Linear]:
+        """The six Linear layers that generate the RP parameters."""
+        return [
+            self.rp_hidden1, self.rp_weight1, self.rp_bias1,
+            self.rp_hidden2, self.rp_weight2, self.rp_bias2,
+        ]
+
+    def reset(self, generator: torch.Generator) -> None:
+        """Reference init: N(0,1) user embeddings, Xavier-normal weights and M, zero biases."""
+        with torch.no_grad():
+            self.user_emb.normal_(generator=generator)
+            nn.init.xavier_normal_(self.memory, generator=generator)
+            for layer in [*self.rp_layers(), self.emb_hidden, self.emb_right]:
+                nn.init.xavier_normal_(layer.weight, generator=generator)
+                layer.bias.zero_()
+            # The L head is Linear(hidden, N*rank): Xavier std uses its fan-in and fan-out.
+            n_out = self.n_items * self.rank
+            std = math.sqrt(2.0 / (self.hidden + n_out))
+            weights = self.item_rows[:, : self.rank * self.hidden]
+            weights.normal_(0.0, std, generator=generator)
+            self.item_rows[:, self.rank * self.hidden :].zero_()
+
+    # -- pieces ------------------------------------------------------------------------------
+    def generate(self, users: torch.Tensor) -> _Generated:
+        """c_u = p_u M, then the hidden vectors, RP parameters and R(u) of each user."""
+        c = self.user_emb.index_select(0, users) @ self.memory
+        n = len(users)
+        h1 = F.relu(self.rp_hidden1(c))
+        h2 = F.relu(self.rp_hidden2(c))
+        h_e = F.relu(self.emb_hidden(c))
+        return _Generated(
+            h_e=h_e,
+            right=self.emb_right(h_e).view(n, self.rank, self.item_dim),
+            w1=self.rp_weight1(h1).view(n, self.item_dim, self.mid),
+            b1=self.rp_bias1(h1),
+            w2=self.rp_weight2(h2).view(n, self.mid, 1),
+            b2=self.rp_bias2(h2),
+        )
+
+    def _split_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Table rows -> (weights (n, rank, hidden), biases (n, rank))."""
+        cut = self.rank * self.hidden
+        return rows[:, :cut].view(-1, self.rank, self.hidden), rows[:, cut:]
+
+    def _rp(self, e: torch.Tensor, g: _Generated) -> torch.Tensor:
+        """The RP module on item rows e (pairs, item_dim), with per-pair parameters g."""
+        z = F.relu(torch.bmm(e.unsqueeze(1), g.w1).squeeze(1) + g.b1)
+        return torch.bmm(z.unsqueeze(1), g.w2).view(-1) + g.b2.view(-1)
+
+    # -- forward passes ----------------------------------------------------------------------
+    def forward(
+        self, users: torch.Tensor, items: torch.Tensor, sparse: bool = False
+    ) -> torch.Tensor:
+        """Predicted ratings of (user, item) pairs.
+
+        Each distinct user is generated once and only the batch's items' rows of L(u) are
+        formed: e_ui = (W_L[i] h_e(u) + b_L[i]) R(u). `sparse` gives the item table a sparse
+        gradient (one row per pair, uncoalesced).
+        """
+        unique_users, user_of = torch.unique(users, return_inverse=True)
+        g = self.generate(unique_users).take(user_of)
+        w_l, b_l = self._split_rows(F.embedding(items, self.item_rows, sparse=sparse))
+        # Broadcast multiply-and-sum: its backward is ~2x faster on CPU than that of bmm.
+        left = (w_l * g.h_e.unsqueeze(1)).sum(2) + b_l
+        e = torch.bmm(left.unsqueeze(1), g.right).squeeze(1)
+        return self._rp(e, g)
+
+    def full_left(self, h_e: torch.Tensor) -> torch.Tensor:
+        """L(u) for every item, (U, N, rank), from hidden vectors h_e (U, hidden)."""
+        w_l, b_l = self._split_rows(self.item_rows)
+        flat = h_e @ w_l.reshape(-1, self.hidden).t() + b_l.reshape(-1)
+        return flat.view(len(h_e), self.n_items, self.rank)
+
+    def forward_reference(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The reference formulation: every pair generates its user's whole N x rank factor
+        and N x item_dim table E(u) = L(u) R(u), then takes row i. About N times slower."""
+        g = self.generate(users)
+        table = torch.bmm(self.full_left(g.h_e), g.right)  # (B, N, item_dim)
+        e = table[torch.arange(len(items), device=items.device), items]
+        return self._rp(e, g)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """Unclipped predictions of every item for `users`, (U, N)."""
+        g = self.generate(users)
+        table = torch.bmm(self.full_left(g.h_e), g.right)  # (U, N, item_dim)
+        z = F.relu(torch.bmm(table, g.w1) + g.b1.unsqueeze(1))
+        return torch.bmm(z, g.w2).squeeze(2) + g.b2
+
+
+class MetaMF(Recommender):
+    """MetaMF trained centrally on explicit ratings (MSE, Adam, grad-norm clipping at 5).
+
+    Options (`params.options`): user_dim, memory_dim, hidden, item_dim, rank (defaults 32, 128,
+    512, 32, 8) and batching ("random", the default, or "user"). `params.factors` is not used.
+    lr, reg (coupled L2) and batch_size default to 1e-3, 1e-3 and 1024. Predictions are unclipped in
+    training and clipped to [1, 5] by `score` and `predict`.
+
+    `user_embeddings()` is p_u. `item_embeddings()` is the user-independent part of L(u): item
+    i's rows of the L generator's bias, (N, rank); E(u) itself is private to each user.
+    """
+
+    name = "metamf"
+    predicts_ratings = True
+    freeze_rp_generators = False
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        params: ModelParams,
+        device: torch.device | str,
+        seed: int,
+    ) -> None:
+        super().__init__(n_users, n_items, params, torch.device(device), seed)
+        options = dict(params.options)
+        dims = {key: int(options.pop(key, value)) for key, value in DEFAULT_DIMS.items()}
+        self.batching = str(options.pop("batching", "random"))
+        if self.batching not in ("user", "random"):
+            raise ValueError(f"batching must be 'user' or 'random', got {self.batching!r}")
+        self.dims = dims
+        self.lr = DEFAULT_LR if params.lr is None else float(params.lr)
+        self.reg = DEFAULT_REG if params.reg is None else float(params.reg)
+        self.batch_size = DEFAULT_BATCH if params.batch_size is None else int(params.batch_size)
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        self.generator = torch.Generator(device=self.device)
+        self.net = MetaMFNet(n_users, n_items, **dims).to(self.device)
+        self.epoch_seconds: list[float] = []
+        self._initialise()
+
+    # -- parameters --------------------------------------------------------------------------
+    def _initialise(self) -> None:
+        """Reseed, draw fresh parameters (on CPU, so any device gets the same values) and
+        fresh optimisers."""
+        self.generator.manual_seed(self.seed)
+        init_gen = torch.Generator().manual_seed(self.seed)
+        cpu_net = self.net.to("cpu")
+        cpu_net.reset(init_gen)
+        self.net = cpu_net.to(self.device)
+        for layer in self.net.rp_layers():
+            layer.requires_grad_(not self.freeze_rp_generators)
+        dense = [
+            p for n, p in self.net.named_parameters() if p.requires_grad and n != "item_rows"
+        ]
+        self.dense_opt = torch.optim.Adam(dense, lr=self.lr, weight_decay=self.reg)
+        self.table_opt = _LazyAdam(self.net.item_rows, lr=self.lr, weight_decay=self.reg)
+
+    # -- training ----------------------------------------------------------------------------
+    def _epoch_order(self, users: torch.Tensor) -> torch.Tensor:
+        """A fresh permutation of the rows: grouped by user (random user order, random order
+        within a user) or plainly shuffled."""
+        n = len(users)
+        order = torch.randperm(n, generator=self.generator, device=self.device)
+        if self.batching == "random":
+            return order
+        user_rank = torch.randperm(self.n_users, generator=self.generator, device=self.device)
+        keys = user_rank[users[order]]
+        return order[torch.sort(keys, stable=True).indices]
+
+    def _clip(self) -> None:
+        """Scale all gradients so their global 2-norm is at most GRAD_CLIP."""
+        grads = []
+        for p in self.net.parameters():
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                p.grad = p.grad.coalesce()
+                grads.append(p.grad._values())
+            else:
+                grads.append(p.grad)
+        total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        coef = torch.clamp(GRAD_CLIP / (total + 1e-6), max=1.0)
+        for g in grads:
+            g.mul_(coef)
+
+    def _step(self, users: torch.Tensor, items: torch.Tensor, rating: torch.Tensor) -> float:
+        """One Adam step on a batch; returns the batch's mean squared error."""
+        mse = F.mse_loss(self.net(users, items, sparse=True), rating)
+        self.dense_opt.zero_grad(set_to_none=True)
+        self.net.item_rows.grad = None
+        mse.backward()
+        self._clip()
+        self.dense_opt.step()
+        self.table_opt.step()
+        return float(mse.detach())
+
+    def fit(self, data: Interactions, epochs: int, warm_start: bool = False) -> TrainingReport:
+        """Train for `epochs` epochs; cold starts re-initialise parameters and optimisers."""
+        if epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        start = time.perf_counter()
+        if not warm_start:
+            self._initialise()
+        _check(data, self.n_users, self.n_items)
+        if len(data) == 0 or epochs == 0:
+            return TrainingReport(0, [], time.perf_counter() - start, warm_start)
+        users = torch.as_tensor(data.user, dtype=torch.int64).to(self.device)
+        items = torch.as_tensor(data.item, dtype=torch.int64).to(self.device)
+        rating = torch.as_tensor(data.rating, dtype=torch.float32).to(self.device)
+        n, bs = len(data), self.batch_size
+        losses: list[float] = []
+        self.epoch_seconds = []
+        self.net.train()
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            order = self._epoch_order(users)
+            total = 0.0
+            for lo in range(0, n, bs):
+                idx = order[lo : lo + bs]
+                total += self._step(users[idx], items[idx], rating[idx]) * len(idx)
+            losses.append(total / n)
+            self.epoch_seconds.append(time.perf_counter() - t0)
+        return TrainingReport(epochs, losses, time.perf_counter() - start, warm_start)
+
+    # -- inference ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """Predicted ratings of every item, clipped to [1, 5], shape (len(users), n_items).
+
+        Builds each user's full E(u), in chunks of users to bound memory."""
+        users = torch.as_tensor(users, dtype=torch.int64, device=self.device)
+        chunk = max(1, SCORE_CHUNK_FLOATS // (self.n_items * self.dims["item_dim"]))
+        parts = [self.net.score_all(users[lo : lo + chunk]) for lo in range(0, len(users), chunk)]
+        if not parts:
+            return torch.empty(0, self.n_items, device=self.device)
+        return torch.cat(parts).clamp_(RATING_MIN, RATING_MAX)
+
+    @torch.no_grad()
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predicted ratings of (user, item) pairs, clipped to [1, 5], as float32."""
+        u = torch.as_tensor(np.asarray(users), dtype=torch.int64, device=self.device)
+        i = torch.as_tensor(np.asarray(items), dtype=torch.int64, device=self.device)
+        step = 8192
+        parts = [self.net(u[lo : lo + step], i[lo : lo + step]) for lo in range(0, len(u), step)]
+        if not parts:
+            return np.zeros(0, np.float32)
+        out = torch.cat(parts).clamp_(RATING_MIN, RATING_MAX)
+        return out.cpu().numpy().astype(np.float32)
+
+    def user_embeddings(self) -> np.ndarray:
+        """p_u, shape (n_users, user_dim)."""
+        return self.net.user_emb.detach().cpu().numpy().astype(np.float32, copy=True)
+
+    def item_embeddings(self) -> np.ndarray:
+        """Item i's rows of the L generator's bias (the user-independent part of L(u)),
+        shape (n_items, rank)."""
+        _, bias = self.net._split_rows(self.net.item_rows.detach())
+        return bias.cpu().numpy().astype(np.float32, copy=True)
+
+
+class NoMetaMF(MetaMF):
+    """MetaMF without meta learning: the six RP-generator layers stay at their random init."""
+
+    name = "nometamf"
+    freeze_rp_generators = True
+
+
+class _LazyAdam:
+    """Adam with coupled L2 for a table with row-sparse gradients: only the rows in the
+    gradient are decayed and updated; bias correction uses the global step count (as
+    torch.optim.SparseAdam, which is several times slower on CPU and has no weight decay)."""
+
+    def __init__(
+        self,
+        table: torch.Tensor,
+        lr: float,
+        weight_decay: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.table, self.lr, self.weight_decay = table, lr, weight_decay
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.steps = 0
+        self.m = torch.zeros_like(table, requires_grad=False)
+        self.v = torch.zeros_like(table, requires_grad=False)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update from the table's (coalesced) sparse gradient."""
+        grad = self.table.grad
+        if grad is None:
+            return
+        grad = grad.coalesce()
+        self.steps += 1
+        rows, g = grad.indices()[0], grad.values()
+        if self.weight_decay:
+            g = g.add(self.table.index_select(0, rows), alpha=self.weight_decay)
+        m = self.m.index_select(0, rows).lerp_(g, 1.0 - self.beta1)
+        v = self.v.index_select(0, rows).mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
+        self.m.index_copy_(0, rows, m)
+        self.v.index_copy_(0, rows, v)
+        bias1 = 1.0 - self.beta1**self.steps
+        bias2 = 1.0 - self.beta2**self.steps
+        denom = v.div_(bias2).sqrt_().add_(self.eps)
+        self.table.index_add_(0, rows, m.div_(denom), alpha=-self.lr / bias1)
+
+
+def _check(data: Interactions, n_users: int, n_items: int) -> None:
+    """Raise ValueError when an index falls outside the model's user or item range."""
+    if len(data) == 0:
+        return
+    if int(data.user.min()) < 0 or int(data.user.max()) >= n_users:
+        raise ValueError(f"user indices must lie in [0, {n_users})")
+    if int(data.item.min()) < 0 or int(data.item.max()) >= n_items:
+        raise ValueError(f"item indices must lie in [0, {n_items})")

@@ -1,0 +1,204 @@
+"""Tests of MetaMF and NoMetaMF: shapes, gradients, the efficient forward, training, registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from simulator.recommenders.base import ModelParams, Recommender
+from simulator.recommenders.metamf import MetaMF, NoMetaMF
+from simulator.recommenders.registry import make_recommender
+from simulator.world.base import Interactions
+
+N_USERS, N_ITEMS = 200, 150
+TINY = {"user_dim": 8, "memory_dim": 16, "hidden": 32, "item_dim": 8, "rank": 4}
+
+
+def _planted(seed: int = 0) -> Interactions:
+    """About 40 ratings per user from a rank-3 model with biases, rounded to 1..5."""
+    rng = np.random.default_rng(seed)
+    keys = np.unique(rng.integers(0, N_USERS * N_ITEMS, size=9000))
+    user, item = keys // N_ITEMS, keys % N_ITEMS
+    p, q = rng.normal(size=(N_USERS, 3)), rng.normal(size=(N_ITEMS, 3))
+    bu, bi = rng.normal(0, 0.5, N_USERS), rng.normal(0, 0.6, N_ITEMS)
+    raw = 3.5 + bu[user] + bi[item] + 0.5 * (p[user] * q[item]).sum(1)
+    rating = np.clip(np.rint(raw + rng.normal(0, 0.3, len(user))), 1, 5).astype(np.float32)
+    return Interactions(user, item, rating, np.zeros(len(user), np.int64))
+
+
+@pytest.fixture(scope="module")
+def split() -> tuple[Interactions, Interactions]:
+    data = _planted()
+    test = np.random.default_rng(1).random(len(data)) < 0.1
+    return data.subset(~test), data.subset(test)
+
+
+def _make(cls: type[MetaMF] = MetaMF, seed: int = 0, **kw: object) -> MetaMF:
+    params = ModelParams(lr=kw.pop("lr", 3e-3), batch_size=kw.pop("batch_size", 256),
+                         options={**TINY, **kw})
+    return cls(N_USERS, N_ITEMS, params, "cpu", seed)
+
+
+def _state(model: MetaMF) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+
+
+def test_shapes_of_generated_parameters_and_outputs() -> None:
+    model = _make()
+    net = model.net
+    users = torch.tensor([0, 5, 5, 7])
+    g = net.generate(torch.tensor([0, 5, 7]))
+    assert g.h_e.shape == (3, 32) and g.right.shape == (3, 4, 8)
+    assert g.w1.shape == (3, 8, 2) and g.b1.shape == (3, 2)
+    assert g.w2.shape == (3, 2, 1) and g.b2.shape == (3, 1)
+    assert net.full_left(g.h_e).shape == (3, N_ITEMS, 4)
+    assert net.item_rows.shape == (N_ITEMS, 4 * 32 + 4)
+    assert net(users, torch.tensor([1, 2, 3, 4])).shape == (4,)
+    assert model.score(torch.tensor([0, 1, 2])).shape == (3, N_ITEMS)
+    assert model.user_embeddings().shape == (N_USERS, 8)
+    assert model.item_embeddings().shape == (N_ITEMS, 4)
+    default = MetaMF(N_USERS, N_ITEMS, ModelParams(), "cpu", 0)
+    assert default.dims == {
+        "user_dim": 32, "memory_dim": 128, "hidden": 512, "item_dim": 32, "rank": 8,
+    }
+
+
+def test_efficient_forward_equals_reference_formulation(split) -> None:
+    model = _make()
+    model.fit(split[0], 1)  # non-trivial biases
+    gen = torch.Generator().manual_seed(3)
+    users = torch.randint(0, N_USERS, (40,), generator=gen)
+    users[:10] = 4  # repeated users
+    items = torch.randint(0, N_ITEMS, (40,), generator=gen)
+    with torch.no_grad():
+        fast = model.net(users, items)
+        slow = model.net.forward_reference(users, items)
+        full = model.net.score_all(users)[torch.arange(40), items]
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(full, slow, atol=1e-5, rtol=1e-5)
+
+
+def test_gradients_reach_memory_embeddings_and_generators() -> None:
+    model = _make()
+    users, items = torch.tensor([0, 1, 1, 3]), torch.tensor([2, 2, 5, 9])
+    model.net(users, items, sparse=True).square().sum().backward()
+    net = model.net
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+    assert net.user_emb.grad[[0, 1, 3]].abs().sum() > 0
+    assert net.user_emb.grad[2].abs().sum() == 0
+    assert net.memory.grad.abs().sum() > 0
+    assert net.rp_weight1.weight.grad.abs().sum() > 0
+    assert net.emb_right.weight.grad.abs().sum() > 0
+    assert net.item_rows.grad.is_sparse
+    touched = net.item_rows.grad.coalesce().indices()[0].tolist()
+    assert sorted(touched) == [2, 5, 9]
+
+
+def test_nometamf_freezes_rp_generators_only(split) -> None:
+    model = _make(NoMetaMF)
+    before = _state(model)
+    frozen = [p for layer in model.net.rp_layers() for p in layer.parameters()]
+    assert len(frozen) == 12 and not any(p.requires_grad for p in frozen)
+    model.fit(split[0], 1, warm_start=True)
+    after = _state(model)
+    for name in before:
+        if name.startswith("rp_"):
+            assert torch.equal(before[name], after[name]), name
+    for name in ("user_emb", "memory", "item_rows", "emb_hidden.weight", "emb_right.weight"):
+        assert not torch.equal(before[name], after[name]), name
+    model.net(torch.tensor([0]), torch.tensor([1])).sum().backward()
+    assert all(p.grad is None for p in frozen)
+    # MetaMF trains the same layers.
+    meta = _make()
+    start = _state(meta)
+    meta.fit(split[0], 1, warm_start=True)
+    assert not torch.equal(start["rp_weight1.weight"], meta.net.rp_weight1.weight)
+
+
+def test_short_fit_beats_global_mean(split) -> None:
+    train, test = split
+    model = _make(lr=1e-2)
+    report = model.fit(train, 12)
+    assert report.epochs == 12 and len(report.losses) == 12
+    assert report.losses[-1] < report.losses[0]
+    mae = np.abs(model.predict(test.user, test.item) - test.rating).mean()
+    baseline = np.abs(train.rating.mean() - test.rating).mean()
+    assert mae < 0.88 * baseline, (mae, baseline)
+
+
+@pytest.mark.parametrize("batching", ["user", "random"])
+def test_same_seed_same_parameters_other_seed_differs(split, batching) -> None:
+    a, b = _make(batching=batching), _make(batching=batching)
+    a.fit(split[0], 1)
+    b.fit(split[0], 1)
+    for (name, x), y in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
+    c = _make(seed=1, batching=batching)
+    c.fit(split[0], 1)
+    assert not np.array_equal(a.user_embeddings(), c.user_embeddings())
+
+
+def test_warm_start_continues_and_cold_start_reinitialises(split) -> None:
+    train = split[0]
+    model = _make()
+    first = model.fit(train, 2).losses
+    steps = model.table_opt.steps
+    second = model.fit(train, 1, warm_start=True).losses
+    assert second[0] < first[0]
+    assert model.table_opt.steps > steps  # optimiser state kept
+    assert model.dense_opt.state  # Adam moments kept
+    fresh = _make()
+    fresh.fit(train, 2)
+    model.fit(train, 2)  # cold: same as a fresh model
+    np.testing.assert_array_equal(model.user_embeddings(), fresh.user_embeddings())
+    partial = model.partial_fit(train, 1)
+    assert partial.warm_start
+
+
+def test_score_predict_consistency_and_clipping(split) -> None:
+    model = _make()
+    model.fit(split[0], 1)
+    with torch.no_grad():  # push raw predictions off the scale
+        model.net.rp_bias2.bias.fill_(10.0)
+    users = torch.tensor([0, 3, 3, 199])
+    scores = model.score(users)
+    assert scores.max() <= 5.0 and scores.min() >= 1.0
+    with torch.no_grad():
+        model.net.rp_bias2.bias.fill_(0.0)
+    scores = model.score(users)
+    items = np.array([0, 10, 149, 77])
+    pred = model.predict(users.numpy(), items)
+    assert pred.dtype == np.float32
+    np.testing.assert_allclose(pred, scores[torch.arange(4), torch.as_tensor(items)], atol=1e-5)
+    assert model.predict(np.zeros(0, np.int64), np.zeros(0, np.int64)).shape == (0,)
+
+
+def test_empty_table_bad_indices_and_bad_options() -> None:
+    model = _make()
+    assert model.fit(Interactions.empty(), 3).epochs == 0
+    bad = Interactions(np.array([N_USERS]), np.array([0]), np.array([3.0], np.float32),
+                       np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match="user indices"):
+        model.fit(bad, 1)
+    with pytest.raises(ValueError, match="batching"):
+        _make(batching="items")
+
+
+def test_registry_makes_both() -> None:
+    for name, cls in (("metamf", MetaMF), ("nometamf", NoMetaMF)):
+        model = make_recommender(name, 10, 5, ModelParams(options=TINY), "cpu", 0)
+        assert type(model) is cls and isinstance(model, Recommender)
+        assert model.predicts_ratings
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_trains_on_cuda(split) -> None:
+    model = MetaMF(N_USERS, N_ITEMS, ModelParams(options=TINY), "cuda", 0)
+    cpu = MetaMF(N_USERS, N_ITEMS, ModelParams(options=TINY), "cpu", 0)
+    np.testing.assert_array_equal(model.user_embeddings(), cpu.user_embeddings())  # same init
+    model.fit(split[0], 1)
+    assert model.net.item_rows.device.type == "cuda"
+    assert model.predict(split[1].user, split[1].item).shape == (len(split[1]),)
+    assert model.score(torch.tensor([0, 1])).shape == (2, N_ITEMS)
