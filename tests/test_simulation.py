@@ -165,4 +165,4 @@ def test_metamf_platforms_run_in_the_simulation(tmp_path: Path, model: str) -> N
                      "platform.epochs=1", "attackers.0.classifiers=[logreg]")
     metrics = run_scenario(scenario, out=tmp_path / model, progress=False).metrics
     assert np.isfinite(metrics[["mae", "rmse", "hr_10", "leak_gender_auc"]].to_numpy()).all()
-    assert (metrics["mae"] < 1.3).all()
+    assert metrics["mae"].iloc[-1] < metrics["mae"].iloc[0]  # the warm retrain keeps learning

@@ -72,16 +72,6 @@ def n_batches_for(n_rows: int, batch_size: int) -> int:
     return 1 << (needed - 1).bit_length()
 
 
-def check_interactions(data: Interactions, n_users: int, n_items: int) -> None:
-    """Raise ValueError when an index falls outside the model's user or item range."""
-    if len(data) == 0:
-        return
-    if int(data.user.min()) < 0 or int(data.user.max()) >= n_users:
-        raise ValueError(f"user indices must lie in [0, {n_users})")
-    if int(data.item.min()) < 0 or int(data.item.max()) >= n_items:
-        raise ValueError(f"item indices must lie in [0, {n_items})")
-
-
 def decay_factors(counts: torch.Tensor, lr_reg: float) -> torch.Tensor:
     """(1 - lr*reg) ** count per row, as a column for broadcasting over the factors."""
     return torch.exp(counts.to(torch.float32) * math.log1p(-lr_reg)).unsqueeze(1)

@@ -56,6 +56,15 @@ class Recommender(ABC):
     def fit(self, data: Interactions, epochs: int, warm_start: bool = False) -> TrainingReport:
         """Train for `epochs` epochs; warm_start continues from the current parameters."""
 
+    def check_indices(self, data: Interactions) -> None:
+        """Raise ValueError when an index falls outside the model's user or item range."""
+        if len(data) == 0:
+            return
+        if int(data.user.min()) < 0 or int(data.user.max()) >= self.n_users:
+            raise ValueError(f"user indices must lie in [0, {self.n_users})")
+        if int(data.item.min()) < 0 or int(data.item.max()) >= self.n_items:
+            raise ValueError(f"item indices must lie in [0, {self.n_items})")
+
     def partial_fit(self, data: Interactions, epochs: int) -> TrainingReport:
         """Continue training from the current parameters (warm start)."""
         return self.fit(data, epochs, warm_start=True)

@@ -81,7 +81,7 @@ class FactorModel(Recommender):
         start = time.perf_counter()
         if not warm_start:
             self._initialise()
-        sgd.check_interactions(data, self.n_users, self.n_items)
+        self.check_indices(data)
         if len(data) == 0 or epochs == 0:
             return TrainingReport(0, [], time.perf_counter() - start, warm_start)
         self._before_fit(data)

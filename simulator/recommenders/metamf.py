@@ -300,7 +300,7 @@ class MetaMF(Recommender):
         start = time.perf_counter()
         if not warm_start:
             self._initialise()
-        _check(data, self.n_users, self.n_items)
+        self.check_indices(data)
         if len(data) == 0 or epochs == 0:
             return TrainingReport(0, [], time.perf_counter() - start, warm_start)
         users = torch.as_tensor(data.user, dtype=torch.int64).to(self.device)
@@ -403,13 +403,3 @@ class _LazyAdam:
         bias2 = 1.0 - self.beta2**self.steps
         denom = v.div_(bias2).sqrt_().add_(self.eps)
         self.table.index_add_(0, rows, m.div_(denom), alpha=-self.lr / bias1)
-
-
-def _check(data: Interactions, n_users: int, n_items: int) -> None:
-    """Raise ValueError when an index falls outside the model's user or item range."""
-    if len(data) == 0:
-        return
-    if int(data.user.min()) < 0 or int(data.user.max()) >= n_users:
-        raise ValueError(f"user indices must lie in [0, {n_users})")
-    if int(data.item.min()) < 0 or int(data.item.max()) >= n_items:
-        raise ValueError(f"item indices must lie in [0, {n_items})")
