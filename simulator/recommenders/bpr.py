@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from simulator.recommenders import _sparse_sgd as sgd
-from simulator.recommenders.base import ModelParams
 from simulator.recommenders.factor_model import FactorModel
 
 DEFAULT_LR = 0.03
@@ -46,18 +45,11 @@ class BPR(FactorModel):
     default_lr = DEFAULT_LR
     default_reg = DEFAULT_REG
 
-    def __init__(
-        self,
-        n_users: int,
-        n_items: int,
-        params: ModelParams,
-        device: torch.device | str,
-        seed: int,
-    ) -> None:
+    @property
+    def _item_dtype(self) -> torch.dtype:
         # Negatives are drawn as the narrowest integers that hold an item: radix sorts of int16
         # are several times faster than of int64.
-        self._item_dtype = torch.int16 if n_items <= 1 << 15 else torch.int32
-        super().__init__(n_users, n_items, params, device, seed)
+        return torch.int16 if self.n_items <= 1 << 15 else torch.int32
 
     def _sample_negatives(
         self, pairs: sgd.PairIndex, user: torch.Tensor

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from simulator.recommenders import _sparse_sgd as sgd
-from simulator.recommenders.base import ModelParams
 from simulator.recommenders.factor_model import FactorModel
 from simulator.world.base import Interactions
 
@@ -50,17 +49,7 @@ class MF(FactorModel):
     default_lr = DEFAULT_LR
     default_reg = DEFAULT_REG
     uses_values = True
-
-    def __init__(
-        self,
-        n_users: int,
-        n_items: int,
-        params: ModelParams,
-        device: torch.device | str,
-        seed: int,
-    ) -> None:
-        self.mu: float | None = None
-        super().__init__(n_users, n_items, params, device, seed)
+    mu: float | None = None  # set by the first fit after each initialisation
 
     def _initialise(self) -> None:
         """Fresh parameters; mu is fixed again by the next fit."""
