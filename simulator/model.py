@@ -172,7 +172,6 @@ class PrivacyModel(mesa.Model):
             disclosure_fraction=self.population.disclosure_fraction,
             beta=self.population.beta,
             n_disclosed=self.population.n_disclosed,
-            n_experienced=self.population.n_experienced,
             attack_version=self.attacker.attacked_version if self.attacker is not None else -1,
         )
         return self.measurer.measure(inputs)

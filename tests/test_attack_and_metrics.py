@@ -158,6 +158,7 @@ def test_build_groups_cover_types_involvement_and_attributes() -> None:
 def test_disclosure_groups_bucket_users_by_disclosed_share() -> None:
     from simulator.metrics.groups import disclosure_groups
 
-    groups = disclosure_groups(np.array([0, 0, 1, 5, 10]), np.array([0, 4, 4, 8, 10]))
+    fraction = np.array([np.nan, 0.0, 0.25, 0.625, 1.0])  # of 0, 4, 4, 8, 10 experienced
+    groups = disclosure_groups(np.array([0, 0, 1, 5, 10]), fraction)
     members = {g.name: np.flatnonzero(g.mask).tolist() for g in groups}
     assert members == {"none": [0, 1], "under_half": [2], "half_or_more": [3], "all": [4]}

@@ -60,15 +60,14 @@ def build_groups(
 DISCLOSURE_BUCKETS = ("none", "under_half", "half_or_more", "all")
 
 
-def disclosure_groups(n_disclosed: np.ndarray, n_experienced: np.ndarray) -> list[Group]:
-    """Users by how much of what they experienced they disclosed so far.
+def disclosure_groups(n_disclosed: np.ndarray, fraction: np.ndarray) -> list[Group]:
+    """Users by the share of what they experienced that they disclosed so far.
 
-    `none` holds users who disclosed nothing (including those who have experienced
-    nothing yet); the platform still holds a representation of them.
+    `fraction` is that share (NaN for users who have experienced nothing yet). `none` holds
+    users who disclosed nothing, those included; the platform still holds a representation
+    of them.
     """
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(n_experienced > 0, n_disclosed / np.maximum(n_experienced, 1), 0.0)
-    masks = (n_disclosed == 0, (n_disclosed > 0) & (share < 0.5),
-             (share >= 0.5) & (share < 1.0), (n_disclosed > 0) & (share >= 1.0))
+    masks = (n_disclosed == 0, (n_disclosed > 0) & (fraction < 0.5),
+             (fraction >= 0.5) & (fraction < 1.0), (n_disclosed > 0) & (fraction >= 1.0))
     return [Group("disclosure", name, mask) for name, mask in
             zip(DISCLOSURE_BUCKETS, masks, strict=True)]

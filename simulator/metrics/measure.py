@@ -33,7 +33,6 @@ class StepInputs:
     disclosure_fraction: np.ndarray
     beta: np.ndarray
     n_disclosed: np.ndarray
-    n_experienced: np.ndarray
     attack_version: int = -1  # the model version the attacks ran on; leakage is cached by it
 
 
@@ -67,7 +66,7 @@ class Measurer:
         for attribute, outcomes in inputs.attacks.items():
             row.update(self._per_classifier(attribute, outcomes, inputs.attacker_known))
         group_rows = []
-        dynamic = disclosure_groups(inputs.n_disclosed, inputs.n_experienced)
+        dynamic = disclosure_groups(inputs.n_disclosed, inputs.disclosure_fraction)
         for group in [*self.groups, *dynamic]:
             static = group.kind != "disclosure"
             values = self._slice(group.mask, inputs, errors, hits,
