@@ -1,18 +1,23 @@
-"""Attackers. The inference attacker learns private attributes from user embeddings."""
+"""Attackers. The inference attacker learns private attributes from what it sees of users."""
 
 from __future__ import annotations
 
 import mesa
 import numpy as np
 
+from simulator.attacks.features import build_features
 from simulator.attacks.inference import AttackOutcome, infer_attribute
+from simulator.recommenders.base import Recommender
+from simulator.world.base import Interactions
 
 
 class InferenceAttacker(mesa.Agent):
     """Knows the attributes of a fraction of users (e.g. public profiles) and infers the rest.
 
-    Threat model `embedding`: it sees the platform's user representations after every
-    retrain, trains its classifiers on the users it knows and predicts everyone else.
+    After every retrain it looks at users through its threat model (`embedding`: the
+    platform's user representations; `recommendations`: each user's top-k list;
+    `ratings`: the ratings users disclosed), trains its classifiers on the users it knows
+    and predicts everyone else.
     """
 
     def __init__(
@@ -25,6 +30,8 @@ class InferenceAttacker(mesa.Agent):
         folds: int,
         rng: np.random.Generator,
         seed: int,
+        threat: str = "embedding",
+        top_k: int = 10,
     ) -> None:
         super().__init__(model)
         self.attributes = attributes
@@ -32,18 +39,24 @@ class InferenceAttacker(mesa.Agent):
         self.classifiers = classifiers
         self.folds = folds
         self.seed = seed
+        self.threat = threat
+        self.top_k = top_k
         n_users = len(next(iter(attributes.values())))
         self.known = np.zeros(n_users, dtype=bool)
         self.known[rng.permutation(n_users)[: int(round(known_fraction * n_users))]] = True
         self.results: dict[str, list[AttackOutcome]] = {}
         self.attacked_version = -1
 
-    def attack(self, embeddings: np.ndarray, version: int) -> dict[str, list[AttackOutcome]]:
-        """Infer every attribute from these embeddings (cached per platform model version)."""
+    def attack(
+        self, recommender: Recommender, disclosed: Interactions, version: int
+    ) -> dict[str, list[AttackOutcome]]:
+        """Infer every attribute from this model and the disclosed ratings (cached per
+        platform model version, so features are built once per retrain)."""
         if version != self.attacked_version:
+            features = build_features(self.threat, recommender, disclosed, self.top_k)
             self.results = {
                 name: infer_attribute(
-                    embeddings, labels, self.known, self.n_classes[name],
+                    features, labels, self.known, self.n_classes[name],
                     self.classifiers, self.folds, self.seed,
                 )
                 for name, labels in self.attributes.items()

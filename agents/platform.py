@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mesa
 import numpy as np
 
+from simulator.defenses.stack import PlatformDefenses
 from simulator.recommenders.base import Recommender, TrainingReport
 from simulator.world.base import Interactions
 
@@ -47,13 +48,17 @@ class RetrainEvent:
     n_ratings: int
     final_loss: float
     seconds: float
+    defenses: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    diverged: str | None = None
 
 
 class PlatformAgent(mesa.Agent):
     """Ingests disclosures every step and retrains every `retrain_every` steps.
 
     The first training (and every training when warm starts are off) starts from scratch
-    for `first_epochs`; later ones continue from the last model for `epochs`.
+    for `first_epochs`; later ones continue from the last model for `epochs`. Every retrain
+    goes through `defenses` (DP-SGD, adversarial training, unlearning, as configured).
     """
 
     def __init__(
@@ -64,9 +69,11 @@ class PlatformAgent(mesa.Agent):
         epochs: int,
         first_epochs: int,
         warm_start: bool,
+        defenses: PlatformDefenses,
     ) -> None:
         super().__init__(model)
         self.recommender = recommender
+        self.defenses = defenses
         self.retrain_every = retrain_every
         self.epochs = epochs
         self.first_epochs = first_epochs
@@ -92,13 +99,17 @@ class PlatformAgent(mesa.Agent):
         warm = self.warm_start and self.trained
         epochs = self.epochs if warm else self.first_epochs
         started = time.perf_counter()
-        report = self.recommender.fit(table, epochs, warm_start=warm)
+        outcome = self.defenses.retrain(step, self.recommender, table, epochs, warm)
+        report = outcome.report
         seconds = time.perf_counter() - started
         self.trained = True
         self.version += 1
         self.last_report = report
         final_loss = report.losses[-1] if report.losses else float("nan")
-        return RetrainEvent(step, warm, epochs, len(table), float(final_loss), seconds)
+        return RetrainEvent(
+            step, warm, epochs, len(table), float(final_loss), seconds,
+            outcome.defenses, outcome.metrics, report.diverged,
+        )
 
     def seen_items(self) -> tuple[np.ndarray, np.ndarray]:
         """(user, item) pairs the platform holds, for excluding them from rankings."""

@@ -8,6 +8,8 @@ import mesa
 import numpy as np
 
 from agents.policies import DisclosurePolicy
+from simulator.config import PerturbationConfig
+from simulator.defenses.perturbation import perturb_with
 from simulator.errors import ScenarioError
 from simulator.random_streams import stream_uniform
 from simulator.world.base import Interactions
@@ -33,8 +35,16 @@ class UserPopulation:
         beta: np.ndarray,
         policy: DisclosurePolicy,
         seed: int,
+        asks_unlearning: np.ndarray | None = None,
+        perturbation: PerturbationConfig | None = None,
     ) -> None:
         self.n_users = n_users
+        self.seed = seed
+        self.asks_unlearning = (
+            np.zeros(n_users, dtype=bool) if asks_unlearning is None
+            else np.asarray(asks_unlearning, dtype=bool).copy()
+        )
+        self.perturbation = perturbation
         self.type_names = type_names
         self.inclination = inclination.astype(np.int64)
         self.beta = beta.astype(np.float64)
@@ -69,7 +79,16 @@ class UserPopulation:
         rank = np.arange(len(rows)) - first
         chosen = rows[rank < quota[users]]
         self.n_disclosed += quota
-        return self._train.subset(np.sort(chosen))
+        disclosed = self._train.subset(np.sort(chosen))
+        noise = self.perturbation
+        if noise is not None and noise.enabled and step >= noise.start_step:
+            # Users perturb what they send; the platform never sees the true values.
+            disclosed = perturb_with(disclosed, noise, self.seed)
+        return disclosed
+
+    def unlearning_requests(self) -> np.ndarray:
+        """Active users who ask the platform to unlearn their attributes."""
+        return self.asks_unlearning & self.active
 
     @property
     def disclosure_fraction(self) -> np.ndarray:
@@ -88,6 +107,7 @@ class UserPopulation:
             "active": self.active.copy(),
             "n_experienced": self.n_experienced.copy(),
             "n_disclosed": self.n_disclosed.copy(),
+            "asks_unlearning": self.asks_unlearning.copy(),
         }
 
 

@@ -68,6 +68,9 @@ class InclinationType(Section):
 
     share: float = Field(ge=0.0, le=1.0)
     beta: float = Field(ge=0.0, le=1.0, description="fraction of experienced ratings disclosed")
+    unlearning_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of these users who ask for attribute unlearning"
+    )
 
 
 def _default_types() -> dict[str, InclinationType]:
@@ -78,6 +81,19 @@ def _default_types() -> dict[str, InclinationType]:
     }
 
 
+class DefenseSection(Section):
+    """What every defense shares: a switch and the step from which it acts."""
+
+    enabled: bool = True
+    start_step: int = Field(0, ge=0, description="first step at which the defense acts")
+
+
+class PerturbationConfig(DefenseSection):
+    """User-side local perturbation of disclosed ratings before the platform sees them."""
+
+    mechanism: Literal["randomized_response", "laplace"] = "laplace"
+    epsilon: float = Field(1.0, gt=0.0, description="local privacy parameter per rating")
+
 class PopulationConfig(Section):
     """The users: inclination mix, disclosure policy and per-user overrides."""
 
@@ -85,6 +101,9 @@ class PopulationConfig(Section):
     policy: Literal["fixed"] = "fixed"
     beta_overrides: dict[int, float] = Field(
         default_factory=dict, description="original user id -> beta"
+    )
+    perturbation: PerturbationConfig | None = Field(
+        None, description="local noise users add to the ratings they disclose"
     )
 
     @field_validator("types")
@@ -107,13 +126,78 @@ class PopulationConfig(Section):
 
 
 class MetaMFConfig(Section):
-    """MetaMF's dimensions (Lin et al. 2020 defaults)."""
+    """MetaMF's dimensions (Lin et al. 2020 defaults) and training choices."""
 
     user_dim: int = Field(32, ge=1)
     memory_dim: int = Field(128, ge=1)
     hidden: int = Field(512, ge=1)
     item_dim: int = Field(32, ge=4)
     rank: int = Field(8, ge=1)
+    user_init_std: float = Field(
+        0.01, gt=0.0, description="std of the initial user embeddings (reference: 1.0)"
+    )
+    lr_schedule: Literal["cosine", "constant"] = Field(
+        "cosine", description="learning rate over each training's epochs (reference: constant)"
+    )
+
+
+class AdversarialConfig(DefenseSection):
+    """Privacy-adversarial training: gradient-reversal read-outs on the user embeddings."""
+
+    attributes: list[Literal["gender", "age", "occupation"]] = Field(
+        default_factory=lambda: ["gender"], min_length=1
+    )
+    weight: float = Field(1.0, ge=0.0, description="lambda, the reversed gradient's weight")
+    readout: Literal["linear", "mlp"] = "linear"
+    hidden: int = Field(32, ge=1, description="hidden width of the mlp read-out")
+    lr: float = Field(0.1, gt=0.0, description="read-out learning rate (Adam)")
+    head_steps: int = Field(
+        5, ge=1, description="read-out updates per training batch (it must keep up with p_u)"
+    )
+
+
+class UnlearningConfig(DefenseSection):
+    """Post-training attribute unlearning: edits user embeddings after each retrain."""
+
+    attribute: Literal["gender", "age", "occupation"] = "gender"
+    distance: Literal["kl", "mmd"] = "kl"
+    covariance: Literal["diagonal", "shrunk"] = "shrunk"
+    utility: Literal["model", "distance", "topk"] = "topk"
+    weighting: Literal["mgda", "fixed"] = "mgda"
+    weight: float = Field(
+        0.1, ge=0.0, description="utility weight when weighting is fixed (about 3e-3 for mmd)"
+    )
+    steps: int = Field(300, ge=1)
+    lr: float = Field(3e-3, gt=0.0)
+    top_k: int = Field(20, ge=2, description="list length kept by the topk utility")
+    scope: Literal["all", "requested"] = Field(
+        "all", description="every user, or only users who asked for unlearning"
+    )
+
+
+class DPConfig(DefenseSection):
+    """DP-SGD training (Opacus); rating-level adjacency."""
+
+    noise_multiplier: float | None = Field(1.0, ge=0.0)
+    target_epsilon: float | None = Field(None, gt=0.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    delta: float | None = Field(None, gt=0.0, lt=1.0, description="default: 1 / ratings")
+
+    @model_validator(mode="after")
+    def _one_noise_setting(self) -> DPConfig:
+        if self.target_epsilon is not None:
+            self.__dict__["noise_multiplier"] = None
+        elif self.noise_multiplier is None:
+            raise ValueError("set noise_multiplier or target_epsilon")
+        return self
+
+
+class DefensesConfig(Section):
+    """The platform's defenses; each is off unless its section is present."""
+
+    adversarial: AdversarialConfig | None = None
+    unlearning: UnlearningConfig | None = None
+    dp: DPConfig | None = None
 
 
 class PlatformConfig(Section):
@@ -129,17 +213,30 @@ class PlatformConfig(Section):
     reg: float | None = Field(None, ge=0)
     batch_size: int | None = Field(None, ge=1)
     metamf: MetaMFConfig = Field(default_factory=MetaMFConfig)
+    defenses: DefensesConfig = Field(default_factory=DefensesConfig)
+
+    @model_validator(mode="after")
+    def _dp_needs_a_factor_model(self) -> PlatformConfig:
+        if self.defenses.dp is not None and self.model not in ("bpr", "mf"):
+            raise ValueError(f"defenses.dp trains bpr or mf models, not {self.model!r}")
+        return self
 
 
 class InferenceAttackerConfig(Section):
-    """An attribute-inference attacker on the platform's user embeddings."""
+    """An attribute-inference attacker: what it sees of users and how it classifies them."""
 
     kind: Literal["inference"] = "inference"
+    threat: Literal["embedding", "recommendations", "ratings"] = Field(
+        "embedding",
+        description="what it sees: user embeddings, each user's top-k recommendations, "
+        "or the ratings users disclosed",
+    )
+    top_k: int = Field(10, ge=1, description="threat recommendations: length of each list")
     known_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of users it knows")
     attributes: list[Literal["gender", "age", "occupation"]] = Field(
         default_factory=lambda: ["gender", "age"]
     )
-    classifiers: list[Literal["logreg", "xgboost"]] = Field(
+    classifiers: list[Literal["logreg", "xgboost", "mlp", "forest"]] = Field(
         default_factory=lambda: ["logreg", "xgboost"]
     )
     folds: int = Field(5, ge=2)

@@ -18,7 +18,9 @@ from agents import InferenceAttacker, PlatformAgent, UserAgent, UserPopulation
 from agents.policies import make_policy
 from agents.users import draw_inclinations, initial_betas
 from simulator.config import Scenario
+from simulator.defenses.stack import PlatformDefenses
 from simulator.device import resolve_device
+from simulator.errors import ScenarioError
 from simulator.metrics.groups import build_groups, involvement_groups
 from simulator.metrics.measure import Measurer, StepInputs
 from simulator.recommenders.base import ModelParams
@@ -78,9 +80,14 @@ class PrivacyModel(mesa.Model):
             inclination, [population.types[n].beta for n in names],
             population.beta_overrides, self.world,
         )
+        shares = np.array([population.types[n].unlearning_share for n in names])
+        asks_unlearning = np.random.default_rng([seed, 3]).random(len(inclination)) < shares[
+            inclination
+        ]
         self.population = UserPopulation(
             self.train, assign_steps(self.train, self.scenario.simulation.steps),
             self.world.n_users, names, inclination, beta, make_policy(population.policy), seed,
+            asks_unlearning, population.perturbation,
         )
         for index in range(self.world.n_users):
             UserAgent(self, self.population, index)
@@ -92,19 +99,30 @@ class PrivacyModel(mesa.Model):
         recommender = make_recommender(
             cfg.model, self.world.n_users, self.world.n_items, params, self.device, seed
         )
+        defenses = PlatformDefenses(
+            cfg.defenses, dict(self.world.attributes),
+            {a: len(labels) for a, labels in self.world.attribute_labels.items()},
+            self.world.n_users, seed, requested_users=self.population.unlearning_requests,
+        )
         self.platform = PlatformAgent(
             self, recommender, cfg.retrain_every, cfg.epochs,
-            cfg.first_epochs or cfg.epochs, cfg.warm_start,
+            cfg.first_epochs or cfg.epochs, cfg.warm_start, defenses,
         )
 
     def _build_attackers(self, seed: int) -> None:
         self.attacker: InferenceAttacker | None = None
-        for cfg in self.scenario.attackers:
+        for index, cfg in enumerate(self.scenario.attackers):
+            missing = [a for a in cfg.attributes if a not in self.world.attributes]
+            if missing:
+                raise ScenarioError(
+                    f"attackers.{index}.attributes: the {self.world.name} world has no "
+                    f"{', '.join(missing)} (it has {', '.join(self.world.attributes) or 'none'})"
+                )
             attributes = {a: self.world.attributes[a] for a in cfg.attributes}
             n_classes = {a: len(self.world.attribute_labels[a]) for a in cfg.attributes}
             self.attacker = InferenceAttacker(
                 self, attributes, n_classes, cfg.known_fraction, list(cfg.classifiers),
-                cfg.folds, np.random.default_rng([seed, 2]), seed,
+                cfg.folds, np.random.default_rng([seed, 2]), seed, cfg.threat, cfg.top_k,
             )
 
     # --- stepping ----------------------------------------------------------------------
@@ -127,8 +145,12 @@ class PrivacyModel(mesa.Model):
                 retrained = True
                 self._event(step, "retrain", "platform", event.final_loss, event.seconds, {
                     "warm_start": event.warm_start, "epochs": event.epochs,
-                    "n_ratings": event.n_ratings,
+                    "n_ratings": event.n_ratings, "defenses": event.defenses,
+                    **event.metrics,
                 })
+                if event.diverged is not None:
+                    self._event(step, "training_diverged", "platform", event.final_loss, 0.0,
+                                {"reason": event.diverged})
         timings["seconds_training"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -139,7 +161,8 @@ class PrivacyModel(mesa.Model):
         row = {
             "step": step, "retrained": retrained, "model_version": self.platform.version,
             "n_active": int(self.population.active.sum()),
-            "n_platform_ratings": len(self.platform.data), **row, **timings,
+            "n_platform_ratings": len(self.platform.data), **row,
+            **self.platform.defenses.latest, **timings,
         }
         self.records.metrics.append(row)
         self.records.groups.extend({"step": step, **g} for g in group_rows)
@@ -155,12 +178,13 @@ class PrivacyModel(mesa.Model):
         fresh = self.attacker.attacked_version != self.platform.version
         started = time.perf_counter()
         results = self.attacker.attack(
-            self.platform.recommender.user_embeddings(), self.platform.version
+            self.platform.recommender, self.platform.data.table, self.platform.version
         )
         if fresh:
             best = {a: max(o.cv_auc for o in outs) for a, outs in results.items()}
             self._event(step, "attribute_inference", "attacker", float("nan"),
-                        time.perf_counter() - started, {"cv_auc": best})
+                        time.perf_counter() - started,
+                        {"cv_auc": best, "threat": self.attacker.threat})
         return results
 
     def _measure(self, attacks: dict) -> tuple[dict, list[dict]]:

@@ -1,12 +1,18 @@
-"""The inference attacker and the accuracy / leakage / group metrics."""
+"""The inference attacker's classifiers and the accuracy / leakage / group metrics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
-from simulator.attacks.inference import infer_attribute, make_classifier, pick_best
+from simulator.attacks.inference import (
+    CLASSIFIERS,
+    infer_attribute,
+    make_classifier,
+    pick_best,
+)
 from simulator.metrics.accuracy import RankingEvaluator, popularity_scores, rating_errors
 from simulator.metrics.groups import build_groups, involvement_groups
 from simulator.metrics.leakage import (
@@ -57,16 +63,32 @@ def test_attacker_handles_classes_missing_from_known_users() -> None:
     known = np.ones(300, dtype=bool)
     known[:5] = False
     outcomes = infer_attribute(rng.normal(size=(300, 4)), labels, known, 7,
-                               ["logreg", "xgboost"], folds=3, seed=0)
+                               list(CLASSIFIERS), folds=3, seed=0)
     for outcome in outcomes:
         assert outcome.proba.shape == (300, 7)
         assert np.allclose(outcome.proba.sum(1), 1.0)
         assert np.all(outcome.proba[:, 6] == 0)
-    assert pick_best(outcomes).classifier in ("logreg", "xgboost")
+    assert [o.classifier for o in outcomes] == list(CLASSIFIERS)
+    assert pick_best(outcomes).classifier in CLASSIFIERS
+
+
+def test_every_classifier_reads_sparse_features() -> None:
+    rng = np.random.default_rng(3)
+    labels = (rng.random(400) < 0.4).astype(np.int64)
+    # Multi-hot rows; users of class 1 pick items 0..9 more often.
+    p = np.full((400, 60), 0.08)
+    p[labels == 1, :10] = 0.4
+    x = sp.csr_matrix((rng.random((400, 60)) < p).astype(np.float32))
+    known = _known(400)
+    outcomes = infer_attribute(x, labels, known, 2, list(CLASSIFIERS), folds=3, seed=0)
+    for outcome in outcomes:
+        assert outcome.proba.shape == (400, 2)
+        auc = leakage_scores(labels[~known], outcome.proba[~known])["auc"]
+        assert auc > 0.8, outcome.classifier
 
 
 def test_unknown_classifier() -> None:
-    with pytest.raises(ValueError, match="unknown classifier"):
+    with pytest.raises(ValueError, match="unknown classifier 'oracle'.*'mlp', 'forest'"):
         make_classifier("oracle", 0)
 
 

@@ -318,3 +318,22 @@ def test_registry_builds_known_models_and_rejects_unknown() -> None:
     assert isinstance(make_recommender("mf", 10, 5, ModelParams(), CPU, 0), MF)
     with pytest.raises(ValueError, match="available: bpr, metamf, mf, nometamf"):
         make_recommender("svd++", 10, 5, ModelParams(), CPU, 0)
+
+
+@pytest.mark.parametrize("name", ["bpr", "mf", "metamf"])
+def test_set_user_embeddings_changes_scores_only_through_users(name) -> None:
+    options = {"user_dim": 4, "memory_dim": 8, "hidden": 8, "item_dim": 4, "rank": 2}
+    params = ModelParams(factors=4, options=options if name == "metamf" else {})
+    model = make_recommender(name, 6, 5, params, "cpu", 0)
+    items_before = model.item_embeddings()
+    new = np.random.default_rng(0).normal(size=model.user_embeddings().shape)
+    model.set_user_embeddings(new)
+    np.testing.assert_allclose(model.user_embeddings(), new.astype(np.float32))
+    np.testing.assert_array_equal(model.item_embeddings(), items_before)
+    other = make_recommender(name, 6, 5, params, "cpu", 0)
+    other.set_user_embeddings(new)
+    assert torch.equal(model.score(torch.arange(6)), other.score(torch.arange(6)))
+    with pytest.raises(ValueError, match="shape"):
+        model.set_user_embeddings(new[:, :2])
+    with pytest.raises(ValueError, match="finite"):
+        model.set_user_embeddings(np.full_like(new, np.nan))

@@ -340,6 +340,7 @@ def train_epochs(
     plan: Callable[[Batch], Plan],
     apply: Callable[[Plan], torch.Tensor],
     pipelined: bool,
+    end_epoch: Callable[[int, float], bool] | None = None,
 ) -> EpochLog:
     """Run `epochs` epochs of minibatch updates.
 
@@ -347,6 +348,8 @@ def train_epochs(
     prefetch thread, so it must not read the parameters); `apply(plan)` updates the parameters
     and returns the batch's summed loss. Losses are averaged over the rows of an epoch.
     `pipelined` (from `pipeline_threads`) runs the planning in a prefetch thread.
+    `end_epoch(epoch, loss)` (0-based epoch, its mean loss) runs after each epoch; returning
+    False stops training there (that epoch stays in the log).
     """
     device = pairs.key_user_major.device
 
@@ -365,6 +368,8 @@ def train_epochs(
             if item is None:
                 log.losses.append(float(total) / pairs.n)
                 log.seconds.append(time.perf_counter() - tick)
+                if end_epoch is not None and not end_epoch(len(log.losses) - 1, log.losses[-1]):
+                    break
                 total = torch.zeros((), dtype=torch.float64, device=device)
                 tick = time.perf_counter()
             else:

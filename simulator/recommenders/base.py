@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from simulator.world.base import Interactions
+
+if TYPE_CHECKING:
+    from simulator.defenses.adversarial import AttributeAdversary
+
+# Training stops when a user or item embedding row grows beyond this norm (divergence).
+MAX_ROW_NORM = 1e3
 
 
 @dataclass(frozen=True)
@@ -25,12 +32,27 @@ class ModelParams:
 
 @dataclass
 class TrainingReport:
-    """What one call to fit did: loss per epoch and wall time."""
+    """What one call to fit did: loss per epoch and wall time.
+
+    `diverged` is None after healthy training, else why training stopped early (the epoch that
+    went non-finite or blew up); `epochs` and `losses` then include that epoch.
+    """
 
     epochs: int
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     warm_start: bool = False
+    diverged: str | None = None
+
+
+def divergence(epoch: int, loss: float, row_norm: float) -> str | None:
+    """Why epoch `epoch` (1-based) counts as diverged, or None when it is healthy: a
+    non-finite loss, or a largest embedding row norm that is non-finite or above MAX_ROW_NORM."""
+    if not math.isfinite(loss):
+        return f"epoch {epoch}: loss is {loss}"
+    if not row_norm <= MAX_ROW_NORM:
+        return f"epoch {epoch}: largest embedding row norm {row_norm:.3g} > {MAX_ROW_NORM:g}"
+    return None
 
 
 class Recommender(ABC):
@@ -42,6 +64,7 @@ class Recommender(ABC):
 
     name: str = ""
     predicts_ratings: bool = False
+    adversary: AttributeAdversary | None = None
 
     def __init__(
         self, n_users: int, n_items: int, params: ModelParams, device: torch.device, seed: int
@@ -55,6 +78,14 @@ class Recommender(ABC):
     @abstractmethod
     def fit(self, data: Interactions, epochs: int, warm_start: bool = False) -> TrainingReport:
         """Train for `epochs` epochs; warm_start continues from the current parameters."""
+
+    def set_adversary(self, adversary: AttributeAdversary | None) -> None:
+        """Train the user embeddings against `adversary`'s read-outs from the next fit on
+        (gradient reversal); None returns to plain training. Binds the adversary's heads to
+        this model's embedding width and device."""
+        if adversary is not None:
+            adversary.bind(self.n_users, self.user_embeddings().shape[1], self.device)
+        self.adversary = adversary
 
     def check_indices(self, data: Interactions) -> None:
         """Raise ValueError when an index falls outside the model's user or item range."""
@@ -82,5 +113,21 @@ class Recommender(ABC):
         """The user representation an attacker with platform access would see, (n_users, d)."""
 
     @abstractmethod
+    def set_user_embeddings(self, embeddings: np.ndarray) -> None:
+        """Replace the user representation (same shape as `user_embeddings()`), e.g. after a
+        post-training edit; everything else in the model is left as it is."""
+
+    @abstractmethod
     def item_embeddings(self) -> np.ndarray:
         """Item representation, (n_items, d)."""
+
+    def _checked_user_embeddings(self, embeddings: np.ndarray, dim: int) -> torch.Tensor:
+        """`embeddings` as a float32 tensor on the model's device, after a shape check."""
+        array = np.asarray(embeddings, dtype=np.float32)
+        if array.shape != (self.n_users, dim):
+            raise ValueError(
+                f"user embeddings must have shape {(self.n_users, dim)}, got {array.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise ValueError("user embeddings must be finite")
+        return torch.as_tensor(array, device=self.device)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from simulator.recommenders import _sparse_sgd as sgd
-from simulator.recommenders.base import ModelParams, Recommender, TrainingReport
+from simulator.recommenders.base import ModelParams, Recommender, TrainingReport, divergence
 from simulator.world.base import Interactions
+
+if TYPE_CHECKING:
+    from simulator.defenses.adversarial import AttributeAdversary
 
 INIT_STD = 0.1
 
@@ -74,7 +78,13 @@ class FactorModel(Recommender):
         """Train for `epochs` epochs; cold starts re-initialise from `seed`.
 
         An empty table trains nothing: the report has epochs=0 and no losses (a cold start
-        still re-initialises).
+        still re-initialises). With an adversary set, each batch is followed by one
+        adversarial step on its distinct users (see `_adversarial_apply`).
+
+        After every epoch the loss and the largest row norm are checked (`base.divergence`);
+        an unhealthy epoch ends the fit, is named in the report's `diverged`, and the factors
+        and biases go back to their values at the end of the last healthy epoch (or at the
+        start of the fit). The adversary's heads are not rolled back.
         """
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -85,22 +95,76 @@ class FactorModel(Recommender):
         if len(data) == 0 or epochs == 0:
             return TrainingReport(0, [], time.perf_counter() - start, warm_start)
         self._before_fit(data)
+        adversary = self.adversary
+        healthy = (self.table.clone(), self.bias.clone())
+        diverged: list[str] = []
+
+        def end_epoch(epoch: int, loss: float) -> bool:
+            if adversary is not None:
+                adversary.end_epoch()
+            norm = float(torch.linalg.vector_norm(self.table, dim=1).max())
+            reason = divergence(epoch + 1, loss, norm)
+            if reason is None:
+                healthy[0].copy_(self.table)
+                healthy[1].copy_(self.bias)
+                return True
+            diverged.append(reason)
+            self.table.copy_(healthy[0])
+            self.bias.copy_(healthy[1])
+            return False
+
         with sgd.pipeline_threads(self.device) as pipelined:
             pairs = sgd.PairIndex(
                 data, self.n_users, self.n_items, self.device, with_values=self.uses_values
             )
             batch = self.batch_size or sgd.auto_batch_size(pairs.n)
+            plan, apply = self._batch_steps(pairs, adversary)
             log = sgd.train_epochs(
                 pairs,
                 sgd.n_batches_for(pairs.n, batch),
                 epochs,
                 self.generator,
-                plan=lambda b: self._plan(pairs, b),
-                apply=self._apply,
+                plan=plan,
+                apply=apply,
                 pipelined=pipelined,
+                end_epoch=end_epoch,
             )
         self.epoch_seconds = log.seconds
-        return TrainingReport(epochs, log.losses, time.perf_counter() - start, warm_start)
+        return TrainingReport(
+            len(log.losses),
+            log.losses,
+            time.perf_counter() - start,
+            warm_start,
+            diverged[0] if diverged else None,
+        )
+
+    def _batch_steps(
+        self, pairs: sgd.PairIndex, adversary: AttributeAdversary | None
+    ) -> tuple[Callable[[sgd.Batch], Any], Callable[[Any], torch.Tensor]]:
+        """The (plan, apply) pair of a fit: the model's own, or with an adversarial step."""
+        if adversary is None:
+            return (lambda b: self._plan(pairs, b)), self._apply
+
+        def plan(b: sgd.Batch) -> Any:
+            # Samples are grouped by user, so the distinct users are consecutive runs.
+            return self._plan(pairs, b), torch.unique_consecutive(b.user)
+
+        def apply(planned: Any) -> torch.Tensor:
+            return self._adversarial_apply(*planned, adversary)
+
+        return plan, apply
+
+    def _adversarial_apply(
+        self, plan: Any, users: torch.Tensor, adversary: AttributeAdversary
+    ) -> torch.Tensor:
+        """The model's SGD step, then the adversary's step on the batch's distinct users:
+        the heads learn, and each user row takes -lr times its reversed read-out gradient
+        (first-order equal to one joint SGD step on L_rec - weight * L_CE)."""
+        loss = self._apply(plan)
+        rows = self.table.index_select(0, users)
+        reversed_grad = adversary.step(users, rows)
+        self.table.index_copy_(0, users, rows.sub_(reversed_grad, alpha=self.lr))
+        return loss
 
     def _before_fit(self, data: Interactions) -> None:
         """Hook run once per non-empty fit, before any batch (e.g. to fix a global mean)."""
@@ -117,6 +181,10 @@ class FactorModel(Recommender):
     def user_embeddings(self) -> np.ndarray:
         """p_u without the bias, shape (n_users, factors)."""
         return self._users.cpu().numpy().astype(np.float32, copy=True)
+
+    def set_user_embeddings(self, embeddings: np.ndarray) -> None:
+        """Overwrite p_u (shape (n_users, factors)); item factors and biases are kept."""
+        self.table[: self.n_users] = self._checked_user_embeddings(embeddings, self.factors)
 
     def item_embeddings(self) -> np.ndarray:
         """q_i without the bias, shape (n_items, factors)."""

@@ -1,0 +1,299 @@
+"""DP-SGD training of the factor models (MF, BPR) through Opacus.
+
+Privacy unit: one example is one rating (BPR: one (u, i, j) triple built from one positive
+(u, i)), so the (epsilon, delta) guarantee is *rating-level*: it bounds what the released
+parameters reveal about the presence of any single rating. It is not user-level DP: a user
+with k ratings is covered only through group privacy (about k times the epsilon, and
+delta grows too). User-level DP would need one example per user.
+
+Mechanics: the factors, biases and (MF) a global offset are dense `nn.Embedding` tables in a
+small module; Opacus clips each example's gradient to `max_grad_norm` with ghost clipping
+(per-example norms without per-example gradients), adds Gaussian noise of std
+noise_multiplier * max_grad_norm to every parameter at every step, and samples batches by
+Poisson sampling; its RDP accountant turns (noise multiplier, sample rate, steps, delta) into
+epsilon. BPR negatives are drawn uniformly over all items from a seeded generator, without
+rejecting the user's known positives, so an example depends on its own rating only.
+
+Data-independent starting point: a cold start uses the model's own seeded initialisation and,
+for MF, the scale midpoint 3 as the starting global offset (the exact mean rating would be an
+unprotected statistic); the offset itself is trained under DP as a one-entry embedding.
+
+Optimiser: Adam. The noised gradient is a mean over about `batch` examples, so its scale
+shrinks with the batch and differs by orders of magnitude between popular and rare rows;
+Adam's per-coordinate normalisation makes one learning rate work across noise levels and
+batch sizes, and it only post-processes the privatised gradient, so it costs no privacy.
+
+Randomness (Poisson sampling, noise, negatives) comes from torch generators seeded from `seed`
+with Opacus's `secure_mode` off: reproducible on CPU, fine for simulation, not a
+cryptographically secure deployment.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from opacus import PrivacyEngine
+from opacus.grad_sample.utils import register_norm_sampler
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from simulator.config import DPConfig
+from simulator.recommenders.base import TrainingReport
+from simulator.recommenders.bpr import BPR
+from simulator.recommenders.factor_model import FactorModel
+from simulator.recommenders.mf import MF, RATING_MAX, RATING_MIN
+from simulator.world.base import Interactions
+
+DEFAULT_LR = 0.01
+BATCHES_PER_EPOCH = 100  # default batch = n / 100, i.e. sample rate about 1 %
+MIN_BATCH, MAX_BATCH = 64, 8192
+
+
+@dataclass
+class DPTrainingReport(TrainingReport):
+    """A DP fit: the usual report (losses are mean per sampled example) plus its privacy cost.
+
+    `epsilon` is the rating-level epsilon of this fit alone at `delta` (Opacus RDP accountant).
+    """
+
+    epsilon: float = 0.0
+    delta: float = 0.0
+    noise_multiplier: float = 0.0
+    sample_rate: float = 0.0
+    steps: int = 0
+
+
+class _Rows(Dataset):
+    """Parallel tensors; a batch is gathered in one `index_select` per column."""
+
+    def __init__(self, *columns: torch.Tensor) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(c[index] for c in self.columns)
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        return torch.as_tensor(indices, dtype=torch.int64)
+
+    def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The columns at the given rows (the loader's collate function)."""
+        return tuple(c.index_select(0, index) for c in self.columns)
+
+
+class _Table(nn.Embedding):
+    """A dense embedding table with a cheap per-example gradient-norm rule (below)."""
+
+
+@register_norm_sampler(_Table)
+def _table_norm_sample(
+    layer: _Table, activations: list[torch.Tensor], backprops: torch.Tensor
+) -> dict[nn.Parameter, torch.Tensor]:
+    """Per-example gradient norms of an embedding looked up k times per example.
+
+    Example b's gradient is the sum of its k backprops at their rows, so its squared norm is
+    the sum of g_a . g_c over the pairs (a, c) of its lookups that hit the same row. Same
+    result as Opacus's generic embedding rule, without its `unique` over the batch.
+    """
+    ids = activations[0].reshape(activations[0].shape[0], -1)
+    grads = backprops.reshape(ids.shape[0], ids.shape[1], -1)
+    if ids.shape[1] == 1:
+        squared = grads.square().sum((1, 2))
+    else:
+        same_row = ids.unsqueeze(2) == ids.unsqueeze(1)
+        squared = (grads @ grads.transpose(1, 2)).mul(same_row).sum((1, 2))
+    return {layer.weight: squared.clamp_min(0.0).sqrt()}
+
+
+def _table(weights: torch.Tensor) -> _Table:
+    """A trainable dense embedding holding a copy of `weights` (rows, dim)."""
+    return _Table.from_pretrained(weights.detach().clone().cpu(), freeze=False)
+
+
+class _MFNet(nn.Module):
+    """r_hat = base + g + b_u + b_i + p_u . q_i with every term an embedding."""
+
+    def __init__(self, model: MF, base: float) -> None:
+        super().__init__()
+        n = model.n_users
+        self.base = base
+        self.user = _table(model.table[:n])
+        self.item = _table(model.table[n:])
+        self.user_bias = _table(model.bias[:n].unsqueeze(1))
+        self.item_bias = _table(model.bias[n:].unsqueeze(1))
+        self.offset = _table(torch.zeros(1, 1))
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        dots = (self.user(user) * self.item(item)).sum(1)
+        biases = self.user_bias(user) + self.item_bias(item) + self.offset(torch.zeros_like(user))
+        return dots + biases.squeeze(1) + self.base
+
+    def write_back(self, model: MF) -> None:
+        """Copy the trained parameters into the model's tensors."""
+        n = model.n_users
+        with torch.no_grad():
+            model.table[:n].copy_(self.user.weight)
+            model.table[n:].copy_(self.item.weight)
+            model.bias[:n].copy_(self.user_bias.weight.squeeze(1))
+            model.bias[n:].copy_(self.item_bias.weight.squeeze(1))
+        model.mu = self.base + float(self.offset.weight.detach()[0, 0])
+
+
+class _BPRNet(nn.Module):
+    """x_uij = (p_u . q_i + b_i) - (p_u . q_j + b_j); the item tables are read once per batch."""
+
+    def __init__(self, model: BPR) -> None:
+        super().__init__()
+        n = model.n_users
+        self.user = _table(model.table[:n])
+        self.item = _table(model.table[n:])
+        self.item_bias = _table(model.bias[n:].unsqueeze(1))
+
+    def forward(self, user: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+        scores = (self.user(user).unsqueeze(1) * self.item(pair)).sum(2)
+        scores = scores + self.item_bias(pair).squeeze(2)
+        return scores[:, 0] - scores[:, 1]
+
+    def write_back(self, model: BPR) -> None:
+        """Copy the trained parameters into the model's tensors (user biases stay 0)."""
+        n = model.n_users
+        with torch.no_grad():
+            model.table[:n].copy_(self.user.weight)
+            model.table[n:].copy_(self.item.weight)
+            model.bias[n:].copy_(self.item_bias.weight.squeeze(1))
+
+
+class _BPRLoss(nn.Module):
+    """-log sigmoid(x) per triple; `reduction` as in torch losses (Opacus switches it)."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = nn.functional.softplus(-x)
+        if self.reduction == "none":
+            return loss
+        return loss.sum() if self.reduction == "sum" else loss.mean()
+
+
+@contextmanager
+def _opacus_notices_silenced() -> Iterator[None]:
+    """Hide Opacus's notice that secure RNG is off (by design here, see the module docstring)
+    and torch's full-backward-hook notice that ghost clipping's second pass triggers."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        yield
+
+
+def default_batch_size(n: int) -> int:
+    """About n / 100 examples per batch (sample rate ~1 %), within [64, 8192]."""
+    return int(min(MAX_BATCH, max(MIN_BATCH, round(n / BATCHES_PER_EPOCH))))
+
+
+def _generators(seed: int) -> tuple[torch.Generator, torch.Generator, torch.Generator]:
+    """Independent seeded generators for sampling, noise and negatives."""
+    a, b, c = (int(s) >> 1 for s in np.random.SeedSequence(seed).generate_state(3, np.uint64))
+    return torch.Generator().manual_seed(a), torch.Generator().manual_seed(b), \
+        torch.Generator().manual_seed(c)
+
+
+def dp_fit(
+    model: FactorModel,
+    data: Interactions,
+    epochs: int,
+    warm_start: bool,
+    settings: DPConfig,
+    seed: int,
+    *,
+    batch_size: int | None = None,
+    lr: float = DEFAULT_LR,
+) -> DPTrainingReport:
+    """Train `model` (MF or BPR) with DP-SGD on `data` and write the parameters back into it.
+
+    A cold start first re-initialises the model from its seed; a warm start continues from
+    its current parameters. delta defaults to 1 / len(data). With `settings.target_epsilon`
+    the noise multiplier is the smallest that keeps epsilon at or below the target after
+    `epochs` epochs. Training runs on the CPU; the parameters go back to the model's device.
+    """
+    if not isinstance(model, (MF, BPR)):
+        raise TypeError(f"dp_fit trains MF or BPR models, got {type(model).__name__}")
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    start = time.perf_counter()
+    if not warm_start:
+        model.fit(Interactions.empty(), 0, warm_start=False)
+    model.check_indices(data)
+    n = len(data)
+    delta = settings.delta if settings.delta is not None else 1.0 / max(n, 1)
+    if n == 0 or epochs == 0:
+        return DPTrainingReport(0, [], time.perf_counter() - start, warm_start, delta=delta)
+
+    sampling, noise, negatives = _generators(seed)
+    user = torch.as_tensor(data.user, dtype=torch.int64)
+    item = torch.as_tensor(data.item, dtype=torch.int64)
+    net: _MFNet | _BPRNet
+    if isinstance(model, MF):
+        base = model.mu if model.mu is not None else (RATING_MIN + RATING_MAX) / 2
+        net = _MFNet(model, base)
+        rows = _Rows(user, item, torch.as_tensor(data.rating, dtype=torch.float32))
+        criterion: nn.Module = nn.MSELoss()
+    else:
+        net = _BPRNet(model)
+        rows = _Rows(user, torch.stack([item, item], 1), torch.zeros(n))
+        criterion = _BPRLoss()
+
+    batch = batch_size or default_batch_size(n)
+    loader = DataLoader(rows, batch_size=batch, collate_fn=rows.gather, generator=sampling)
+    with _opacus_notices_silenced():
+        engine = PrivacyEngine(accountant="rdp")
+        common = dict(
+            module=net, optimizer=torch.optim.Adam(net.parameters(), lr=lr),
+            criterion=criterion, data_loader=loader, max_grad_norm=settings.max_grad_norm,
+            poisson_sampling=True, noise_generator=noise, grad_sample_mode="ghost",
+        )
+        if settings.target_epsilon is not None:
+            private = engine.make_private_with_epsilon(
+                target_epsilon=settings.target_epsilon, target_delta=delta, epochs=epochs,
+                **common,
+            )
+        else:
+            assert settings.noise_multiplier is not None
+            private = engine.make_private(noise_multiplier=settings.noise_multiplier, **common)
+        module, optimizer, dp_criterion, dp_loader = private
+        losses: list[float] = []
+        for _ in range(epochs):
+            if isinstance(model, BPR):
+                rows.columns[1][:, 1] = torch.randint(model.n_items, (n,), generator=negatives)
+            total, seen = 0.0, 0
+            for inputs in dp_loader:
+                optimizer.zero_grad()
+                loss = dp_criterion(module(inputs[0], inputs[1]), inputs[2])
+                loss.backward()
+                optimizer.step()
+                total += float(loss.loss_per_sample.detach().sum())
+                seen += len(inputs[0])
+            losses.append(total / max(seen, 1))
+
+    net.write_back(model)  # type: ignore[arg-type]
+    noise_multiplier, sample_rate, steps = engine.accountant.history[0]
+    return DPTrainingReport(
+        epochs=epochs,
+        losses=losses,
+        seconds=time.perf_counter() - start,
+        warm_start=warm_start,
+        epsilon=float(engine.get_epsilon(delta)),
+        delta=delta,
+        noise_multiplier=float(noise_multiplier),
+        sample_rate=float(sample_rate),
+        steps=int(sum(h[2] for h in engine.accountant.history)),
+    )

@@ -1,0 +1,95 @@
+"""Recommender scores as differentiable functions of a user-embedding table.
+
+The model itself is only read: item factors, biases and networks are taken as constants and
+the user table E is substituted for the model's own.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from simulator.recommenders.base import Recommender
+from simulator.recommenders.factor_model import FactorModel
+from simulator.recommenders.metamf import MetaMF
+
+SCORE_CHUNK_FLOATS = 1 << 24  # cap on a users x items score block
+
+
+class _ScoreAll(nn.Module):
+    """Wraps MetaMFNet.score_all as a forward pass, so functional_call can swap `user_emb`."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, users: torch.Tensor) -> torch.Tensor:
+        return self.net.score_all(users)
+
+
+class UserScorer:
+    """Scores s_u(i) given E, for the latent-factor models and MetaMF.
+
+    FactorModel: p_u . q_i + b_u + b_i (+ mu for explicit-rating models; BPR's user biases
+    are zero). MetaMF: the network's forward pass with E in place of `user_emb`. Scores are
+    unclipped, as in training.
+    """
+
+    def __init__(self, model: Recommender) -> None:
+        if not isinstance(model, FactorModel | MetaMF):
+            raise TypeError(f"attribute unlearning does not support {type(model).__name__}")
+        self.model = model
+        self.device = model.device
+        if isinstance(model, MetaMF):
+            self._score_all = _ScoreAll(model.net)
+        else:
+            n_users = model.n_users
+            self.items = model.table[n_users:].detach().clone()
+            self.user_bias = model.bias[:n_users].detach().clone()
+            self.item_bias = model.bias[n_users:].detach().clone()
+            mu = getattr(model, "mu", None)
+            self.offset = float(mu if mu is not None else 3.0) if model.predicts_ratings else 0.0
+
+    def pairs(self, emb: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """s_u(i) for parallel index tensors, differentiable in `emb` (n_users, d)."""
+        if isinstance(self.model, MetaMF):
+            return functional_call(self.model.net, {"user_emb": emb}, (users, items))
+        dots = (emb.index_select(0, users) * self.items.index_select(0, items)).sum(-1)
+        bias = self.user_bias.index_select(0, users) + self.item_bias.index_select(0, items)
+        return dots + bias + self.offset
+
+    @torch.no_grad()
+    def full(self, emb: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for `users`, (len(users), n_items), without gradient."""
+        if isinstance(self.model, MetaMF):
+            return functional_call(self._score_all, {"net.user_emb": emb}, (users,))
+        scores = emb.index_select(0, users) @ self.items.t()
+        scores += self.user_bias.index_select(0, users).unsqueeze(1)
+        return scores.add_(self.item_bias).add_(self.offset)
+
+    def chunk_size(self) -> int:
+        """Users per block so that a users x items (x item_dim for MetaMF) block stays small."""
+        width = self.model.n_items
+        if isinstance(self.model, MetaMF):
+            width *= int(self.model.net.item_dim)
+        return max(1, SCORE_CHUNK_FLOATS // max(width, 1))
+
+    @torch.no_grad()
+    def top_k(
+        self, emb: torch.Tensor, k: int, seen: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """Each user's k best items, best first, (n_users, k); `seen` (user, item) pairs are
+        excluded. Computed in blocks of users."""
+        n_users = self.model.n_users
+        k = min(k, self.model.n_items)
+        out = torch.empty(n_users, k, dtype=torch.int64, device=self.device)
+        step = self.chunk_size()
+        for lo in range(0, n_users, step):
+            users = torch.arange(lo, min(lo + step, n_users), device=self.device)
+            scores = self.full(emb, users)
+            if seen is not None:
+                inside = (seen[0] >= lo) & (seen[0] < lo + len(users))
+                scores[seen[0][inside] - lo, seen[1][inside]] = -torch.inf
+            out[lo : lo + len(users)] = torch.topk(scores, k, dim=1).indices
+        return out
