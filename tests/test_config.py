@@ -126,3 +126,16 @@ def test_defaults_round_trip() -> None:
     scenario = Scenario()
     again = Scenario.model_validate(scenario.model_dump(mode="json"))
     assert again == scenario
+
+
+def test_every_shipped_scenario_and_sweep_validates(data_dir: Path) -> None:
+    """Shipped files use only valid keys (MovieLens ones need the data folder)."""
+    from simulator.sweep import expand_points, load_sweep
+
+    for name in list_scenarios():
+        load_scenario(name)
+    sweeps = sorted((Path(__file__).parents[1] / "scenarios" / "sweeps").glob("*.yaml"))
+    assert len(sweeps) >= 5
+    for path in sweeps:
+        spec = load_sweep(path)
+        assert expand_points(spec, path), path
