@@ -47,7 +47,7 @@ from simulator.config import DPConfig
 from simulator.recommenders.base import TrainingReport
 from simulator.recommenders.bpr import BPR
 from simulator.recommenders.factor_model import FactorModel
-from simulator.recommenders.mf import MF, RATING_MAX, RATING_MIN
+from simulator.recommenders.mf import MF
 from simulator.world.base import Interactions
 
 DEFAULT_LR = 0.01
@@ -243,8 +243,7 @@ def dp_fit(
     item = torch.as_tensor(data.item, dtype=torch.int64)
     net: _MFNet | _BPRNet
     if isinstance(model, MF):
-        base = model.mu if model.mu is not None else (RATING_MIN + RATING_MAX) / 2
-        net = _MFNet(model, base)
+        net = _MFNet(model, model.offset)
         rows = _Rows(user, item, torch.as_tensor(data.rating, dtype=torch.float32))
         criterion: nn.Module = nn.MSELoss()
     else:

@@ -48,8 +48,7 @@ class UserScorer:
             self.items = model.table[n_users:].detach().clone()
             self.user_bias = model.bias[:n_users].detach().clone()
             self.item_bias = model.bias[n_users:].detach().clone()
-            mu = getattr(model, "mu", None)
-            self.offset = float(mu if mu is not None else 3.0) if model.predicts_ratings else 0.0
+            self.offset = model.offset
 
     def pairs(self, emb: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """s_u(i) for parallel index tensors, differentiable in `emb` (n_users, d)."""

@@ -66,6 +66,11 @@ class FactorModel(Recommender):
         self.bias = torch.zeros(n_rows, device=self.device)
 
     @property
+    def offset(self) -> float:
+        """Constant added to every score (0 here; the global mean for rating models)."""
+        return 0.0
+
+    @property
     def _users(self) -> torch.Tensor:
         return self.table[: self.n_users]
 

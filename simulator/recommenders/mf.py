@@ -57,7 +57,8 @@ class MF(FactorModel):
         self.mu = None
 
     @property
-    def _offset(self) -> float:
+    def offset(self) -> float:
+        """mu, or the scale midpoint 3 before the first fit has fixed it."""
         return 3.0 if self.mu is None else self.mu
 
     def _before_fit(self, data: Interactions) -> None:
@@ -91,7 +92,7 @@ class MF(FactorModel):
         predicted = sgd.sampled_scores(table, n_users, plan.offsets[: n_users + 1], columns)
         predicted += bias.index_select(0, plan.bag_of_row[:n])  # b_u
         predicted += bias.index_select(0, columns)  # b_i
-        err = plan.rating - predicted.add_(self._offset)
+        err = plan.rating - predicted.add_(self.offset)
         loss = (err * err).sum(dtype=torch.float64)
         # d(err^2/2)/d p_u = -err q_i: the SGD step is +lr*err*q_i, lr folded into the weight.
         w = err.mul_(self.lr)
@@ -116,7 +117,7 @@ class MF(FactorModel):
         raw = self._users.index_select(0, users) @ self._items.t()
         raw += self.bias.index_select(0, users).unsqueeze(1)
         raw += self.bias[self.n_users :]
-        return raw.add_(self._offset).clamp_(RATING_MIN, RATING_MAX)
+        return raw.add_(self.offset).clamp_(RATING_MIN, RATING_MAX)
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs, clipped to [1, 5], as float32."""
@@ -124,7 +125,7 @@ class MF(FactorModel):
         i = torch.as_tensor(np.asarray(items), dtype=torch.int64, device=self.device)
         raw = (self._users.index_select(0, u) * self._items.index_select(0, i)).sum(1)
         raw += self.bias.index_select(0, u) + self.bias.index_select(0, i + self.n_users)
-        out = raw.add_(self._offset).clamp_(RATING_MIN, RATING_MAX)
+        out = raw.add_(self.offset).clamp_(RATING_MIN, RATING_MAX)
         return out.cpu().numpy().astype(np.float32)
 
     def user_biases(self) -> np.ndarray:
