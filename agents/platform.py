@@ -107,7 +107,7 @@ class PlatformAgent(mesa.Agent):
         self.last_report = report
         final_loss = report.losses[-1] if report.losses else float("nan")
         return RetrainEvent(
-            step, warm, epochs, len(table), float(final_loss), seconds,
+            step, report.warm_start, epochs, len(table), float(final_loss), seconds,
             outcome.defenses, outcome.metrics, report.diverged,
         )
 

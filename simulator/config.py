@@ -165,7 +165,7 @@ class UnlearningConfig(DefenseSection):
     utility: Literal["model", "distance", "topk"] = "topk"
     weighting: Literal["mgda", "fixed"] = "mgda"
     weight: float = Field(
-        0.1, ge=0.0, description="utility weight when weighting is fixed (about 3e-3 for mmd)"
+        1.0, ge=0.0, description="utility weight when weighting is fixed (per-user utility)"
     )
     steps: int = Field(300, ge=1)
     lr: float = Field(3e-3, gt=0.0)

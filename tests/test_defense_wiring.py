@@ -47,6 +47,18 @@ def test_dp_starts_at_its_step_and_fills_the_ledger() -> None:
     assert np.all(users[model.population.n_disclosed == 0] == 0)
 
 
+def test_first_dp_retrain_never_continues_a_non_private_model() -> None:
+    model = _run(
+        "platform.model=mf", "simulation.steps=6", "platform.warm_start=true",
+        "platform.defenses.dp={noise_multiplier: 1.0, start_step: 2}",
+    )
+    retrains = _retrains(model)
+    defenses = [d["defenses"] for d in retrains["detail"]]
+    warm = [d["warm_start"] for d in retrains["detail"]]
+    assert defenses == [[], ["dp"], ["dp"]]
+    assert warm == [False, False, True]
+
+
 def test_adversarial_training_switches_on_mid_run() -> None:
     model = _run("platform.defenses.adversarial={attributes: [gender, age], start_step: 2}")
     retrains = _retrains(model)

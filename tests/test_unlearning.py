@@ -178,7 +178,7 @@ def test_unlearning_bpr_hides_gender_and_keeps_rankings(world) -> None:
     top0 = _top10(model, world)
     assert _attacker_auc(emb0, gender) > 0.85
     settings = UnlearningConfig(
-        covariance="shrunk", weighting="fixed", weight=2e-3, steps=150, lr=1e-2
+        covariance="shrunk", weighting="fixed", weight=0.8, steps=150, lr=1e-2
     )
     report = unlearn_attribute(model, gender, settings, data=world.ratings)
     assert report.distance_after < 0.1 * report.distance_before
@@ -211,7 +211,7 @@ def test_unlearning_requested_scope_moves_only_masked_rows(world) -> None:
     emb0 = model.user_embeddings()
     mask = np.zeros(world.n_users, dtype=bool)
     mask[np.random.default_rng(1).choice(world.n_users, 120, replace=False)] = True
-    settings = UnlearningConfig(scope="requested", weighting="fixed", weight=0.01, steps=40)
+    settings = UnlearningConfig(scope="requested", weighting="fixed", weight=1.2, steps=40)
     report = unlearn_attribute(model, gender, settings, data=world.ratings, users=mask)
     after = model.user_embeddings()
     assert report.edited_users == 120
@@ -243,7 +243,7 @@ def test_unlearning_metamf_edits_only_user_embeddings(world) -> None:
     model = _trained("metamf", world, epochs=2, options=tiny)
     net_before = {k: v.clone() for k, v in model.net.state_dict().items() if k != "user_emb"}
     emb0 = model.user_embeddings()
-    settings = UnlearningConfig(covariance="shrunk", weighting="fixed", weight=1e-3, steps=30)
+    settings = UnlearningConfig(covariance="shrunk", weighting="fixed", weight=0.4, steps=30)
     report = unlearn_attribute(model, world.attributes["gender"], settings, data=world.ratings)
     assert report.distance_after < report.distance_before
     assert not np.allclose(model.user_embeddings(), emb0)

@@ -2,6 +2,9 @@
 
 One retrain goes: choose the training (DP-SGD or the model's own fit, with or without the
 gradient-reversal adversary), train, then edit the user embeddings by attribute unlearning.
+DP-SGD never continues from parameters trained without it: a warm start from a non-private
+model would carry its unprotected use of the ratings into every later release, so the first
+DP retrain after non-private training starts from scratch.
 The platform knows every user's attributes (profile data given at sign-up, as in MovieLens);
 users who ask for unlearning are given by a callable so the user side can change them.
 """
@@ -56,6 +59,7 @@ class PlatformDefenses:
         self.requested_users = requested_users
         self.ledger = PrivacyLedger(n_users) if config.dp is not None else None
         self._adversary: AttributeAdversary | None = None
+        self._last_fit_private = False
         self._retrains = 0
         self.latest: dict[str, float] = {name: math.nan for name in self.metric_names()}
 
@@ -91,7 +95,9 @@ class PlatformDefenses:
         self._retrains += 1
         if is_active(cfg.dp, step):
             assert cfg.dp is not None and self.ledger is not None
-            report = dp_fit(recommender, table, epochs, warm_start, cfg.dp, seed)
+            warm = warm_start and self._last_fit_private
+            report = dp_fit(recommender, table, epochs, warm, cfg.dp, seed)
+            self._last_fit_private = True
             if report.epochs:
                 index = self.ledger.record_fit(report, table)
                 users = self.ledger.user_epsilons()
@@ -104,6 +110,7 @@ class PlatformDefenses:
             used.append("dp")
         else:
             report = recommender.fit(table, epochs, warm_start=warm_start)
+            self._last_fit_private = False
         if "adversarial" in used and self._adversary is not None and self._adversary.history:
             for name, stats in self._adversary.history[-1].items():
                 metrics[f"adversary_readout_acc_{name}"] = stats["accuracy"]

@@ -59,8 +59,9 @@ def topk_hinge_loss(
     scorer: UserScorer, e0: torch.Tensor, rows: torch.Tensor, k: int,
     data: Interactions | None,
 ) -> Loss:
-    """sum_u sum_k max(0, s_u(item_{k+1}) - s_u(item_k) + margin) over the edited users, with
-    each user's original top-k list (items seen in `data` excluded)."""
+    """mean_u sum_k max(0, s_u(item_{k+1}) - s_u(item_k) + margin) over the edited users, with
+    each user's original top-k list (items seen in `data` excluded). Averaging over users keeps
+    a fixed utility weight meaning the same thing on worlds of any size."""
     top = scorer.top_k(e0, k, _seen_pairs(data, e0.device)).index_select(0, rows)
     users = rows.unsqueeze(1).expand_as(top).reshape(-1)
     items = top.reshape(-1)
@@ -68,15 +69,15 @@ def topk_hinge_loss(
 
     def loss(emb: torch.Tensor) -> torch.Tensor:
         s = scorer.pairs(emb, users, items).view(-1, width)
-        return F.relu(s[:, 1:] - s[:, :-1] + TOPK_MARGIN).sum()
+        return F.relu(s[:, 1:] - s[:, :-1] + TOPK_MARGIN).sum(1).mean()
 
     return loss
 
 
 def distance_loss(e0: torch.Tensor, rows: torch.Tensor) -> Loss:
-    """||E - E0||^2 over the edited rows."""
+    """mean_u ||e_u - e0_u||^2 over the edited rows."""
     anchor = e0.index_select(0, rows)
-    return lambda emb: (emb.index_select(0, rows) - anchor).square().sum()
+    return lambda emb: (emb.index_select(0, rows) - anchor).square().sum(1).mean()
 
 
 def model_loss(
