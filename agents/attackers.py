@@ -54,6 +54,9 @@ class InferenceAttacker(mesa.Agent):
         platform model version, so features are built once per retrain)."""
         if version != self.attacked_version:
             features = build_features(self.threat, recommender, disclosed, self.top_k)
+            # The platform may hold more accounts than there are real users (fake profiles
+            # come after them); the attacker classifies the real ones.
+            features = features[: len(self.known)]
             self.results = {
                 name: infer_attribute(
                     features, labels, self.known, self.n_classes[name],

@@ -26,6 +26,12 @@ class PlatformData:
             self._parts.append(ratings)
             self._table = None
 
+    def drop_users(self, users: np.ndarray) -> None:
+        """Forget every rating of `users` (accounts that rewrote or deleted their profile)."""
+        if len(users) and len(self):
+            self._table = self.table.subset(~np.isin(self.table.user, users))
+            self._parts = [self._table]
+
     @property
     def table(self) -> Interactions:
         """Every disclosed rating, in the order received."""

@@ -8,10 +8,19 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from simulator.errors import ScenarioError
 from simulator.world.synthetic import validate_parameters
@@ -37,7 +46,11 @@ class WorldConfig(Section):
         None, ge=2, description="synthetic: users (default 1000); movielens: keep the first n"
     )
     n_items: int | None = Field(
-        None, ge=2, description="synthetic: items (default 800); ignored for movielens"
+        None, ge=2,
+        description="synthetic: items (default 800); movielens: keep this many (item_sample)",
+    )
+    item_sample: Literal["random", "popular"] = Field(
+        "random", description="movielens with n_items: a seeded random subset, or the most rated"
     )
     mean_ratings_per_user: float = Field(60.0, gt=0)
     min_ratings_per_user: int = Field(20, ge=1)
@@ -192,12 +205,43 @@ class DPConfig(DefenseSection):
         return self
 
 
+class APRConfig(DefenseSection):
+    """Adversarial personalised ranking (He et al. 2018): train against worst-case
+    embedding perturbations of per-row norm epsilon, weighted by `weight`."""
+
+    epsilon: float = Field(0.5, gt=0.0, description="per-row L2 budget of the perturbation")
+    weight: float = Field(1.0, ge=0.0, description="lambda, weight of the perturbed loss")
+
+
+class DetectionConfig(DefenseSection):
+    """Fake-profile detection on the platform's data before every retrain; flagged users'
+    ratings are left out of training."""
+
+    method: Literal["pca", "threshold", "supervised"] = Field(
+        "pca", description="PCA VarSelect, a z-score threshold on generic profile features, "
+        "or a classifier trained on profiles the platform generates itself",
+    )
+    assumed_attack_size: float | None = Field(
+        0.03, gt=0.0, le=0.5,
+        description="share of users to flag (pca, threshold); null: threshold on z",
+    )
+    z: float = Field(2.0, gt=0.0, description="threshold: combined z-score above which to flag")
+
+    @model_validator(mode="after")
+    def _pca_needs_a_size(self) -> DetectionConfig:
+        if self.method == "pca" and self.assumed_attack_size is None:
+            raise ValueError("method pca flags a fixed share: set assumed_attack_size")
+        return self
+
+
 class DefensesConfig(Section):
     """The platform's defenses; each is off unless its section is present."""
 
     adversarial: AdversarialConfig | None = None
     unlearning: UnlearningConfig | None = None
     dp: DPConfig | None = None
+    apr: APRConfig | None = None
+    detection: DetectionConfig | None = None
 
 
 class PlatformConfig(Section):
@@ -212,13 +256,25 @@ class PlatformConfig(Section):
     lr: float | None = Field(None, gt=0)
     reg: float | None = Field(None, ge=0)
     batch_size: int | None = Field(None, ge=1)
+    item_features: bool = Field(
+        False, description="bpr, mf: learn from the world's item side information (genres)"
+    )
     metamf: MetaMFConfig = Field(default_factory=MetaMFConfig)
     defenses: DefensesConfig = Field(default_factory=DefensesConfig)
 
     @model_validator(mode="after")
-    def _dp_needs_a_factor_model(self) -> PlatformConfig:
-        if self.defenses.dp is not None and self.model not in ("bpr", "mf"):
-            raise ValueError(f"defenses.dp trains bpr or mf models, not {self.model!r}")
+    def _factor_model_defenses(self) -> PlatformConfig:
+        for name in ("dp", "apr"):
+            if getattr(self.defenses, name) is not None and self.model not in ("bpr", "mf"):
+                raise ValueError(f"defenses.{name} trains bpr or mf models, not {self.model!r}")
+        if self.item_features and self.model not in ("bpr", "mf"):
+            raise ValueError(f"item_features needs a bpr or mf model, not {self.model!r}")
+        for name in ("dp", "unlearning"):
+            if self.item_features and getattr(self.defenses, name) is not None:
+                raise ValueError(
+                    f"defenses.{name} cannot yet run with item_features (it reads the item "
+                    "factors without the side information)"
+                )
         return self
 
 
@@ -249,6 +305,108 @@ class InferenceAttackerConfig(Section):
         if len(set(values)) != len(values):
             raise ValueError("entries must not repeat")
         return values
+
+
+ATTACK_MODELS = ("random", "average", "bandwagon", "segment", "love_hate", "reverse_bandwagon")
+
+
+class ShillingAttackerConfig(Section):
+    """A profile-injection attacker: fake users whose ratings push or nuke target items."""
+
+    kind: Literal["shilling"] = "shilling"
+    model: Literal[ATTACK_MODELS] = Field(  # type: ignore[valid-type]
+        "average", description="how fake profiles rate their selected and filler items"
+    )
+    intent: Literal["push", "nuke"] = "push"
+    targets: list[int] | None = Field(
+        None, description="target item indices (0-based); default: chosen by popularity"
+    )
+    target_popularity: Literal["unpopular", "median", "popular"] = Field(
+        "unpopular", description="without targets: public rating count of the chosen targets"
+    )
+    n_targets: int = Field(1, ge=1, description="without targets: how many to choose")
+    attack_size: float = Field(
+        0.03, gt=0.0, le=1.0, description="fake profiles as a share of genuine users"
+    )
+    filler_size: float = Field(
+        0.03, gt=0.0, le=1.0, description="filler items per profile as a share of all items"
+    )
+    selected: list[int] | None = Field(
+        None, description="selected items (bandwagon, segment, reverse_bandwagon); default: "
+        "chosen from public statistics",
+    )
+    n_selected: int = Field(10, ge=1)
+    start_step: int = Field(0, ge=0, description="first step at which profiles are injected")
+    spread_steps: int = Field(
+        1, ge=1, description="inject the profiles evenly over this many steps"
+    )
+    adaptive: bool = Field(
+        False, description="watch the targets through probe accounts after every retrain and "
+        "react: inject more, and move fillers toward what the platform recommends",
+    )
+    probes: int = Field(5, ge=1, description="adaptive: probe accounts that only observe")
+    goal: float = Field(
+        0.5, gt=0.0, le=1.0, description="adaptive: share of probes with a target in the "
+        "top-k that counts as success (push), or without one (nuke)",
+    )
+    reserve: float = Field(
+        0.5, ge=0.0, lt=1.0, description="adaptive: share of the profiles held back for "
+        "re-injection when the goal is not reached",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ShillingAttackerConfig:
+        if self.model in ("love_hate", "reverse_bandwagon") and self.intent == "push":
+            raise ValueError(f"model {self.model} is a nuke attack: set intent: nuke")
+        for name in ("targets", "selected"):
+            values = getattr(self, name)
+            if values is not None and (not values or len(set(values)) != len(values)
+                                       or min(values) < 0):
+                raise ValueError(f"{name}: give distinct item indices >= 0")
+        return self
+
+
+class ItemPerturbationConfig(Section):
+    """A white-box item owner: after every retrain it perturbs its items' embeddings within
+    a budget to push them to a target segment of users."""
+
+    kind: Literal["item_perturbation"] = "item_perturbation"
+    target: Literal["embedding", "features"] = Field(
+        "embedding", description="what it perturbs: the items' embeddings in the model "
+        "(white box), or the side information the platform ingests about them (needs "
+        "platform.item_features; features stay in [0, 1])",
+    )
+    items: list[int] | None = Field(
+        None, description="owned item indices (0-based); default: chosen by popularity"
+    )
+    item_popularity: Literal["unpopular", "median", "popular"] = "unpopular"
+    n_items: int = Field(1, ge=1, description="without items: how many to own")
+    segment_attribute: Literal["gender", "age", "occupation"] | None = Field(
+        None, description="target segment: users with this attribute value (None: everyone)"
+    )
+    segment_value: int = Field(0, ge=0, description="the attribute code of the segment")
+    epsilon: float = Field(0.5, gt=0.0, description="per-item budget")
+    method: Literal["fgsm", "pgd"] = "pgd"
+    steps: int = Field(10, ge=1, description="pgd steps")
+    norm: Literal["l2", "linf"] = "l2"
+    objective: Literal["score", "rank"] = "rank"
+    start_step: int = Field(0, ge=0)
+
+
+def _attacker_kind(value: Any) -> str:
+    """The `kind` of an attacker entry (inference when not given)."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "inference"))
+    return str(getattr(value, "kind", "inference"))
+
+
+AttackerConfig = Annotated[
+    Annotated[InferenceAttackerConfig, Tag("inference")]
+    | Annotated[ShillingAttackerConfig, Tag("shilling")]
+    | Annotated[ItemPerturbationConfig, Tag("item_perturbation")],
+    Discriminator(_attacker_kind),
+]
+ATTACKER_KINDS = ("inference", "shilling", "item_perturbation")
 
 
 class SimulationConfig(Section):
@@ -284,13 +442,42 @@ class Scenario(Section):
     world: WorldConfig = Field(default_factory=WorldConfig)
     population: PopulationConfig = Field(default_factory=PopulationConfig)
     platform: PlatformConfig = Field(default_factory=PlatformConfig)
-    attackers: list[InferenceAttackerConfig] = Field(
-        default_factory=lambda: [InferenceAttackerConfig()], max_length=1,
-        description="at most one inference attacker",
+    attackers: list[AttackerConfig] = Field(
+        default_factory=lambda: [InferenceAttackerConfig()],
+        description="at most one inference attacker, and any number of poisoning attackers",
     )
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("attackers")
+    @classmethod
+    def _one_inference_attacker(cls, attackers: list[Any]) -> list[Any]:
+        if sum(a.kind == "inference" for a in attackers) > 1:
+            raise ValueError("at most one inference attacker")
+        return attackers
+
+    @model_validator(mode="after")
+    def _poisoning_support(self) -> Scenario:
+        poisoning = [a for a in self.attackers if a.kind != "inference"]
+        if not poisoning:
+            return self
+        defenses = self.platform.defenses
+        for name in ("adversarial", "unlearning"):
+            if getattr(defenses, name) is not None:
+                raise ValueError(
+                    f"platform.defenses.{name} cannot yet run with poisoning attackers "
+                    "(fake users have no attributes to train or edit against)"
+                )
+        owners = [a for a in poisoning if a.kind == "item_perturbation"]
+        if owners and self.platform.model not in ("bpr", "mf"):
+            raise ValueError("item_perturbation attackers need a bpr or mf platform model")
+        if any(a.target == "features" for a in owners) and not self.platform.item_features:
+            raise ValueError(
+                "an item_perturbation attacker with target: features needs "
+                "platform.item_features: true (the platform must use side information)"
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -379,10 +566,16 @@ def _list_index(items: list[Any], key: str, where: str) -> int:
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
     first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    # The attacker union adds its tag to the location (attackers.0.shilling.x): drop it.
+    parts = [str(p) for i, p in enumerate(first["loc"])
+             if not (i == 2 and first["loc"][0] == "attackers" and p in ATTACKER_KINDS)]
+    location = ".".join(parts) or "(top level)"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+    elif first["type"] == "union_tag_invalid":
+        message = (f"unknown kind {first['ctx']['tag']!r}; expected one of "
+                   f"{', '.join(ATTACKER_KINDS)}")
     elif first["type"] != "missing" and not isinstance(first.get("input"), dict | list):
         message = f"{message} (got {first['input']!r})"
     more = len(error.errors()) - 1

@@ -1,32 +1,48 @@
 """The Mesa model: wires the world, the agents and the measurement, and steps them.
 
-One step: users experience new ratings and disclose some; the platform ingests them
-and retrains when due; the inference attacker attacks each new model; then everything
-is measured. This is the only simulator module that imports `agents/`.
+One step: users experience new ratings and disclose some; poisoning attackers add their
+fake profiles; the platform ingests everything and retrains when due; item owners perturb
+the new model and adaptive attackers look at it; the inference attacker attacks each new
+model; then everything is measured. With poisoning attackers a clean twin of the platform
+(same model, seed and schedule, genuine ratings only) trains alongside, so every step also
+measures what the attack changed against the same platform without it. This is the only
+simulator module that imports `agents/`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
 import mesa
 import numpy as np
 
-from agents import InferenceAttacker, PlatformAgent, UserAgent, UserPopulation
+from agents import (
+    InferenceAttacker,
+    ItemOwner,
+    PlatformAgent,
+    ShillingAttacker,
+    UserAgent,
+    UserPopulation,
+)
 from agents.policies import make_policy
 from agents.users import draw_inclinations, initial_betas
-from simulator.config import Scenario
+from simulator.config import DefensesConfig, Scenario
 from simulator.defenses.stack import PlatformDefenses
 from simulator.device import resolve_device
 from simulator.errors import ScenarioError
+from simulator.metrics.accuracy import rating_errors
 from simulator.metrics.groups import build_groups, involvement_groups
 from simulator.metrics.measure import Measurer, StepInputs
+from simulator.metrics.poisoning import TARGET_KS, TargetView, target_metrics, target_view
 from simulator.recommenders.base import ModelParams
-from simulator.recommenders.registry import make_recommender
+from simulator.recommenders.factor_model import FactorModel
+from simulator.recommenders.registry import make_recommender, recommender_class
 from simulator.timeline import assign_steps
 from simulator.world import Interactions, World, load_world, random_split, temporal_split
+from simulator.world.subsample import keep_items
 
 
 @dataclass
@@ -52,8 +68,10 @@ class PrivacyModel(mesa.Model):
         self.step_index = 0
         self.records = Records()
         self._build_users(seed)
+        self._build_poisoners(seed)
         self._build_platform(seed)
         self._build_attackers(seed)
+        self._poisoning_cache: tuple[tuple[int, int], dict[str, float]] | None = None
         involvement = involvement_groups(
             self.world.ratings_per_user(), scenario.metrics.group_share
         )
@@ -92,26 +110,97 @@ class PrivacyModel(mesa.Model):
         for index in range(self.world.n_users):
             UserAgent(self, self.population, index)
 
+    def _build_poisoners(self, seed: int) -> None:
+        """Shilling attackers (each with its own block of fake-account slots after the
+        genuine users) and item owners."""
+        self.n_genuine = self.world.n_users
+        self.shillers: list[ShillingAttacker] = []
+        self.item_owners: list[ItemOwner] = []
+        model_cls = recommender_class(self.scenario.platform.model)
+        slot = self.n_genuine
+        for index, cfg in enumerate(self.scenario.attackers):
+            rng = np.random.default_rng([seed, 20, index])
+            if cfg.kind == "shilling":
+                attacker = ShillingAttacker(
+                    self, cfg, self.n_genuine, self.world.n_items, slot,
+                    not model_cls.predicts_ratings, rng,
+                )
+                slot += attacker.n_slots
+                self.shillers.append(attacker)
+            elif cfg.kind == "item_perturbation":
+                self.item_owners.append(ItemOwner(
+                    self, cfg, self._segment(index, cfg.segment_attribute, cfg.segment_value),
+                    self.world.n_items, rng,
+                ))
+        self.n_platform_users = slot
+        self.poisoned = bool(self.shillers or self.item_owners)
+
+    def _segment(self, index: int, attribute: str | None, value: int) -> np.ndarray:
+        if attribute is None:
+            return np.ones(self.n_genuine, dtype=bool)
+        where = f"attackers.{index}.segment_attribute"
+        if attribute not in self.world.attributes:
+            raise ScenarioError(f"{where}: the {self.world.name} world has no {attribute}")
+        labels = self.world.attribute_labels[attribute]
+        if value >= len(labels):
+            raise ScenarioError(
+                f"attackers.{index}.segment_value: {attribute} codes are 0..{len(labels) - 1} "
+                f"({', '.join(labels)}), got {value}"
+            )
+        return self.world.attributes[attribute] == value
+
     def _build_platform(self, seed: int) -> None:
+        self.platform = self._platform_agent(seed, self.scenario.platform.defenses)
+        # The clean twin: what the platform would be without the attack. Detection is left
+        # out (there is nothing to detect); other defenses stay so the comparison isolates
+        # the attack.
+        self.clean_platform = (
+            self._platform_agent(
+                seed, self.scenario.platform.defenses.model_copy(update={"detection": None})
+            )
+            if self.poisoned else None
+        )
+
+    def _platform_agent(self, seed: int, defense_config: DefensesConfig) -> PlatformAgent:
         cfg = self.scenario.platform
         options = cfg.metamf.model_dump() if cfg.model in ("metamf", "nometamf") else {}
         params = ModelParams(cfg.factors, cfg.lr, cfg.reg, cfg.batch_size, options)
         recommender = make_recommender(
-            cfg.model, self.world.n_users, self.world.n_items, params, self.device, seed
+            cfg.model, self.n_platform_users, self.world.n_items, params, self.device, seed
         )
+        if cfg.item_features:
+            if self.world.item_features is None:
+                raise ScenarioError(
+                    f"platform.item_features: the {self.world.name} world has no item "
+                    "side information"
+                )
+            assert isinstance(recommender, FactorModel)
+            recommender.set_item_features(self.world.item_features.astype(np.float32))
         defenses = PlatformDefenses(
-            cfg.defenses, dict(self.world.attributes),
+            defense_config, dict(self.world.attributes),
             {a: len(labels) for a, labels in self.world.attribute_labels.items()},
-            self.world.n_users, seed, requested_users=self.population.unlearning_requests,
+            self.n_platform_users, seed, requested_users=self._unlearning_requests,
+            n_genuine=self.n_genuine,
         )
-        self.platform = PlatformAgent(
+        return PlatformAgent(
             self, recommender, cfg.retrain_every, cfg.epochs,
             cfg.first_epochs or cfg.epochs, cfg.warm_start, defenses,
         )
 
+    def _unlearning_requests(self) -> np.ndarray:
+        """Users who asked for unlearning, over every platform account (fakes never ask)."""
+        requests = self.population.unlearning_requests()
+        if self.n_platform_users == self.n_genuine:
+            return requests
+        padded = np.zeros(self.n_platform_users, dtype=bool)
+        padded[: self.n_genuine] = requests
+        return padded
+
     def _build_attackers(self, seed: int) -> None:
         self.attacker: InferenceAttacker | None = None
         for index, cfg in enumerate(self.scenario.attackers):
+            if cfg.kind != "inference":
+                continue
             missing = [a for a in cfg.attributes if a not in self.world.attributes]
             if missing:
                 raise ScenarioError(
@@ -138,6 +227,9 @@ class PrivacyModel(mesa.Model):
 
         started = time.perf_counter()
         self.platform.ingest(disclosed)
+        if self.clean_platform is not None:
+            self.clean_platform.ingest(disclosed)
+        self._inject(step)
         retrained = False
         if self.platform.due(step):
             event = self.platform.retrain(step)
@@ -152,10 +244,19 @@ class PrivacyModel(mesa.Model):
                     self._event(step, "training_diverged", "platform", event.final_loss, 0.0,
                                 {"reason": event.diverged})
         timings["seconds_training"] = time.perf_counter() - started
+        if retrained:
+            self._after_retrain(step)
+        if self.clean_platform is not None:
+            started = time.perf_counter()
+            if self.clean_platform.due(step):
+                self.clean_platform.retrain(step)
+            timings["seconds_clean_training"] = time.perf_counter() - started
 
         started = time.perf_counter()
         attacks = self._attack(step)
         row, group_rows = self._measure(attacks)
+        if self.poisoned:
+            row.update(self._poisoning_metrics())
         timings["seconds_measurement"] = time.perf_counter() - started
 
         row = {
@@ -170,6 +271,121 @@ class PrivacyModel(mesa.Model):
             self.records.agents.append({"step": np.full(self.world.n_users, step),
                                         **self.population.snapshot()})
         self.step_index += 1
+
+    def _public_ratings(self) -> Interactions:
+        """What attackers can read in public: every rating genuine users disclosed."""
+        holder = self.clean_platform if self.clean_platform is not None else self.platform
+        return holder.data.table
+
+    def _inject(self, step: int) -> None:
+        """Shilling attackers send this step's fake ratings; item owners fix their items."""
+        if not self.poisoned:
+            return
+        public = self._public_ratings()
+        for index, attacker in enumerate(self.shillers):
+            injection = attacker.act(step, public)
+            self.platform.data.drop_users(injection.replaced_users)
+            self.platform.ingest(injection.ratings)
+            if len(injection.ratings):
+                self._event(step, "profile_injection", f"shilling{index}",
+                            float(len(np.unique(injection.ratings.user))), 0.0, {
+                                "ratings": len(injection.ratings),
+                                "profiles_total": attacker.injected,
+                                "rewritten": len(injection.replaced_users),
+                                "targets": attacker.targets.tolist(),
+                            })
+        for owner in self.item_owners:
+            if owner.owned is None and len(public):
+                owner.choose_items(public)
+
+    def _after_retrain(self, step: int) -> None:
+        """Item owners perturb the new model; adaptive attackers look at it."""
+        for index, owner in enumerate(self.item_owners):
+            if owner.owned is None:
+                continue
+            started = time.perf_counter()
+            gain = owner.act(step, self.platform.recommender, self._public_ratings(),
+                             *self.platform.seen_items())
+            if not math.isnan(gain):
+                self._event(step, "item_perturbation", f"item_owner{index}", gain,
+                            time.perf_counter() - started, {"items": owner.owned.tolist()})
+        for index, attacker in enumerate(self.shillers):
+            if attacker.n_probes and attacker.started:
+                success = attacker.observe(self.platform.recommender)
+                self._event(step, "attack_observation", f"shilling{index}", success, 0.0, {
+                    "goal_met": attacker.goal_met, "reserve_left": attacker.reserve,
+                })
+
+    def _poisoning_metrics(self) -> dict[str, float]:
+        """Targets' standing with and without the attack, and the collateral damage."""
+        assert self.clean_platform is not None
+        key = (self.platform.version, self.clean_platform.version)
+        if self._poisoning_cache is not None and self._poisoning_cache[0] == key:
+            return dict(self._poisoning_cache[1])
+        row: dict[str, float] = {
+            "fake_profiles": float(sum(a.injected for a in self.shillers)),
+        }
+        attacked, clean = self.platform, self.clean_platform
+        several = len(self.shillers) + len(self.item_owners) > 1
+        genuine = np.arange(self.n_genuine)
+        for index, attacker in enumerate(self.shillers):
+            prefix = f"attacker{index}_" if several else ""
+            values = dict.fromkeys(_target_columns(), math.nan)
+            if attacker.targets is not None and attacked.trained and clean.trained:
+                values = target_metrics(
+                    self._view(attacked, genuine, attacker.targets),
+                    self._view(clean, genuine, attacker.targets),
+                )
+            values["observed_success"] = attacker.observed_success
+            row.update({prefix + k: v for k, v in values.items()})
+        for index, owner in enumerate(self.item_owners):
+            prefix = f"attacker{len(self.shillers) + index}_" if several else ""
+            values = dict.fromkeys(_owned_columns(), math.nan)
+            if owner.owned is not None and attacked.trained and clean.trained:
+                segment, others = np.flatnonzero(owner.segment), np.flatnonzero(~owner.segment)
+                for name, users in (("segment", segment), ("others", others)):
+                    if len(users) == 0:
+                        continue
+                    now = target_metrics(self._view(attacked, users, owner.owned),
+                                         self._view(clean, users, owner.owned))
+                    for k in TARGET_KS:
+                        values[f"owned_hr_{k}_{name}"] = now[f"target_hr_{k}"]
+                        values[f"owned_hr_{k}_{name}_clean"] = now[f"target_hr_{k}_clean"]
+                    values[f"owned_shift_{name}"] = now["prediction_shift"]
+            values["perturbation_gain"] = owner.last_gain
+            row.update({prefix + k: v for k, v in values.items()})
+        row.update(self._collateral())
+        self._poisoning_cache = (key, dict(row))
+        return row
+
+    def _view(self, platform: PlatformAgent, users: np.ndarray, items: np.ndarray) -> TargetView:
+        seen_user, seen_item = platform.seen_items()
+        return target_view(platform.recommender.score, users, items, seen_user, seen_item,
+                           self.world.n_items, self.device)
+
+    def _collateral(self) -> dict[str, float]:
+        """Genuine users' accuracy on the clean twin, and the change the attack caused."""
+        assert self.clean_platform is not None
+        k = self.scenario.metrics.k
+        row = {f"hr_{k}_clean": math.nan, f"hr_{k}_change": math.nan}
+        clean, attacked = self.clean_platform, self.platform
+        if not (clean.trained and attacked.trained):
+            return row
+        ranking = self.measurer.ranking
+        hits = {
+            name: float(np.nanmean(ranking.evaluate(p.recommender.score, *p.seen_items()).hit))
+            for name, p in (("clean", clean), ("attacked", attacked))
+        }
+        row[f"hr_{k}_clean"] = hits["clean"]
+        row[f"hr_{k}_change"] = hits["attacked"] - hits["clean"]
+        if clean.recommender.predicts_ratings:
+            mae = {}
+            for name, p in (("clean", clean), ("attacked", attacked)):
+                errors = rating_errors(p.recommender.predict, self.test, self.n_genuine)
+                mae[name] = float(errors.abs_sum.sum() / max(errors.count.sum(), 1))
+            row["mae_clean"] = mae["clean"]
+            row["mae_change"] = mae["attacked"] - mae["clean"]
+        return row
 
     def _attack(self, step: int) -> dict:
         """The inference attacker attacks the current model (once per model version)."""
@@ -214,6 +430,17 @@ class PrivacyModel(mesa.Model):
             self.step()
 
 
+def _target_columns() -> list[str]:
+    return [*(f"target_hr_{k}" for k in TARGET_KS),
+            *(f"target_hr_{k}_clean" for k in TARGET_KS), "prediction_shift"]
+
+
+def _owned_columns() -> list[str]:
+    return [f"owned_hr_{k}_{name}{suffix}" for name in ("segment", "others")
+            for k in TARGET_KS for suffix in ("", "_clean")] + [
+        "owned_shift_segment", "owned_shift_others"]
+
+
 def _world_seed(scenario: Scenario) -> int:
     cfg = scenario.world
     return cfg.seed if cfg.seed is not None else scenario.simulation.seed
@@ -230,8 +457,16 @@ def _split(world: World, scenario: Scenario) -> tuple[Interactions, Interactions
 def _load(scenario: Scenario) -> World:
     cfg = scenario.world
     seed = _world_seed(scenario)
-    return load_world(
+    world = load_world(
         cfg.source, cfg.path, cfg.n_users, cfg.n_items, cfg.signal, seed,
         mean_ratings_per_user=cfg.mean_ratings_per_user,
         min_ratings_per_user=cfg.min_ratings_per_user,
     )
+    if cfg.source == "movielens" and cfg.n_items is not None:
+        if cfg.n_items > world.n_items:
+            raise ScenarioError(
+                f"world.n_items: the {world.name} world has {world.n_items} items, "
+                f"got {cfg.n_items}"
+            )
+        world = keep_items(world, cfg.n_items, cfg.item_sample, seed)
+    return world

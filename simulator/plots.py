@@ -1,4 +1,4 @@
-"""The standard figures of a run: accuracy, leakage and disclosure over time."""
+"""The standard figures of a run: accuracy, leakage, disclosure and attacks over time."""
 
 from __future__ import annotations
 
@@ -71,6 +71,33 @@ def plot_disclosure(groups: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_attack(metrics: pd.DataFrame, path: Path) -> Path:
+    """Each poisoning attacker's targets: HR@10 on the attacked platform against its clean
+    twin, and the genuine users' HR change (collateral damage)."""
+    prefixes = sorted({c.removesuffix("target_hr_10") for c in metrics.columns
+                       if c.endswith("target_hr_10")}
+                      | {c.removesuffix("owned_hr_10_segment") for c in metrics.columns
+                         if c.endswith("owned_hr_10_segment")})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for prefix in prefixes:
+        for name in ("target_hr_10", "owned_hr_10_segment", "owned_hr_10_others"):
+            column = prefix + name
+            if column in metrics:
+                line = axes[0].plot(metrics["step"], metrics[column], label=column)[0]
+                axes[0].plot(metrics["step"], metrics[f"{column}_clean"], ":",
+                             color=line.get_color(), label=f"{column} (clean twin)")
+    axes[0].set(xlabel="step", ylabel="HR@10 of the attacked items", title="Attack success")
+    axes[0].legend(fontsize="small")
+    change = [c for c in metrics.columns if c.startswith("hr_") and c.endswith("_change")]
+    for column in change:
+        axes[1].plot(metrics["step"], metrics[column], label=column)
+    axes[1].axhline(0.0, color="grey", linestyle=":")
+    axes[1].set(xlabel="step", ylabel="attacked - clean", title="Genuine users' accuracy")
+    if change:
+        axes[1].legend()
+    return _save(fig, path)
+
+
 def plot_run(metrics: pd.DataFrame, groups: pd.DataFrame, folder: Path, k: int) -> list[Path]:
     """All standard figures of a run into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,4 +105,6 @@ def plot_run(metrics: pd.DataFrame, groups: pd.DataFrame, folder: Path, k: int) 
              plot_disclosure(groups, folder / "disclosure.png")]
     if any(c.startswith("leak_") for c in metrics.columns):
         paths.append(plot_leakage(metrics, folder / "leakage.png"))
+    if any(c.endswith(("target_hr_10", "owned_hr_10_segment")) for c in metrics.columns):
+        paths.append(plot_attack(metrics, folder / "attack.png"))
     return paths

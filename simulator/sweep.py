@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simulator.attack_study import write_attack_study
 from simulator.budget import write_budget_study
 from simulator.catalog import load_scenario
 from simulator.config import Scenario, read_yaml
@@ -31,7 +32,7 @@ class SweepSpec(BaseModel):
     set: list[str] = Field(default_factory=list, description="overrides applied to every point")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="key.path -> values")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    report: list[Literal["privacy_budget"]] = Field(
+    report: list[Literal["privacy_budget", "attack_success"]] = Field(
         default_factory=list, description="studies computed from the combined tables"
     )
     workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1)
@@ -134,6 +135,8 @@ def run_sweep(sweep_file: Path, out: Path | None = None, workers: int | None = N
     tables = _write_sweep_tables(folder, points, statuses)
     if "privacy_budget" in spec.report and "groups" in tables:
         write_budget_study(folder, tables["metrics"], tables["groups"])
+    if "attack_success" in spec.report and "metrics" in tables:
+        write_attack_study(folder, tables["metrics"])
     write_json(folder / "manifest.json", {
         "sweep": spec.name, "started": started, "finished": now_iso(), "points": len(points),
         "failed": sum(s["status"] != "completed" for s in statuses.values()),

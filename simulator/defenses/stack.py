@@ -1,7 +1,8 @@
 """The platform's defenses from a scenario, each switched on from its own start step.
 
-One retrain goes: choose the training (DP-SGD or the model's own fit, with or without the
-gradient-reversal adversary), train, then edit the user embeddings by attribute unlearning.
+One retrain goes: screen the data for fake profiles (detection), choose the training (DP-SGD
+or the model's own fit, with or without the gradient-reversal adversary or APR), train, then
+edit the user embeddings by attribute unlearning.
 DP-SGD never continues from parameters trained without it: a warm start from a non-private
 model would carry its unprotected use of the ratings into every later release, so the first
 DP retrain after non-private training starts from scratch.
@@ -21,8 +22,10 @@ from simulator.config import DefensesConfig, DefenseSection
 from simulator.defenses.adversarial import AttributeAdversary
 from simulator.defenses.dp import dp_fit
 from simulator.defenses.ledger import PrivacyLedger
+from simulator.defenses.screening import screen
 from simulator.defenses.unlearning import unlearn_attribute
 from simulator.recommenders.base import Recommender, TrainingReport
+from simulator.recommenders.factor_model import FactorModel
 from simulator.world.base import Interactions
 
 
@@ -51,12 +54,15 @@ class PlatformDefenses:
         n_users: int,
         seed: int,
         requested_users: Callable[[], np.ndarray] | None = None,
+        n_genuine: int | None = None,
     ) -> None:
         self.config = config
         self.attributes = attributes
         self.n_classes = n_classes
         self.seed = seed
         self.requested_users = requested_users
+        self.n_users = n_users
+        self.n_genuine = n_users if n_genuine is None else n_genuine
         self.ledger = PrivacyLedger(n_users) if config.dp is not None else None
         self._adversary: AttributeAdversary | None = None
         self._last_fit_private = False
@@ -74,6 +80,10 @@ class PlatformDefenses:
         if self.config.dp is not None:
             names += ["dp_epsilon_retrain", "dp_noise_multiplier", "dp_epsilon_user_max",
                       "dp_epsilon_user_mean"]
+        if self.config.detection is not None:
+            names += ["detection_flagged", "detection_precision", "detection_recall"]
+        if self.n_genuine < self.n_users:
+            names += ["fake_users_trained"]
         return names
 
     def retrain(
@@ -88,7 +98,24 @@ class PlatformDefenses:
         cfg = self.config
         used: list[str] = []
         metrics: dict[str, float] = {}
+        if is_active(cfg.detection, step):
+            assert cfg.detection is not None
+            screening = screen(table, recommender.n_items, self.n_genuine, cfg.detection,
+                               self.seed + 1000 * self._retrains)
+            table = screening.table
+            metrics.update(screening.metrics)
+            used.append("detection")
+        if self.n_genuine < self.n_users:
+            fake = np.unique(table.user[table.user >= self.n_genuine])
+            metrics["fake_users_trained"] = float(len(fake))
         recommender.set_adversary(self._adversary_for(step))
+        if cfg.apr is not None:
+            assert isinstance(recommender, FactorModel)
+            if is_active(cfg.apr, step):
+                recommender.set_apr(cfg.apr.epsilon, cfg.apr.weight)
+                used.append("apr")
+            else:
+                recommender.clear_apr()
         if self._adversary is not None and is_active(cfg.adversarial, step):
             used.append("adversarial")
         seed = self.seed + 1000 * self._retrains
@@ -100,7 +127,7 @@ class PlatformDefenses:
             self._last_fit_private = True
             if report.epochs:
                 index = self.ledger.record_fit(report, table)
-                users = self.ledger.user_epsilons()
+                users = self.ledger.user_epsilons()[: self.n_genuine]  # real users only
                 metrics.update({
                     "dp_epsilon_retrain": self.ledger.retrain_epsilon(index),
                     "dp_noise_multiplier": float(report.noise_multiplier),

@@ -375,3 +375,36 @@ def train_epochs(
             else:
                 total += apply(item)
     return log
+
+
+@dataclass
+class RowGroups:
+    """Occurrences of table rows grouped by row, so that per-occurrence values (e.g. gradients
+    of gathered rows) are summed per distinct row by one gather-reduce instead of a scatter.
+
+    `rows` holds the distinct rows in ascending order, `counts` their occurrences, `inverse`
+    the position in `rows` of every occurrence; `order` lists the occurrences row by row and
+    `offsets` bounds each row's bag in it.
+    """
+
+    rows: torch.Tensor
+    counts: torch.Tensor
+    inverse: torch.Tensor
+    order: torch.Tensor
+    offsets: torch.Tensor
+
+    @classmethod
+    def of(cls, occurrences: torch.Tensor) -> RowGroups:
+        """Group a 1-d tensor of row indices."""
+        rows, inverse, counts = torch.unique(
+            occurrences, sorted=True, return_inverse=True, return_counts=True
+        )
+        order = torch.sort(inverse, stable=True).indices
+        return cls(rows, counts, inverse, order, bag_offsets([counts]))
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Per distinct row, the sum of the rows of `values` (one per occurrence), in input
+        order within a row: deterministic on every device."""
+        return torch.nn.functional.embedding_bag(
+            self.order, values, self.offsets, mode="sum", include_last_offset=True
+        )

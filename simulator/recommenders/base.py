@@ -121,13 +121,26 @@ class Recommender(ABC):
     def item_embeddings(self) -> np.ndarray:
         """Item representation, (n_items, d)."""
 
+    def set_item_embeddings(self, embeddings: np.ndarray) -> None:
+        """Replace the item representation (same shape as `item_embeddings()`); everything
+        else in the model is left as it is. Models whose item representation is not a free
+        parameter raise NotImplementedError."""
+        raise NotImplementedError(f"{self.name} cannot set its item embeddings")
+
     def _checked_user_embeddings(self, embeddings: np.ndarray, dim: int) -> torch.Tensor:
         """`embeddings` as a float32 tensor on the model's device, after a shape check."""
+        return self._checked_rows(embeddings, (self.n_users, dim), "user embeddings")
+
+    def _checked_item_embeddings(self, embeddings: np.ndarray, dim: int) -> torch.Tensor:
+        """`embeddings` as a float32 tensor on the model's device, after a shape check."""
+        return self._checked_rows(embeddings, (self.n_items, dim), "item embeddings")
+
+    def _checked_rows(
+        self, embeddings: np.ndarray, shape: tuple[int, int], what: str
+    ) -> torch.Tensor:
         array = np.asarray(embeddings, dtype=np.float32)
-        if array.shape != (self.n_users, dim):
-            raise ValueError(
-                f"user embeddings must have shape {(self.n_users, dim)}, got {array.shape}"
-            )
+        if array.shape != shape:
+            raise ValueError(f"{what} must have shape {shape}, got {array.shape}")
         if not np.isfinite(array).all():
-            raise ValueError("user embeddings must be finite")
+            raise ValueError(f"{what} must be finite")
         return torch.as_tensor(array, device=self.device)

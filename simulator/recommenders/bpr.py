@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,12 +39,18 @@ class BPR(FactorModel):
     Defaults: lr 0.03, reg 0.01, batch about n/16 capped at 65,536 (see
     `_sparse_sgd.auto_batch_size`), factors N(0, 0.1), biases 0. User and item factors live in
     one table, users first; `bias` holds b_i at the item rows (its user entries stay 0).
+    With `set_apr` it trains by APR (AMF in He et al. 2018): the perturbation covers p_u, q_i
+    and q_j of every sample, the biases are not perturbed.
+
+    With item features (`set_item_features`) q_i becomes v_i = q_i + f_i W throughout (see
+    `FactorModel`); W takes plain, undamped SGD steps like the rows.
     """
 
     name = "bpr"
     predicts_ratings = False
     default_lr = DEFAULT_LR
     default_reg = DEFAULT_REG
+    _item_roles = (1, 2)
 
     @property
     def _item_dtype(self) -> torch.dtype:
@@ -120,18 +127,31 @@ class BPR(FactorModel):
         torch.addcmul(bias_steps, bias, plan.decay.view(-1), out=bias)
         return loss
 
+    # -- APR ---------------------------------------------------------------------------------
+    def _apr_roles(self, plan: _Plan, user: torch.Tensor) -> list[torch.Tensor]:
+        """Rows read per sample: user u, positive i, negative j (table rows)."""
+        pairs = plan.columns.view(-1, 2)
+        return [user, pairs[:, 0], pairs[:, 1]]
+
+    def _apr_losses(
+        self, factors: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], plan: _Plan
+    ) -> torch.Tensor:
+        """-log sigmoid(x_ui - x_uj) per sample."""
+        p, q_i, q_j = factors
+        x = (p * (q_i - q_j)).sum(1) + biases[1] - biases[2]
+        return torch.nn.functional.softplus(-x)
+
     # -- inference ---------------------------------------------------------------------------
     def score(self, users: torch.Tensor) -> torch.Tensor:
-        """p_u . q_i + b_i for every item, shape (len(users), n_items)."""
+        """p_u . v_i + b_i for every item, shape (len(users), n_items)."""
         users = torch.as_tensor(users, dtype=torch.int64, device=self.device)
-        scores = self._users.index_select(0, users) @ self._items.t()
+        scores = self._users.index_select(0, users) @ self._item_vectors().t()
         return scores.add_(self.bias[self.n_users :])
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores of (user, item) pairs as float32."""
         u = torch.as_tensor(np.asarray(users), dtype=torch.int64, device=self.device)
         i = torch.as_tensor(np.asarray(items), dtype=torch.int64, device=self.device)
-        dots = (self._users.index_select(0, u) * self._items.index_select(0, i)).sum(1)
+        dots = (self._users.index_select(0, u) * self._item_rows(i)).sum(1)
         scores = dots + self.bias[self.n_users :].index_select(0, i)
         return scores.cpu().numpy().astype(np.float32)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,15 @@ class MF(FactorModel):
     factors N(0, 0.1), biases 0. User and item factors live in one table, users first, and
     `bias` holds b_u then b_i in the same row order. `user_embeddings()` returns p_u only (no
     bias, like BPR); `user_biases()` gives b_u.
+
+    `set_apr` trains with APR's min-max objective carried over from ranking to rating
+    prediction (an analogue: He et al. define APR for BPR only): L is the squared error, p_u
+    and q_i are perturbed, and the damping uses the curvature of the combined objective,
+    sum |x|^2 + weight * sum |x + delta|^2 over the row's samples (x the other row of each).
+
+    With item features (`set_item_features`) q_i becomes v_i = q_i + f_i W throughout (see
+    `FactorModel`); row k of W is damped like a row read by every sample with weight f_ik:
+    1 / (1 + lr * sum_s f_ik^2 (|p_u|^2 + weight * |p_u + delta_u|^2)), weight 0 without APR.
     """
 
     name = "mf"
@@ -49,7 +59,9 @@ class MF(FactorModel):
     default_lr = DEFAULT_LR
     default_reg = DEFAULT_REG
     uses_values = True
+    objective_scale = 0.5  # the SGD step follows d(err^2 / 2)
     mu: float | None = None  # set by the first fit after each initialisation
+    _item_roles = (1,)
 
     def _initialise(self) -> None:
         """Fresh parameters; mu is fixed again by the next fit."""
@@ -110,11 +122,58 @@ class MF(FactorModel):
         bias.mul_(plan.decay.view(-1)).addcmul_(bias_steps, bias_damping)
         return loss
 
+    # -- APR ---------------------------------------------------------------------------------
+    def _apr_roles(self, plan: _Plan, user: torch.Tensor) -> list[torch.Tensor]:
+        """Rows read per sample: user u, item i."""
+        return [user, plan.rows[: len(user)]]
+
+    def _apr_losses(
+        self, factors: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], plan: _Plan
+    ) -> torch.Tensor:
+        """Squared error per sample."""
+        p, q = factors
+        predicted = (p * q).sum(1) + biases[0] + biases[1] + self.offset
+        return (plan.rating - predicted).square()
+
+    def _damping(
+        self,
+        groups: sgd.RowGroups,
+        factors: Sequence[torch.Tensor],
+        deltas: Sequence[torch.Tensor] | None,
+        weight: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """1 / (1 + lr * curvature) per row, as in `_apply`, for the combined objective."""
+        p, q = factors
+        clean = torch.cat([q.square().sum(1), p.square().sum(1)])
+        if deltas is not None:
+            shifted = torch.cat([(q + deltas[1]).square().sum(1), (p + deltas[0]).square().sum(1)])
+            clean.add_(shifted, alpha=weight)
+        curvature = groups.sum(clean.unsqueeze(1)).squeeze(1)
+        row = curvature.mul_(self.lr).add_(1.0).reciprocal_()
+        bias = groups.counts.to(torch.float32).mul_(self.lr * (1.0 + weight)).add_(1.0)
+        return row, bias.reciprocal_()
+
+    def _weights_damping(
+        self,
+        factors: Sequence[torch.Tensor],
+        features: Sequence[torch.Tensor | None],
+        deltas: Sequence[torch.Tensor] | None,
+        weight: float,
+    ) -> torch.Tensor:
+        """1 / (1 + lr * sum_s f_ik^2 (|p_u|^2 + weight |p_u + delta_u|^2)) per row k of W."""
+        p, item_features = factors[0], features[1]
+        assert item_features is not None
+        sq_norms = p.square().sum(1)
+        if deltas is not None:
+            sq_norms.add_((p + deltas[0]).square().sum(1), alpha=weight)
+        curvature = item_features.square().t() @ sq_norms
+        return curvature.mul_(self.lr).add_(1.0).reciprocal_()
+
     # -- inference ---------------------------------------------------------------------------
     def score(self, users: torch.Tensor) -> torch.Tensor:
         """Predicted ratings of every item, clipped to [1, 5], shape (len(users), n_items)."""
         users = torch.as_tensor(users, dtype=torch.int64, device=self.device)
-        raw = self._users.index_select(0, users) @ self._items.t()
+        raw = self._users.index_select(0, users) @ self._item_vectors().t()
         raw += self.bias.index_select(0, users).unsqueeze(1)
         raw += self.bias[self.n_users :]
         return raw.add_(self.offset).clamp_(RATING_MIN, RATING_MAX)
@@ -123,7 +182,7 @@ class MF(FactorModel):
         """Predicted ratings of (user, item) pairs, clipped to [1, 5], as float32."""
         u = torch.as_tensor(np.asarray(users), dtype=torch.int64, device=self.device)
         i = torch.as_tensor(np.asarray(items), dtype=torch.int64, device=self.device)
-        raw = (self._users.index_select(0, u) * self._items.index_select(0, i)).sum(1)
+        raw = (self._users.index_select(0, u) * self._item_rows(i)).sum(1)
         raw += self.bias.index_select(0, u) + self.bias.index_select(0, i + self.n_users)
         out = raw.add_(self.offset).clamp_(RATING_MIN, RATING_MAX)
         return out.cpu().numpy().astype(np.float32)

@@ -22,6 +22,15 @@ def available_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def recommender_class(name: str) -> type[Recommender]:
+    """The class of the model called `name`; an unknown name raises ValueError."""
+    try:
+        return _MODELS[name]
+    except KeyError:
+        known = ", ".join(available_models())
+        raise ValueError(f"unknown recommender {name!r}; available: {known}") from None
+
+
 def make_recommender(
     name: str,
     n_users: int,
@@ -31,9 +40,4 @@ def make_recommender(
     seed: int,
 ) -> Recommender:
     """Build the model called `name`; an unknown name raises ValueError listing the known ones."""
-    try:
-        cls = _MODELS[name]
-    except KeyError:
-        known = ", ".join(available_models())
-        raise ValueError(f"unknown recommender {name!r}; available: {known}") from None
-    return cls(n_users, n_items, params, torch.device(device), seed)
+    return recommender_class(name)(n_users, n_items, params, torch.device(device), seed)

@@ -1,0 +1,118 @@
+"""The item-perturbation attacker: owns items and nudges their embeddings toward a segment."""
+
+from __future__ import annotations
+
+import math
+
+import mesa
+import numpy as np
+
+from simulator.attacks.item_perturbation import apply_perturbation, perturb_items
+from simulator.attacks.targets import items_by_popularity
+from simulator.config import ItemPerturbationConfig
+from simulator.recommenders.base import Recommender
+from simulator.recommenders.factor_model import FactorModel
+from simulator.world.base import Interactions
+
+
+class ItemOwner(mesa.Agent):
+    """White-box owner of some items (an uploader or a seller).
+
+    Knowledge it assumes: the platform's current model (user and item embeddings, item
+    biases) and which users form its target segment (e.g. an audience defined by an
+    attribute the platform exposes to advertisers). After every retrain from `start_step` it
+    perturbs its own items' embeddings within the per-item budget epsilon (FGSM or PGD) so
+    that they rise in the segment's rankings; users and other items are never touched.
+    Owned items without an explicit list are chosen by public popularity at the first act.
+    With `target: features` it instead rewrites the side information (genre flags) the
+    platform ingests about its items, within the budget around their true values.
+    """
+
+    def __init__(
+        self,
+        model: mesa.Model,
+        config: ItemPerturbationConfig,
+        segment: np.ndarray,
+        n_items: int,
+        rng: np.random.Generator,
+    ) -> None:
+        super().__init__(model)
+        self.config = config
+        self.segment = segment
+        self.n_items = n_items
+        self.draws = rng
+        self.owned: np.ndarray | None = None
+        self.true_features: np.ndarray | None = None
+        self.last_gain = math.nan
+
+    def act(
+        self, step: int, recommender: Recommender, public: Interactions,
+        seen_user: np.ndarray, seen_item: np.ndarray,
+    ) -> float:
+        """Perturb the owned items in the freshly retrained model; returns the segment's mean
+        score gain on them (NaN before the start step)."""
+        cfg = self.config
+        if step < cfg.start_step:
+            return math.nan
+        if self.owned is None:
+            self.choose_items(public)
+        assert self.owned is not None
+        n_genuine = len(self.segment)
+        users = recommender.user_embeddings()[:n_genuine]
+        if cfg.target == "features":
+            assert isinstance(recommender, FactorModel)
+            return self._perturb_features(recommender, users)
+        items = recommender.item_embeddings()
+        bias = recommender.item_biases() if hasattr(recommender, "item_biases") else None
+        seen = np.zeros((n_genuine, self.n_items), dtype=bool)
+        genuine = seen_user < n_genuine
+        seen[seen_user[genuine], seen_item[genuine]] = True
+        result = perturb_items(
+            users, items, bias, self.owned, self.segment, cfg.epsilon, method=cfg.method,
+            steps=cfg.steps, norm=cfg.norm, objective=cfg.objective, seen=seen,
+        )
+        recommender.set_item_embeddings(apply_perturbation(items, self.owned, result.delta))
+        self.last_gain = float(result.score_after - result.score_before)
+        return self.last_gain
+
+    def _perturb_features(self, recommender: FactorModel, users: np.ndarray) -> float:
+        """Rewrite the owned items' side information within the budget around their true
+        values. With effective item vectors q_i + f_i W, a user's score is linear in f_i
+        with weights W p_u, so the items are perturbed in feature space against those
+        user vectors (objective: the segment's mean score); features stay in [0, 1]. The
+        platform keeps the rewritten features, so the next retrain learns from them too."""
+        cfg = self.config
+        assert self.owned is not None
+        features = recommender.item_features()
+        weights = recommender.item_feature_weights()
+        assert features is not None and weights is not None
+        if self.true_features is None:
+            self.true_features = features[self.owned].copy()
+        current = features.copy()
+        current[self.owned] = self.true_features
+        result = perturb_items(
+            users @ weights.T, current, None, self.owned, self.segment, cfg.epsilon,
+            method=cfg.method, steps=cfg.steps, norm=cfg.norm, objective="score",
+        )
+        perturbed = apply_perturbation(current, self.owned, result.delta)
+        perturbed[self.owned] = np.clip(perturbed[self.owned], 0.0, 1.0)
+        recommender.set_item_features(perturbed)
+        segment = users[self.segment] @ weights.T
+        change = perturbed[self.owned] - self.true_features
+        self.last_gain = float((segment @ change.T).mean())
+        return self.last_gain
+
+    def choose_items(self, public: Interactions) -> None:
+        """Fix the owned items (the configured list, or by public popularity)."""
+        cfg = self.config
+        if cfg.items is not None:
+            owned = np.asarray(cfg.items, dtype=np.int64)
+            if owned.max() >= self.n_items:
+                raise ValueError(
+                    f"items: item {int(owned.max())} is outside the catalogue of "
+                    f"{self.n_items} items"
+                )
+            self.owned = owned
+            return
+        counts = np.bincount(public.item, minlength=self.n_items)
+        self.owned = items_by_popularity(counts, cfg.item_popularity, cfg.n_items, self.draws)
