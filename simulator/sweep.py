@@ -160,7 +160,7 @@ def _write_sweep_tables(
                 table.insert(0, "seed", point.seed)
                 table.insert(0, "point", point.index)
                 for position, (key, value) in enumerate(point.params.items()):
-                    table.insert(2 + position, key, value)
+                    table.insert(2 + position, key, _cell(value))
                 parts.append(table)
     write_parquet(folder / "points.parquet", pd.DataFrame(rows))
     stacked = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items() if parts}
@@ -169,3 +169,10 @@ def _write_sweep_tables(
     if "groups" in stacked:
         write_parquet(folder / "groups.parquet", stacked["groups"])
     return stacked
+
+
+def _cell(value: Any) -> Any:
+    """A grid value as one table cell: lists and mappings (e.g. a list of items) as YAML."""
+    if isinstance(value, list | dict):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return value

@@ -333,3 +333,15 @@ def test_side_information_settings_are_checked() -> None:
     with pytest.raises(ScenarioError, match="has no item side information"):
         PrivacyModel(load_scenario("quickstart", [*TINY, "platform.item_features=true"]),
                      world=dataclasses.replace(world, item_features=None))
+
+
+def test_sweeps_over_list_values_stack_their_tables(tmp_path: Path) -> None:
+    sweep = tmp_path / "lists.yaml"
+    sweep.write_text(
+        "name: lists\nbase: quickstart\n"
+        f"set: {json.dumps([*TINY, 'simulation.steps=1', f'attackers=[{PUSH}]'])}\n"
+        "grid:\n  attackers.0.targets: [[3], [4, 5]]\nseeds: [0]\nworkers: 1\n"
+    )
+    folder = run_sweep(sweep, out=tmp_path / "out")
+    results = pd.read_parquet(folder / "results.parquet")
+    assert sorted(results["attackers.0.targets"]) == ["[3]", "[4, 5]"]
