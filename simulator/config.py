@@ -217,9 +217,9 @@ class DetectionConfig(DefenseSection):
     """Fake-profile detection on the platform's data before every retrain; flagged users'
     ratings are left out of training."""
 
-    method: Literal["pca", "threshold", "supervised"] = Field(
-        "pca", description="PCA VarSelect, a z-score threshold on generic profile features, "
-        "or a classifier trained on profiles the platform generates itself",
+    method: Literal["threshold", "pca", "supervised"] = Field(
+        "threshold", description="a robust z-score threshold on generic profile features, "
+        "PCA VarSelect, or a classifier trained on profiles the platform generates itself",
     )
     assumed_attack_size: float | None = Field(
         0.03, gt=0.0, le=0.5,
