@@ -26,11 +26,16 @@ class PlatformData:
             self._parts.append(ratings)
             self._table = None
 
-    def drop_users(self, users: np.ndarray) -> None:
-        """Forget every rating of `users` (accounts that rewrote or deleted their profile)."""
-        if len(users) and len(self):
-            self._table = self.table.subset(~np.isin(self.table.user, users))
-            self._parts = [self._table]
+    def drop_users(self, users: np.ndarray) -> Interactions:
+        """Forget every rating of `users` (accounts that rewrote or deleted their profile);
+        returns the ratings forgotten."""
+        if not (len(users) and len(self)):
+            return Interactions.empty()
+        gone = np.isin(self.table.user, users)
+        dropped = self.table.subset(gone)
+        self._table = self.table.subset(~gone)
+        self._parts = [self._table]
+        return dropped
 
     @property
     def table(self) -> Interactions:
@@ -76,6 +81,7 @@ class PlatformAgent(mesa.Agent):
         first_epochs: int,
         warm_start: bool,
         defenses: PlatformDefenses,
+        deletion: str = "retrain",
     ) -> None:
         super().__init__(model)
         self.recommender = recommender
@@ -88,6 +94,9 @@ class PlatformAgent(mesa.Agent):
         self.version = 0  # increments at every retrain
         self.trained = False
         self.last_report: TrainingReport | None = None
+        self.deletion = deletion
+        self.pending_deletion = np.zeros(0, dtype=np.int64)
+        self.deleted_ratings = Interactions.empty()  # what deletions removed (for audits)
 
     def due(self, step: int) -> bool:
         """Whether the platform retrains at this step."""
@@ -97,12 +106,33 @@ class PlatformAgent(mesa.Agent):
         """Receive this step's disclosed ratings."""
         self.data.ingest(ratings)
 
+    def request_deletion(self, users: np.ndarray) -> None:
+        """Users ask for their data to be deleted; honoured at the next retrain."""
+        self.pending_deletion = np.union1d(self.pending_deletion, users)
+
     def retrain(self, step: int) -> RetrainEvent | None:
-        """Retrain on everything disclosed so far; None when nothing has been disclosed."""
+        """Retrain on everything disclosed so far; None when nothing has been disclosed.
+
+        Pending deletion requests are honoured first: the users' ratings are dropped and the
+        model is retrained from scratch without them (`deletion: retrain`, exact) or their
+        rows are zeroed and training continues from the current model (`finetune`,
+        approximate: item factors and biases keep traces of them).
+        """
+        cold = False
+        if len(self.pending_deletion):
+            dropped = self.data.drop_users(self.pending_deletion)
+            self.deleted_ratings = Interactions.concat([self.deleted_ratings, dropped])
+            if self.deletion == "retrain":
+                cold = True
+            elif self.trained:
+                embeddings = self.recommender.user_embeddings()
+                embeddings[self.pending_deletion] = 0.0
+                self.recommender.set_user_embeddings(embeddings)
+            self.pending_deletion = np.zeros(0, dtype=np.int64)
         table = self.data.table
         if len(table) == 0:
             return None
-        warm = self.warm_start and self.trained
+        warm = self.warm_start and self.trained and not cold
         epochs = self.epochs if warm else self.first_epochs
         started = time.perf_counter()
         outcome = self.defenses.retrain(step, self.recommender, table, epochs, warm)

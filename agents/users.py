@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
-from agents.policies import DisclosurePolicy
+from agents.policies import DisclosurePolicy, StepSignals
 from simulator.config import PerturbationConfig
 from simulator.defenses.perturbation import perturb_with
 from simulator.errors import ScenarioError
@@ -37,6 +37,7 @@ class UserPopulation:
         seed: int,
         asks_unlearning: np.ndarray | None = None,
         perturbation: PerturbationConfig | None = None,
+        disclosure_key: np.ndarray | None = None,
     ) -> None:
         self.n_users = n_users
         self.seed = seed
@@ -49,24 +50,31 @@ class UserPopulation:
         self.inclination = inclination.astype(np.int64)
         self.beta = beta.astype(np.float64)
         self.active = np.ones(n_users, dtype=bool)
+        self.opted_out = np.zeros(n_users, dtype=bool)  # stopped disclosing
+        self.deleted = np.zeros(n_users, dtype=bool)  # left and asked for deletion
         self.n_experienced = np.zeros(n_users, dtype=np.int64)
         self.n_disclosed = np.zeros(n_users, dtype=np.int64)
         self.policy = policy
         self._train = train
         # One uniform key per training rating from the user's own stream: the ratings a
-        # user discloses are those with the smallest keys among its new ones.
+        # user discloses are those with the smallest keys among its new ones. A given
+        # `disclosure_key` (e.g. how revealing each rating is) orders them instead, with the
+        # stream breaking ties.
         if np.any(np.diff(train.user) < 0):
             raise ValueError("training ratings must be sorted by user")
         ordinal = np.arange(len(train)) - np.searchsorted(train.user, train.user)
         key = stream_uniform(seed, "disclosure", train.user, ordinal)
+        if disclosure_key is not None:
+            key = np.lexsort((key, np.asarray(disclosure_key, dtype=np.float64)))
+            key = np.argsort(key).astype(np.float64)  # the rank of each rating in that order
         # Each step's ratings, ordered once by (user, key) so a step only has to count.
         order = np.lexsort((key, train.user, train_step))
         bounds = np.searchsorted(train_step[order], np.arange(int(train_step.max(initial=0)) + 2))
         self._step_rows = [order[bounds[s] : bounds[s + 1]] for s in range(len(bounds) - 1)]
 
-    def step(self, step: int) -> Interactions:
+    def step(self, step: int, signals: StepSignals | None = None) -> Interactions:
         """Users experience this step's ratings and disclose ceil(beta * n) of all so far."""
-        self.policy.update(self.beta, step)
+        self.policy.update(self.beta, step, signals if signals is not None else StepSignals())
         rows = self._step_rows[step] if step < len(self._step_rows) else np.zeros(0, np.int64)
         rows = rows[self.active[self._train.user[rows]]]
         users = self._train.user[rows]
@@ -74,6 +82,7 @@ class UserPopulation:
         self.n_experienced += new_counts
         target = np.ceil(np.round(self.beta * self.n_experienced, 9)).astype(np.int64)
         quota = np.clip(target - self.n_disclosed, 0, new_counts)
+        quota[self.opted_out] = 0
         # Rows are sorted by (user, key): a rating's rank within its user is its offset.
         first = np.searchsorted(users, users)
         rank = np.arange(len(rows)) - first
@@ -85,6 +94,26 @@ class UserPopulation:
             # Users perturb what they send; the platform never sees the true values.
             disclosed = perturb_with(disclosed, noise, self.seed)
         return disclosed
+
+    def draw(self, purpose: str, share: float, eligible: np.ndarray) -> np.ndarray:
+        """A share of the eligible users, each decided by its own stream (so who is drawn
+        does not depend on anyone else's state)."""
+        return eligible & (stream_uniform(self.seed, purpose, np.arange(self.n_users), 0) < share)
+
+    def opt_out(self, users: np.ndarray) -> None:
+        """These users stop disclosing; what they disclosed stays with the platform."""
+        self.opted_out |= users
+
+    def delete(self, users: np.ndarray) -> None:
+        """These users leave: no more experiences or disclosures."""
+        self.deleted |= users
+        self.opted_out |= users
+        self.active &= ~users
+
+    def convert(self, users: np.ndarray, to_type: int, beta: float) -> None:
+        """These users take on another inclination type and its budget."""
+        self.inclination[users] = to_type
+        self.beta[users] = beta
 
     def unlearning_requests(self) -> np.ndarray:
         """Active users who ask the platform to unlearn their attributes."""
@@ -108,6 +137,8 @@ class UserPopulation:
             "n_experienced": self.n_experienced.copy(),
             "n_disclosed": self.n_disclosed.copy(),
             "asks_unlearning": self.asks_unlearning.copy(),
+            "opted_out": self.opted_out.copy(),
+            "deleted": self.deleted.copy(),
         }
 
 

@@ -118,6 +118,33 @@ def sweep(
     console.print(f"sweep results: {folder}")
 
 
+@app.command()
+def externality(
+    scenario: Annotated[str, typer.Argument(help="Scenario file or shipped name.")],
+    group: Annotated[list[str], typer.Option(
+        "--group", help="A group whose disclosure changes, kind:name (repeatable), e.g. "
+        "involvement:High; all groups must share one kind.")],
+    beta: Annotated[float, typer.Option(help="Their disclosure budget in the changed runs.")] = 0.1,
+    seeds: Annotated[int, typer.Option(help="Paired runs per group (seeds 0..N-1).")] = 5,
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+    workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2,
+    set_: SetOption = None,
+) -> None:
+    """Paired counterfactual runs: how one group's disclosure changes every group's
+    accuracy and leakage (differences with 95% confidence intervals, and heatmaps)."""
+    from simulator.externality import plan_runs, run_externality
+
+    if seeds < 2:
+        _fail("--seeds must be at least 2 for confidence intervals")
+    try:
+        plan = plan_runs(scenario, group, beta, list(range(seeds)), list(set_ or []))
+        folder = run_externality(plan, out=out, workers=workers)
+    except PrivsimError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"externality results: {folder}")
+
+
 def main() -> None:
     """Entry point for `python -m simulator`."""
     app()

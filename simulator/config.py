@@ -26,6 +26,7 @@ from simulator.errors import ScenarioError
 from simulator.world.synthetic import validate_parameters
 
 SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default size
+DEFAULT_MOVIELENS = "${PRIVSIM_DATA:-../shared/data}/ml-100k"
 
 ATTRIBUTES = ("gender", "age", "occupation")
 
@@ -64,7 +65,8 @@ class WorldConfig(Section):
     def _check_source(self) -> WorldConfig:
         if self.source == "movielens":
             if not self.path:
-                raise ValueError("world.path is required when world.source is 'movielens'")
+                # The shared MovieLens 100K copy, so `--set world.source=movielens` is enough.
+                self.__dict__["path"] = expand_env(DEFAULT_MOVIELENS)
             folder = Path(self.path)
             if not folder.is_dir():
                 raise ValueError(f"data folder not found: {folder}")
@@ -83,6 +85,9 @@ class InclinationType(Section):
     beta: float = Field(ge=0.0, le=1.0, description="fraction of experienced ratings disclosed")
     unlearning_share: float = Field(
         0.0, ge=0.0, le=1.0, description="share of these users who ask for attribute unlearning"
+    )
+    concern: float = Field(
+        1.0, ge=0.0, description="privacy_calculus, social: weight of perceived risk (breaches)"
     )
 
 
@@ -107,11 +112,61 @@ class PerturbationConfig(DefenseSection):
     mechanism: Literal["randomized_response", "laplace"] = "laplace"
     epsilon: float = Field(1.0, gt=0.0, description="local privacy parameter per rating")
 
+class CalculusConfig(Section):
+    """The privacy-calculus update: each step a user moves its budget toward a target that
+    rises with its perceived benefit and falls with its perceived risk."""
+
+    rate: float = Field(0.3, gt=0.0, le=1.0, description="share of the gap closed per step")
+    benefit_weight: float = Field(
+        5.0, ge=0.0, description="logit change per unit of own NDCG above the popularity baseline"
+    )
+    risk_weight: float = Field(
+        3.0, ge=0.0, description="logit change per unit of concern x breach salience"
+    )
+    memory: float = Field(
+        0.5, ge=0.0, lt=1.0, description="smoothing of perceived benefit (EMA weight of the past)"
+    )
+    forget: float = Field(0.2, ge=0.0, le=1.0, description="share of breach salience lost per step")
+
+
+class SocialConfig(Section):
+    """The social graph users influence each other over."""
+
+    graph: Literal["watts_strogatz", "barabasi_albert", "homophilous", "file"] = "watts_strogatz"
+    path: str | None = Field(None, description="graph file: an edge list of user ids")
+    k: int = Field(10, ge=2, description="watts_strogatz, homophilous: neighbours per user")
+    p: float = Field(0.1, ge=0.0, le=1.0, description="watts_strogatz: rewiring probability")
+    m: int = Field(5, ge=1, description="barabasi_albert: edges per new user")
+    homophily_attribute: Literal["gender", "age", "occupation"] = "gender"
+    homophily: float = Field(0.8, ge=0.0, le=1.0, description="homophilous: same-group share")
+    influence: float = Field(
+        0.2, ge=0.0, le=1.0, description="share of the gap to the neighbours' mean beta closed"
+    )
+    pass_news: float = Field(
+        0.3, ge=0.0, le=1.0, description="chance that an informed user tells each neighbour"
+    )
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> SocialConfig:
+        if self.graph == "file" and not self.path:
+            raise ValueError("graph: file needs path (an edge list)")
+        return self
+
+
 class PopulationConfig(Section):
     """The users: inclination mix, disclosure policy and per-user overrides."""
 
     types: dict[str, InclinationType] = Field(default_factory=_default_types)
-    policy: Literal["fixed"] = "fixed"
+    policy: Literal["fixed", "sensitivity_aware", "privacy_calculus", "social"] = Field(
+        "fixed", description="fixed budgets; fixed budgets withholding the most revealing "
+        "ratings first; budgets that follow perceived benefit and risk; the same plus "
+        "influence and breach news over a social graph",
+    )
+    sensitive_attribute: Literal["gender", "age", "occupation"] = Field(
+        "gender", description="sensitivity_aware: the attribute users protect"
+    )
+    calculus: CalculusConfig = Field(default_factory=CalculusConfig)
+    social: SocialConfig = Field(default_factory=SocialConfig)
     beta_overrides: dict[int, float] = Field(
         default_factory=dict, description="original user id -> beta"
     )
@@ -252,6 +307,11 @@ class PlatformConfig(Section):
     epochs: int = Field(5, ge=1, description="epochs per (warm-started) retrain")
     first_epochs: int | None = Field(20, ge=1, description="epochs of the first training")
     warm_start: bool = True
+    deletion: Literal["retrain", "finetune"] = Field(
+        "retrain", description="how deletion requests are honoured at the next retrain: "
+        "exact (retrain from scratch without the data) or approximate (drop the data, zero "
+        "the users' rows and continue from the current model)",
+    )
     factors: int = Field(32, ge=1)
     lr: float | None = Field(None, gt=0)
     reg: float | None = Field(None, ge=0)
@@ -409,6 +469,37 @@ AttackerConfig = Annotated[
 ATTACKER_KINDS = ("inference", "shilling", "item_perturbation")
 
 
+class EventConfig(Section):
+    """Something that happens at a given step.
+
+    breach: a data breach is announced (privacy_calculus and social users react);
+    opt_out: a share of users stop disclosing (their data stays until deleted);
+    deletion: a share of users leave and ask the platform to delete their data;
+    unlearning_request: a share of users ask the platform to unlearn their attributes (the
+    unlearning defense with scope: requested acts on them);
+    convert: a share of users take on another inclination type (its beta and concern).
+    `types` restricts who is drawn (default: everyone); draws come from per-user streams.
+    """
+
+    step: int = Field(ge=0)
+    kind: Literal["breach", "opt_out", "deletion", "unlearning_request", "convert"] = "breach"
+    severity: float = Field(1.0, gt=0.0, description="breach: salience added to informed users")
+    reach: float = Field(
+        1.0, ge=0.0, le=1.0, description="breach: share of users who hear it directly"
+    )
+    share: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of the users of `types` drawn (not breach)"
+    )
+    types: list[str] | None = Field(None, description="inclination types drawn from (all)")
+    to: str | None = Field(None, description="convert: the type users take on")
+
+    @model_validator(mode="after")
+    def _convert_needs_a_type(self) -> EventConfig:
+        if self.kind == "convert" and not self.to:
+            raise ValueError("a convert event needs 'to' (an inclination type)")
+        return self
+
+
 class SimulationConfig(Section):
     """Time, randomness and hardware."""
 
@@ -446,6 +537,7 @@ class Scenario(Section):
         default_factory=lambda: [InferenceAttackerConfig()],
         description="at most one inference attacker, and any number of poisoning attackers",
     )
+    events: list[EventConfig] = Field(default_factory=list, description="scheduled events")
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -456,6 +548,19 @@ class Scenario(Section):
         if sum(a.kind == "inference" for a in attackers) > 1:
             raise ValueError("at most one inference attacker")
         return attackers
+
+    @model_validator(mode="after")
+    def _events_name_known_types(self) -> Scenario:
+        known = set(self.population.types)
+        for index, event in enumerate(self.events):
+            named = [*(event.types or []), *([event.to] if event.to else [])]
+            unknown = [t for t in named if t not in known]
+            if unknown:
+                raise ValueError(
+                    f"events.{index}: unknown inclination type {unknown[0]!r} "
+                    f"(population.types has {', '.join(sorted(known))})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _poisoning_support(self) -> Scenario:

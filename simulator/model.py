@@ -27,8 +27,10 @@ from agents import (
     UserAgent,
     UserPopulation,
 )
-from agents.policies import make_policy
+from agents.policies import StepSignals, make_policy
+from agents.sensitivity import rating_sensitivity
 from agents.users import draw_inclinations, initial_betas
+from simulator.attacks.membership import deletion_audit
 from simulator.config import DefensesConfig, Scenario
 from simulator.defenses.stack import PlatformDefenses
 from simulator.device import resolve_device
@@ -72,6 +74,11 @@ class PrivacyModel(mesa.Model):
         self._build_platform(seed)
         self._build_attackers(seed)
         self._poisoning_cache: tuple[tuple[int, int], dict[str, float]] | None = None
+        self._last_audit: dict[str, float] = (
+            dict.fromkeys(["mia_auc_before_deletion", "mia_auc", "mia_tpr_at_1pct_fpr",
+                           "deleted_users"], np.nan)
+            if self.deletion_audit_columns else {}
+        )
         involvement = involvement_groups(
             self.world.ratings_per_user(), scenario.metrics.group_share
         )
@@ -102,10 +109,16 @@ class PrivacyModel(mesa.Model):
         asks_unlearning = np.random.default_rng([seed, 3]).random(len(inclination)) < shares[
             inclination
         ]
+        policy = make_policy(population, self.world, inclination, beta, seed)
+        key = None
+        if policy.name == "sensitivity_aware":
+            labels = self.world.attributes[population.sensitive_attribute]
+            key = rating_sensitivity(self.train, labels, self.world.n_items)
+        self.train_step = assign_steps(self.train, self.scenario.simulation.steps)
         self.population = UserPopulation(
-            self.train, assign_steps(self.train, self.scenario.simulation.steps),
-            self.world.n_users, names, inclination, beta, make_policy(population.policy), seed,
-            asks_unlearning, population.perturbation,
+            self.train, self.train_step,
+            self.world.n_users, names, inclination, beta, policy, seed,
+            asks_unlearning, population.perturbation, disclosure_key=key,
         )
         for index in range(self.world.n_users):
             UserAgent(self, self.population, index)
@@ -184,7 +197,7 @@ class PrivacyModel(mesa.Model):
         )
         return PlatformAgent(
             self, recommender, cfg.retrain_every, cfg.epochs,
-            cfg.first_epochs or cfg.epochs, cfg.warm_start, defenses,
+            cfg.first_epochs or cfg.epochs, cfg.warm_start, defenses, cfg.deletion,
         )
 
     def _unlearning_requests(self) -> np.ndarray:
@@ -222,7 +235,13 @@ class PrivacyModel(mesa.Model):
         timings: dict[str, float] = {}
 
         started = time.perf_counter()
-        disclosed = self.population.step(step)
+        self._apply_events(step)
+        breaches = [e for e in self.scenario.events if e.step == step and e.kind == "breach"]
+        for breach in breaches:
+            self._event(step, "breach", "world", breach.severity, 0.0,
+                        {"severity": breach.severity, "reach": breach.reach})
+        signals = StepSignals(self.measurer.user_quality, self.measurer.user_baseline, breaches)
+        disclosed = self.population.step(step, signals)
         timings["seconds_agents"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -231,7 +250,9 @@ class PrivacyModel(mesa.Model):
             self.clean_platform.ingest(disclosed)
         self._inject(step)
         retrained = False
+        audit: dict[str, float] = {}
         if self.platform.due(step):
+            audit = self._audit_before_deletion()
             event = self.platform.retrain(step)
             if event is not None:
                 retrained = True
@@ -246,6 +267,10 @@ class PrivacyModel(mesa.Model):
         timings["seconds_training"] = time.perf_counter() - started
         if retrained:
             self._after_retrain(step)
+            audit.update(self._audit_deletions())
+        if retrained and self.deletion_audit_columns:
+            # The audit columns describe the latest retrain (kept between retrains).
+            self._last_audit = {name: audit.get(name, np.nan) for name in self._last_audit}
         if self.clean_platform is not None:
             started = time.perf_counter()
             if self.clean_platform.due(step):
@@ -262,7 +287,8 @@ class PrivacyModel(mesa.Model):
         row = {
             "step": step, "retrained": retrained, "model_version": self.platform.version,
             "n_active": int(self.population.active.sum()),
-            "n_platform_ratings": len(self.platform.data), **row,
+            "n_platform_ratings": len(self.platform.data), **row, **self._last_audit,
+            **self.population.policy.metrics(self.population.beta),
             **self.platform.defenses.latest, **timings,
         }
         self.records.metrics.append(row)
@@ -271,6 +297,83 @@ class PrivacyModel(mesa.Model):
             self.records.agents.append({"step": np.full(self.world.n_users, step),
                                         **self.population.snapshot()})
         self.step_index += 1
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    @property
+    def deletion_audit_columns(self) -> bool:
+        """Whether the scenario has deletions to audit."""
+        return any(e.kind == "deletion" for e in self.scenario.events)
+
+    def _apply_events(self, step: int) -> None:
+        """Opt-outs, deletion requests and type conversions scheduled for this step."""
+        population = self.population
+        types = self.scenario.population.types
+        names = list(types)
+        for index, event in enumerate(self.scenario.events):
+            if event.step != step or event.kind == "breach":
+                continue
+            eligible = ~population.deleted
+            if event.types is not None:
+                eligible &= np.isin(population.inclination, [names.index(t) for t in event.types])
+            users = population.draw(f"event-{index}", event.share, eligible)
+            if event.kind == "opt_out":
+                population.opt_out(users)
+            elif event.kind == "unlearning_request":
+                population.asks_unlearning |= users
+            elif event.kind == "deletion":
+                population.delete(users)
+                for platform in (self.platform, self.clean_platform):
+                    if platform is not None:
+                        platform.request_deletion(np.flatnonzero(users))
+            else:
+                assert event.to is not None
+                target = types[event.to]
+                population.convert(users, names.index(event.to), target.beta)
+                population.policy.retype(users, target.beta, target.concern)
+                self._regroup_inclination()
+            self._event(step, event.kind, "users", float(users.sum()), 0.0,
+                        {"share": event.share, "types": event.types, "to": event.to})
+
+    def _regroup_inclination(self) -> None:
+        """Inclination groups follow users who changed type (cached leakage is dropped)."""
+        names = list(self.scenario.population.types)
+        for group in self.measurer.groups:
+            if group.kind == "inclination":
+                group.mask[:] = self.population.inclination == names.index(group.name)
+        self.measurer.forget_cached_leakage()
+
+    def _never_seen(self) -> Interactions:
+        """Ratings that users the platform never saw anything from (non-members) have
+        experienced so far: the same time window as the members' ratings, since tastes and
+        popularity drift over time and a later window would tell the two apart by itself."""
+        unseen = (self.population.n_disclosed == 0) & ~self.population.deleted
+        return self.train.subset(unseen[self.train.user]
+                                 & (self.train_step <= self.step_index))
+
+    def _audit_before_deletion(self) -> dict[str, float]:
+        """Membership inference on users about to be deleted, against the model that still
+        holds their data (NaN when nobody is pending)."""
+        platform = self.platform
+        if not (self.deletion_audit_columns and len(platform.pending_deletion)
+                and platform.trained):
+            return {}
+        table = platform.data.table
+        members = table.subset(np.isin(table.user, platform.pending_deletion))
+        result = deletion_audit(platform.recommender, members, self._never_seen())
+        return {"mia_auc_before_deletion": result.auc}
+
+    def _audit_deletions(self) -> dict[str, float]:
+        """Membership inference on every deleted user (their former ratings) against users
+        the platform never saw, on the freshly retrained model."""
+        if not self.deletion_audit_columns:
+            return {}
+        deleted = self.platform.deleted_ratings
+        if len(deleted) == 0:
+            return {"deleted_users": 0.0}
+        result = deletion_audit(self.platform.recommender, deleted, self._never_seen())
+        return {"mia_auc": result.auc, "mia_tpr_at_1pct_fpr": result.tpr_at_1pct_fpr,
+                "deleted_users": float(len(np.unique(deleted.user)))}
 
     def _public_ratings(self) -> Interactions:
         """What attackers can read in public: every rating genuine users disclosed."""

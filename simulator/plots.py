@@ -98,11 +98,37 @@ def plot_attack(metrics: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_disparity(groups: pd.DataFrame, path: Path, k: int) -> Path:
+    """Who pays for privacy: accuracy, budget and leakage over time by inclination type, and
+    accuracy by involvement group and by the first attribute's values."""
+    leak = next((c for c in groups.columns if c.startswith("leak_") and c.endswith("_auc")),
+                None)
+    attribute = next((kind for kind in ("gender", "age") if kind in set(groups["group_kind"])),
+                     None)
+    panels = [("inclination", f"hr_{k}", f"HR@{k} by inclination type"),
+              ("inclination", "group_beta_mean", "budget beta by inclination type"),
+              ("involvement", f"hr_{k}", f"HR@{k} by involvement")]
+    if leak is not None:
+        panels.append(("inclination", leak, f"{leak} by inclination type"))
+    if attribute is not None:
+        panels.append((attribute, f"hr_{k}", f"HR@{k} by {attribute}"))
+    panels = [p for p in panels if p[1] in groups.columns]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for axis, (kind, column, title) in zip(axes[0], panels, strict=True):
+        part = groups[groups["group_kind"] == kind]
+        for name, rows in part.groupby("group", sort=False):
+            axis.plot(rows["step"], rows[column], label=str(name))
+        axis.set(xlabel="step", title=title)
+        axis.legend(fontsize="small")
+    return _save(fig, path)
+
+
 def plot_run(metrics: pd.DataFrame, groups: pd.DataFrame, folder: Path, k: int) -> list[Path]:
     """All standard figures of a run into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [plot_accuracy(metrics, folder / "accuracy.png", k),
-             plot_disclosure(groups, folder / "disclosure.png")]
+             plot_disclosure(groups, folder / "disclosure.png"),
+             plot_disparity(groups, folder / "disparity.png", k)]
     if any(c.startswith("leak_") for c in metrics.columns):
         paths.append(plot_leakage(metrics, folder / "leakage.png"))
     if any(c.endswith(("target_hr_10", "owned_hr_10_segment")) for c in metrics.columns):

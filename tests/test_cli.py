@@ -44,7 +44,7 @@ def test_bad_scenarios_exit_nonzero_with_one_line_and_leave_no_run(tmp_path: Pat
     cases = {
         "platform.epoch=3": "platform.epoch: unknown key",
         "population.types.pragmatist.beta=1.5": "population.types.pragmatist.beta",
-        "world.source=movielens": "world.path is required",
+        "world.source=movielens": "data folder not found",  # the default ML-100K path
         f"world.path={tmp_path / 'missing'}": "data folder not found",
     }
     for override, expected in cases.items():

@@ -74,9 +74,9 @@ def test_missing_data_folder(tmp_path: Path) -> None:
         load_scenario("ml100k-baseline", [f"world.path={missing}"])
 
 
-def test_movielens_needs_a_path() -> None:
-    with pytest.raises(ScenarioError, match="world.path is required"):
-        build_scenario({"world": {"source": "movielens"}}, "x.yaml")
+def test_movielens_defaults_to_the_shared_ml100k() -> None:
+    scenario = build_scenario({"world": {"source": "movielens"}}, "x.yaml")
+    assert scenario.world.path is not None and scenario.world.path.endswith("ml-100k")
 
 
 def test_bad_value_type_is_reported() -> None:

@@ -35,7 +35,7 @@ def test_run_writes_every_output_file(bpr_run) -> None:
     for name in ("config.yaml", "manifest.json", "metrics.parquet", "groups.parquet",
                  "agents.parquet", "events.parquet"):
         assert (path / name).is_file(), name
-    for plot in ("accuracy.png", "leakage.png", "disclosure.png"):
+    for plot in ("accuracy.png", "leakage.png", "disclosure.png", "disparity.png"):
         assert (path / "plots" / plot).stat().st_size > 1000
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["status"] == "completed"

@@ -10,6 +10,9 @@ import pytest
 
 from agents.policies import FixedPolicy, make_policy
 from agents.users import UserAgent, UserPopulation, draw_inclinations
+from simulator.catalog import load_scenario
+from simulator.config import PopulationConfig
+from simulator.errors import ScenarioError
 from simulator.timeline import assign_steps
 from simulator.world import generate_synthetic, temporal_split
 
@@ -102,6 +105,8 @@ def test_user_agent_views_population_state() -> None:
 
 
 def test_unknown_policy() -> None:
-    assert make_policy("fixed").name == "fixed"
-    with pytest.raises(ValueError, match="unknown disclosure policy"):
-        make_policy("psychic")
+    world = generate_synthetic(n_users=50, n_items=40, seed=3, mean_ratings_per_user=20)
+    fixed = make_policy(PopulationConfig(), world, np.zeros(50, np.int64), np.ones(50), 0)
+    assert fixed.name == "fixed"
+    with pytest.raises(ScenarioError, match="population.policy"):
+        load_scenario("quickstart", ["population.policy=psychic"])

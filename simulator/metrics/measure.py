@@ -50,6 +50,12 @@ class Measurer:
         self.device = device
         self.ranking = RankingEvaluator(test, n_users, n_items, k, device)
         self._leak_cache: dict[tuple[int, str, str], dict[str, float]] = {}
+        self.user_quality: np.ndarray | None = None
+        self.user_baseline: np.ndarray | None = None
+
+    def forget_cached_leakage(self) -> None:
+        """Group memberships changed: leakage must be recomputed for every group."""
+        self._leak_cache = {}
 
     def measure(self, inputs: StepInputs) -> tuple[dict[str, float], list[dict[str, object]]]:
         """The metrics row (overall) and one row per group."""
@@ -58,6 +64,9 @@ class Measurer:
             popularity_scores(inputs.seen_item, self.n_items, self.device),
             inputs.seen_user, inputs.seen_item,
         )
+        # What each user perceives of its recommendations (the disclosure policies use it).
+        self.user_quality = hits.ndcg if hits is not None else None
+        self.user_baseline = popular.ndcg
         everyone = np.ones(self.n_users, dtype=bool)
         row = self._slice(everyone, inputs, errors, hits, ("all", "everyone"))
         row[f"pop_hr_{self.k}"] = float(np.nanmean(popular.hit))
@@ -98,6 +107,7 @@ class Measurer:
         values["disclosure_mean"] = (
             float(np.nanmean(fractions)) if np.any(~np.isnan(fractions)) else float("nan")
         )
+        values["group_beta_mean"] = float(inputs.beta[mask].mean()) if mask.any() else float("nan")
         if errors is not None:
             count = errors.count[mask].sum()
             values["mae"] = float(errors.abs_sum[mask].sum() / count) if count else float("nan")
