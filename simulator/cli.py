@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -45,6 +45,8 @@ def run(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")
     ] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(
+        help="Save the simulation every K steps (privsim resume continues from there).")] = None,
 ) -> None:
     """Run one scenario and write its results folder."""
     from simulator.runner import run_scenario
@@ -54,12 +56,36 @@ def run(
         overrides.append(f"simulation.seed={seed}")
     try:
         loaded = load_scenario(scenario, overrides)
-        result = run_scenario(loaded, out=out, progress=progress, command=shlex.join(sys.argv))
+        result = run_scenario(loaded, out=out, progress=progress, command=shlex.join(sys.argv),
+                              checkpoint_every=checkpoint_every)
     except PrivsimError as exc:
         _fail(str(exc))
         return
+    _summary(result)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The folder of a run that stopped.")],
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")
+    ] = None,
+) -> None:
+    """Continue a stopped run from its last checkpoint."""
+    from simulator.runner import resume_run
+
+    try:
+        result = resume_run(run_dir, progress=progress)
+    except PrivsimError as exc:
+        _fail(str(exc))
+        return
+    _summary(result)
+
+
+def _summary(result: Any) -> None:
+    """The final step's main metrics and where the results are."""
     last = result.metrics.iloc[-1]
-    summary = Table(title=f"{loaded.name}: final step {int(last['step'])}")
+    summary = Table(title=f"{result.manifest['scenario']}: final step {int(last['step'])}")
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     for column in result.metrics.columns:
@@ -104,18 +130,79 @@ def scenarios() -> None:
 @app.command()
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML: base, grid, seeds.")],
-    out: Annotated[Path | None, typer.Option(help="Sweep folder.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Sweep folder (rerun it to resume).")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel processes.")] = None,
+    executor: Annotated[str, typer.Option(help="local (process pool) or dask.")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="dask: scheduler address (default: a local Dask cluster).")] = None,
 ) -> None:
-    """Run a base scenario over a grid of overrides and seeds."""
+    """Run a base scenario over a grid of overrides and seeds (finished points are kept)."""
     from simulator.sweep import run_sweep
 
+    if executor not in ("local", "dask"):
+        _fail(f"--executor must be local or dask, got {executor!r}")
     try:
-        folder = run_sweep(sweep_file, out=out, workers=workers)
+        folder = run_sweep(sweep_file, out=out, workers=workers, executor=executor,
+                           scheduler=scheduler)
     except PrivsimError as exc:
         _fail(str(exc))
         return
     console.print(f"sweep results: {folder}")
+
+
+@app.command()
+def compare(
+    folders: Annotated[list[Path], typer.Argument(help="Run and sweep folders.")],
+    out: Annotated[Path, typer.Option(help="Where the table and figures go.")] = Path(
+        "outputs/compare"),
+) -> None:
+    """Combine runs into one table (means and 95% CIs over seeds) and the standard figures."""
+    from simulator.compare import compare as compare_runs
+
+    try:
+        folder = compare_runs(folders, out)
+    except (PrivsimError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    console.print(f"comparison: {folder}")
+
+
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(help="A run or sweep folder.")],
+    out: Annotated[Path | None, typer.Option(help="HTML file (default: FOLDER/report.html).")]
+    = None,
+) -> None:
+    """Write a self-contained HTML report (and PNG/PDF figures) of a run or sweep."""
+    from simulator.report import write_report
+
+    try:
+        path = write_report(folder, out)
+    except (PrivsimError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    console.print(f"report: {path}")
+
+
+@app.command()
+def dashboard(
+    outputs: Annotated[Path, typer.Argument(help="Folder with runs and sweeps.")] = Path(
+        "outputs"),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501,
+) -> None:
+    """Browse runs and sweeps in a local Streamlit app (http://127.0.0.1:PORT)."""
+    import subprocess
+
+    try:
+        import streamlit  # noqa: F401
+    except ImportError:
+        _fail("the dashboard needs streamlit: pip install -e '.[dashboard]'")
+    app_path = Path(__file__).parent / "dashboard" / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(app_path),
+               "--server.address", "127.0.0.1", "--server.port", str(port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--", "--outputs", str(outputs)]
+    raise typer.Exit(subprocess.call(command))
 
 
 @app.command()

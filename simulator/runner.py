@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
 import sys
 import time
 import traceback
@@ -11,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simulator.config import Scenario, scenario_to_yaml
@@ -29,6 +33,7 @@ from simulator.plots import plot_run
 from simulator.world import World
 
 PHASES = ("seconds_agents", "seconds_training", "seconds_measurement")
+CHECKPOINT = "checkpoint.pkl"
 
 
 @dataclass
@@ -64,12 +69,17 @@ def run_scenario(
     progress: bool | None = None,
     world: World | None = None,
     command: str | None = None,
+    checkpoint_every: int | None = None,
 ) -> RunResult:
     """Run a validated scenario to the end and write its folder.
 
     The manifest says `running` while the run goes on, then `completed`, or `failed`
-    with the error; tables are written atomically, so no file is ever half-written.
+    with the error; tables are written atomically, so no file is ever half-written. With
+    `checkpoint_every` K, the whole simulation state is saved to `checkpoint.pkl` after every
+    K steps, and `resume_run` continues a killed run from there.
     """
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise PrivsimError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
     device = resolve_device(scenario.simulation.device)
     check_out(out)
     started = time.perf_counter()
@@ -87,11 +97,54 @@ def run_scenario(
         "versions": versions(),
         "world": model.world.describe(),
     }
+    if checkpoint_every is not None:
+        manifest["checkpoint_every"] = checkpoint_every
     write_text(run_dir / "config.yaml", scenario_to_yaml(scenario))
     write_json(run_dir / "manifest.json", manifest)
+    return _finish(model, run_dir, manifest, progress, started, setup_seconds)
+
+
+def resume_run(run_dir: Path, progress: bool | None = None) -> RunResult:
+    """Continue a run that stopped (killed, failed or interrupted) from its last checkpoint;
+    the finished run has the same results as one that never stopped."""
+    checkpoint = run_dir / CHECKPOINT
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise PrivsimError(f"{run_dir}: not a run folder (no manifest.json)")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("status") == "completed":
+        raise PrivsimError(f"{run_dir}: the run is already completed")
+    if not checkpoint.is_file():
+        raise PrivsimError(
+            f"{run_dir}: no {CHECKPOINT} to resume from (run with --checkpoint-every K)"
+        )
+    with checkpoint.open("rb") as handle:
+        saved = pickle.load(handle)
+    model: PrivacyModel = saved["model"]
+    manifest.update(status="running", resumed_from_step=model.step_index)
+    for key in ("error", "traceback", "finished"):
+        manifest.pop(key, None)
+    write_json(manifest_path, manifest)
+    started = time.perf_counter() - saved["elapsed"]
+    return _finish(model, run_dir, manifest, progress, started, saved["setup_seconds"])
+
+
+def _finish(
+    model: PrivacyModel, run_dir: Path, manifest: dict[str, Any], progress: bool | None,
+    started: float, setup_seconds: float,
+) -> RunResult:
+    """Step the model to the end (checkpointing as asked), then write every output."""
+    scenario = model.scenario
+    every = manifest.get("checkpoint_every")
     try:
-        _step_all(model, scenario.simulation.steps, progress)
+        _step_all(model, scenario.simulation.steps, progress, run_dir, every, started,
+                  setup_seconds)
         tables = records_to_frames(model.records, model.population.type_names)
+        graph = getattr(model.population.policy, "adjacency", None)
+        if graph is not None:  # the social graph, for the dashboard
+            upper = sp.triu(graph, k=1).tocoo()
+            tables["graph"] = pd.DataFrame({"source": upper.row.astype(np.int64),
+                                            "target": upper.col.astype(np.int64)})
         write_tables(run_dir, tables)
         if scenario.output.plots:
             plot_run(tables["metrics"], tables["groups"], run_dir / "plots", scenario.metrics.k)
@@ -101,6 +154,7 @@ def run_scenario(
             timings=_timings(tables["metrics"], setup_seconds, time.perf_counter() - started),
         )
         write_json(run_dir / "manifest.json", manifest)
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
     except BaseException as exc:
         manifest.update(
             status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
@@ -114,15 +168,32 @@ def run_scenario(
                      tables["events"], manifest)
 
 
-def _step_all(model: PrivacyModel, steps: int, progress: bool | None) -> None:
+def _step_all(
+    model: PrivacyModel, steps: int, progress: bool | None, run_dir: Path,
+    checkpoint_every: int | None, started: float, setup_seconds: float,
+) -> None:
+    """Step from wherever the model is to `steps`, saving a checkpoint every K steps."""
     show = sys.stderr.isatty() if progress is None else progress
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("step {task.completed}/{task.total}"), TimeElapsedColumn())
     with Progress(*columns, disable=not show, transient=False) as bar:
-        task = bar.add_task(model.scenario.name, total=steps)
-        for _ in range(steps):
+        task = bar.add_task(model.scenario.name, total=steps, completed=model.step_index)
+        while model.step_index < steps:
             model.step()
             bar.advance(task)
+            if checkpoint_every and model.step_index % checkpoint_every == 0 \
+                    and model.step_index < steps:
+                _save_checkpoint(model, run_dir, time.perf_counter() - started, setup_seconds)
+
+
+def _save_checkpoint(model: PrivacyModel, run_dir: Path, elapsed: float, setup: float) -> None:
+    """Pickle the whole simulation (world, agents, models, random states, records) atomically:
+    a kill while writing leaves the previous checkpoint intact."""
+    partial = run_dir / (CHECKPOINT + ".partial")
+    with partial.open("wb") as handle:
+        pickle.dump({"model": model, "elapsed": elapsed, "setup_seconds": setup}, handle,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(partial, run_dir / CHECKPOINT)
 
 
 def records_to_frames(records: Records, type_names: list[str]) -> dict[str, pd.DataFrame]:

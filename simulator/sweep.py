@@ -1,25 +1,87 @@
-"""Sweeps: a base scenario, a grid of overrides and seeds, run in a local process pool."""
+"""Sweeps: a base scenario, a grid of overrides and seeds, one run folder per point.
+
+Seeds. Either `seeds: [...]` (every grid point runs with each seed) or `replications: R`:
+each (grid point, replication) gets its own seed spawned from `root_seed` by numpy's
+`SeedSequence`, in the order grid point, then replication, so a sweep is reproducible from
+one number. `points.parquet` records every point's seed.
+
+Resuming. Running the same sweep again into the same folder (`out`) reuses every point whose
+run completed and reruns the others (failed, interrupted, never started; a half-written
+folder is cleared first). The folder keeps the sweep file it was made by (`sweep.yaml`); a
+sweep whose points differ (base, set, grid, seeds, replications, root_seed), or a completed
+point whose scenario differs from what the sweep now asks for, is refused.
+
+Executors. `local` runs points in a pool of spawned processes on this machine, each limited
+to its share of the cores for torch. `dask` submits the same work through dask.distributed:
+to a LocalCluster of `workers` single-threaded processes, or to a running cluster whose
+scheduler address is given. A point whose process dies is retried (locally: alone in a fresh
+process; on dask: on another worker, up to `distributed.scheduler.allowed-failures` deaths)
+and recorded as failed if it dies again; the other points go on, and a rerun completes it.
+
+On a SLURM cluster (dask-jobqueue), start the cluster next to the sweep and pass its
+scheduler address; workers need this project's Python environment, must see the sweep folder
+and the data at the same paths (a shared file system) and start in the same working directory
+(SLURM jobs start where they were submitted). There each point runs torch on one thread, so
+give workers one thread per core:
+
+    from pathlib import Path
+    from dask_jobqueue import SLURMCluster
+    from simulator.sweep import run_sweep
+
+    cluster = SLURMCluster(cores=8, processes=8, memory="32GB", walltime="04:00:00")
+    cluster.scale(jobs=4)  # 32 workers, one point each at a time
+    run_sweep(Path("scenarios/sweeps/privacy-budget-ml100k.yaml"),
+              out=Path("outputs/sweeps/budget-ml100k"),
+              executor="dask", scheduler=cluster.scheduler_address)
+
+Rerunning the same call after a job ends (walltime, preemption) finishes what is missing.
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import shutil
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from simulator.attack_study import write_attack_study
 from simulator.budget import write_budget_study
 from simulator.catalog import load_scenario
-from simulator.config import Scenario, read_yaml
+from simulator.config import Scenario, read_yaml, scenario_to_yaml
 from simulator.errors import ScenarioError
-from simulator.outputs import new_run_dir, now_iso, write_json, write_parquet, write_text
+from simulator.outputs import (
+    new_run_dir,
+    now_iso,
+    read_manifest,
+    write_json,
+    write_parquet,
+    write_text,
+)
+
+EXECUTORS = ("local", "dask")
+# The sweep fields that decide which points run and how; the others (name, report, workers)
+# may change between a sweep and its resumption.
+POINT_FIELDS = ("base", "set", "grid", "seeds", "replications", "root_seed")
 
 
 class SweepSpec(BaseModel):
@@ -31,7 +93,13 @@ class SweepSpec(BaseModel):
     base: str = Field("quickstart", description="shipped scenario name or scenario file")
     set: list[str] = Field(default_factory=list, description="overrides applied to every point")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="key.path -> values")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="explicit seeds, each run at every grid point ([0])"
+    )
+    replications: int | None = Field(
+        None, ge=1, description="runs per grid point, seeds spawned from root_seed"
+    )
+    root_seed: int = Field(0, ge=0, description="with replications: the seed all seeds come from")
     report: list[Literal["privacy_budget", "attack_success"]] = Field(
         default_factory=list, description="studies computed from the combined tables"
     )
@@ -45,6 +113,17 @@ class SweepSpec(BaseModel):
                 raise ValueError(f"{key}: give at least one value")
         return grid
 
+    @model_validator(mode="after")
+    def _one_seed_source(self) -> SweepSpec:
+        if self.seeds is not None and self.replications is not None:
+            raise ValueError(
+                "seeds and replications exclude each other: give explicit seeds, or a number "
+                "of replications whose seeds are spawned from root_seed"
+            )
+        if self.seeds is None and self.replications is None:
+            self.seeds = [0]
+        return self
+
 
 @dataclass
 class SweepPoint:
@@ -54,6 +133,7 @@ class SweepPoint:
     params: dict[str, Any]
     seed: int
     scenario: Scenario
+    replication: int | None = None
 
     @property
     def label(self) -> str:
@@ -67,9 +147,23 @@ def load_sweep(path: Path) -> SweepSpec:
         return SweepSpec.model_validate(read_yaml(path))
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
         raise ScenarioError(f"{path}: {where}: {message}") from None
+
+
+def spawn_seeds(root_seed: int, count: int) -> list[int]:
+    """`count` seeds spawned from `root_seed` by numpy's SeedSequence, in spawn order.
+
+    Each is a 32-bit non-negative int: every consumer of the run seed accepts it
+    (scikit-learn's random_state must be below 2**32).
+    """
+    if root_seed < 0:
+        raise ValueError(f"root_seed: expected a non-negative int, got {root_seed}")
+    children = np.random.SeedSequence(root_seed).spawn(count)
+    return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in children]
 
 
 def expand_points(spec: SweepSpec, sweep_file: Path) -> list[SweepPoint]:
@@ -79,88 +173,266 @@ def expand_points(spec: SweepSpec, sweep_file: Path) -> list[SweepPoint]:
     if base.endswith((".yaml", ".yml")) and relative.is_file():
         base = str(relative)
     keys = list(spec.grid)
+    combos = list(itertools.product(*(spec.grid[k] for k in keys))) if keys else [()]
+    if spec.replications is not None:
+        spawned = spawn_seeds(spec.root_seed, len(combos) * spec.replications)
+        runs = [list(enumerate(spawned[g * spec.replications:(g + 1) * spec.replications]))
+                for g in range(len(combos))]
+    else:
+        runs = [[(None, seed) for seed in spec.seeds or [0]] for _ in combos]
     points = []
-    combos = itertools.product(*(spec.grid[k] for k in keys)) if keys else [()]
-    for combo in combos:
+    for combo, seeds in zip(combos, runs, strict=True):
         params = dict(zip(keys, combo, strict=True))
-        for seed in spec.seeds:
+        for replication, seed in seeds:
             try:
-                scenario = load_scenario(
-                    base, spec.set, {**params, "simulation.seed": seed}
-                )
+                scenario = load_scenario(base, spec.set, {**params, "simulation.seed": seed})
             except ScenarioError as exc:
                 raise ScenarioError(f"sweep point {params} seed {seed}: {exc}") from None
-            points.append(SweepPoint(len(points), params, seed, scenario))
+            points.append(SweepPoint(len(points), params, seed, scenario, replication))
     return points
 
 
+def point_completed(run_dir: Path) -> bool:
+    """Whether a point's run folder holds a run that finished (manifest status completed)."""
+    try:
+        return read_manifest(run_dir).get("status") == "completed"
+    except (OSError, ValueError):
+        return False
+
+
+def _status(status: str, error: str | None = None) -> dict[str, Any]:
+    return {"status": status, "error": error}
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    return _status("failed", f"{type(exc).__name__}: {exc}")
+
+
 def _run_point(scenario_data: dict[str, Any], out: str, threads: int) -> dict[str, Any]:
-    """Worker: run one point in its own process; never raises, reports its status."""
+    """Worker: run one point in its own process; never raises, reports its status.
+
+    What an earlier attempt left is cleared first, unless that attempt completed (its
+    process died after finishing the run), so a retried point never sees a stale folder.
+    """
     import torch
 
     from simulator.runner import run_scenario
 
+    folder = Path(out)
+    if point_completed(folder):
+        return _status("completed")
+    shutil.rmtree(folder, ignore_errors=True)
     torch.set_num_threads(threads)
     try:
         scenario = Scenario.model_validate(scenario_data)
-        run_scenario(scenario, out=Path(out), progress=False)
-        return {"status": "completed", "error": None}
+        run_scenario(scenario, out=folder, progress=False)
+        return _status("completed")
     except Exception as exc:  # a failed point is recorded, the sweep goes on
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        return _failure(exc)
 
 
-def run_sweep(sweep_file: Path, out: Path | None = None, workers: int | None = None) -> Path:
-    """Run every point of a sweep; returns the sweep folder.
+def run_sweep(
+    sweep_file: Path,
+    out: Path | None = None,
+    workers: int | None = None,
+    *,
+    executor: str = "local",
+    scheduler: str | None = None,
+) -> Path:
+    """Run every point of a sweep not yet completed in `out`; returns the sweep folder.
 
-    Each point writes its own run folder; `points.parquet` lists points with their status
-    and `results.parquet` stacks every completed point's metrics with its parameters.
+    Each point writes its own run folder; `points.parquet` lists points with their seed and
+    status and `results.parquet` stacks every completed point's metrics with its parameters.
+    `executor` is `local` (a process pool of `workers`) or `dask` (a LocalCluster of
+    `workers`, or the dask cluster at the `scheduler` address, whose size then rules).
+    Rerun with the same `out` to resume: completed points are reused, the others rerun.
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if scheduler is not None and executor != "dask":
+        raise ValueError(f"scheduler: an address needs executor 'dask', not {executor!r}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers: expected at least 1, got {workers}")
     spec = load_sweep(sweep_file)
     points = expand_points(spec, sweep_file)
     folder = out or new_run_dir(Path("outputs") / "sweeps", spec.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / "sweep.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    n_workers = max(1, min(workers or spec.workers, len(points)))
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
-    statuses: dict[int, dict[str, Any]] = {}
+    _claim_folder(folder, spec)
+    statuses = {p.index: _status("completed") for p in points if _reusable(folder, p)}
+    reused = len(statuses)
+    todo = [p for p in points if p.index not in statuses]
+    n_workers = max(1, min(workers or spec.workers, len(todo)))
+    # On a remote cluster each worker process takes one point at a time on one core.
+    threads = 1 if scheduler else max(1, (os.cpu_count() or 1) // n_workers)
+    jobs = [_Job(p.index, p.scenario.model_dump(mode="json"), str((folder / p.label).resolve()))
+            for p in todo]
     started = now_iso()
-    with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
-        futures = {
-            pool.submit(_run_point, p.scenario.model_dump(mode="json"),
-                        str(folder / p.label), threads): p
-            for p in points
-        }
-        for future in as_completed(futures):
-            statuses[futures[future].index] = future.result()
+    if jobs:
+        results = (_local_results(jobs, n_workers, threads) if executor == "local"
+                   else _dask_results(jobs, n_workers, threads, scheduler))
+        for index, status in results:
+            statuses[index] = status
     tables = _write_sweep_tables(folder, points, statuses)
     if "privacy_budget" in spec.report and "groups" in tables:
-        write_budget_study(folder, tables["metrics"], tables["groups"])
+        metrics, groups = tables["metrics"], tables["groups"]
+        if spec.replications is not None:
+            # Points pair up by replication: each has its own seed, so the study's `seed`
+            # (what it pairs a budget with full disclosure by) is the replication.
+            metrics, groups = (t.assign(seed=t["replication"]) for t in (metrics, groups))
+        write_budget_study(folder, metrics, groups)
     if "attack_success" in spec.report and "metrics" in tables:
         write_attack_study(folder, tables["metrics"])
     write_json(folder / "manifest.json", {
-        "sweep": spec.name, "started": started, "finished": now_iso(), "points": len(points),
+        "sweep": spec.name, "executor": executor, "started": started, "finished": now_iso(),
+        "points": len(points), "reused": reused,
         "failed": sum(s["status"] != "completed" for s in statuses.values()),
     })
     return folder
 
 
+def _claim_folder(folder: Path, spec: SweepSpec) -> None:
+    """Make `folder` this sweep's: new or empty, or made by a sweep with the same points."""
+    record = folder / "sweep.yaml"
+    if record.is_file():
+        previous = load_sweep(record)
+        differ = [f"{key} was {getattr(previous, key)!r}, now {getattr(spec, key)!r}"
+                  for key in POINT_FIELDS if getattr(previous, key) != getattr(spec, key)]
+        if differ:
+            raise ScenarioError(
+                f"{folder}: holds a different sweep ({'; '.join(differ)}); "
+                "give a new folder to run this one"
+            )
+    elif folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ScenarioError(f"{folder}: exists, is not empty and holds no sweep.yaml")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(record, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+
+
+def _reusable(folder: Path, point: SweepPoint) -> bool:
+    """Whether the point completed in an earlier run of this sweep; refuses a completed run
+    of another scenario (e.g. the base scenario file changed since)."""
+    run_dir = folder / point.label
+    if not point_completed(run_dir):
+        return False
+    recorded = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    expected = yaml.safe_load(scenario_to_yaml(point.scenario))
+    differ = _differences(recorded, expected)
+    if differ:
+        raise ScenarioError(
+            f"{run_dir}: completed with another scenario ({', '.join(differ[:5])} differ"
+            f"{' and more' if len(differ) > 5 else ''}); give a new folder to run this sweep"
+        )
+    return True
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted key paths at which two parsed YAML documents differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [found for key in sorted(set(a) | set(b), key=str)
+                for found in _differences(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".") or "(top level)"]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A point as sent to a worker: its index, scenario (JSON-ready) and absolute folder."""
+
+    index: int
+    scenario: dict[str, Any]
+    out: str
+
+
+def _local_results(
+    jobs: list[_Job], workers: int, threads: int
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run jobs in spawned processes, `workers` at a time; yield (index, status) as they end.
+
+    A dying process breaks the whole pool and every job then in flight: those jobs rerun one
+    at a time in a fresh pool, and one that kills its process alone is recorded as failed.
+    """
+    queue = deque(jobs)
+    alone: deque[_Job] = deque()
+    running: dict[Future[dict[str, Any]], tuple[_Job, bool]] = {}
+    pool: ProcessPoolExecutor | None = None
+    try:
+        while queue or alone or running:
+            if pool is None:
+                pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            if alone and not running:
+                job = alone.popleft()
+                running[pool.submit(_run_point, job.scenario, job.out, threads)] = (job, True)
+            while not alone and queue and len(running) < workers:
+                job = queue.popleft()
+                running[pool.submit(_run_point, job.scenario, job.out, threads)] = (job, False)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
+            if broken:
+                done, _ = wait(running)  # the broken pool ends every future it holds
+            for future in done:
+                job, was_alone = running.pop(future)
+                error = future.exception()
+                if isinstance(error, BrokenProcessPool) and not was_alone:
+                    alone.append(job)
+                else:
+                    yield job.index, future.result() if error is None else _failure(error)
+            if broken:
+                pool.shutdown(wait=True)
+                pool = None
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _dask_results(
+    jobs: list[_Job], workers: int, threads: int, scheduler: str | None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run jobs on a dask cluster (a LocalCluster started here, or the one at `scheduler`)
+    through its concurrent.futures executor; yield (index, status) as they end."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ScenarioError(
+            "executor 'dask' needs dask.distributed: pip install 'dask[distributed]'"
+        ) from exc
+    with ExitStack() as stack:
+        if scheduler is None:
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                dashboard_address=None,
+            ))
+            client = stack.enter_context(Client(cluster))
+        else:
+            client = stack.enter_context(Client(scheduler))
+        executor = client.get_executor(pure=False)
+        futures = {executor.submit(_run_point, job.scenario, job.out, threads): job
+                   for job in jobs}
+        for future in as_completed(futures):
+            error = future.exception()  # KilledWorker once dask gives up retrying
+            yield futures[future].index, future.result() if error is None else _failure(error)
+
+
 def _write_sweep_tables(
     folder: Path, points: list[SweepPoint], statuses: dict[int, dict[str, Any]]
 ) -> dict[str, pd.DataFrame]:
-    """Write points.parquet, and results.parquet / groups.parquet stacking completed points."""
+    """Write points.parquet, and results.parquet / groups.parquet stacking completed points.
+
+    With replications, a `replication` column follows `seed` in every table.
+    """
     rows = []
     frames: dict[str, list[pd.DataFrame]] = {"metrics": [], "groups": []}
     for point in points:
         status = statuses[point.index]
-        rows.append({"point": point.index, "seed": point.seed, "run_dir": point.label,
+        ids: dict[str, Any] = {"point": point.index, "seed": point.seed}
+        if point.replication is not None:
+            ids["replication"] = point.replication
+        rows.append({**ids, "run_dir": point.label,
                      **{k: str(v) for k, v in point.params.items()}, **status})
         if status["status"] == "completed":
             for name, parts in frames.items():
                 table = pd.read_parquet(folder / point.label / f"{name}.parquet")
-                table.insert(0, "seed", point.seed)
-                table.insert(0, "point", point.index)
+                for position, (key, value) in enumerate(ids.items()):
+                    table.insert(position, key, value)
                 for position, (key, value) in enumerate(point.params.items()):
-                    table.insert(2 + position, key, _cell(value))
+                    table.insert(len(ids) + position, key, _cell(value))
                 parts.append(table)
     write_parquet(folder / "points.parquet", pd.DataFrame(rows))
     stacked = {name: pd.concat(parts, ignore_index=True) for name, parts in frames.items() if parts}

@@ -110,3 +110,30 @@ def test_sweep_with_an_invalid_point_runs_nothing(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sweep", str(sweep), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_scale_commands_name_what_is_wrong(tmp_path: Path) -> None:
+    cases = [
+        (["resume", str(tmp_path)], "not a run folder"),
+        (["report", str(tmp_path)], str(tmp_path)),
+        (["compare", str(tmp_path)], str(tmp_path)),
+        (["sweep", "scenarios/sweeps/scale-demo.yaml", "--executor", "ray"], "--executor"),
+    ]
+    for args, expected in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert expected in result.output, (args, result.output)
+
+
+def test_run_with_checkpoints_then_report_and_compare(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "quickstart", "--out", str(out), "--checkpoint-every",
+                                 "2", *SETS])
+    assert result.exit_code == 0, result.output
+    assert not (out / "checkpoint.pkl").exists()  # removed once the run completed
+    report = runner.invoke(app, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert (out / "report.html").stat().st_size > 10_000
+    compared = runner.invoke(app, ["compare", str(out), "--out", str(tmp_path / "cmp")])
+    assert compared.exit_code == 0, compared.output
+    assert (tmp_path / "cmp" / "compare.csv").exists()

@@ -1,0 +1,108 @@
+"""Checkpoints: a run killed at any point resumes and ends with the same results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simulator.catalog import load_scenario
+from simulator.errors import PrivsimError
+from simulator.model import PrivacyModel
+from simulator.runner import CHECKPOINT, resume_run, run_scenario
+
+TINY = [
+    "world.n_users=250", "world.n_items=150", "world.mean_ratings_per_user=30",
+    "simulation.steps=6", "simulation.device=cpu", "platform.retrain_every=1",
+    "platform.first_epochs=8", "platform.epochs=2", "attackers.0.folds=3",
+    "attackers.0.classifiers=[logreg]", "output.plots=false",
+]
+SCENARIOS = {
+    "bpr": [],
+    "social-mf-shilling": [
+        "platform.model=mf", "population.policy=social", "events=[{step: 2, reach: 0.3}]",
+        "attackers=[{kind: inference, classifiers: [logreg], folds: 3}, "
+        "{kind: shilling, adaptive: true, start_step: 1}]",
+    ],
+}
+
+
+def _tables(folder: Path) -> dict[str, pd.DataFrame]:
+    tables = {name: pd.read_parquet(folder / f"{name}.parquet")
+              for name in ("metrics", "groups", "agents", "events")}
+    for name, table in tables.items():
+        tables[name] = table.drop(columns=[c for c in table.columns
+                                           if c.startswith("seconds") or c == "seconds"])
+    return tables
+
+
+def _assert_same(a: Path, b: Path) -> None:
+    left, right = _tables(a), _tables(b)
+    for name in left:
+        pd.testing.assert_frame_equal(left[name], right[name], check_exact=True, obj=name)
+
+
+@pytest.mark.parametrize("variant", list(SCENARIOS))
+def test_an_interrupted_run_resumes_to_identical_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
+    scenario = load_scenario("quickstart", [*TINY, *SCENARIOS[variant]])
+    run_scenario(scenario, out=tmp_path / "whole", progress=False)
+    original = PrivacyModel._apply_events
+
+    def stop_at_four(self: PrivacyModel, step: int) -> None:
+        if step == 4:  # as if the user pressed Ctrl-C during step 4
+            raise KeyboardInterrupt
+        original(self, step)
+
+    monkeypatch.setattr(PrivacyModel, "_apply_events", stop_at_four)
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(scenario, out=tmp_path / "cut", progress=False, checkpoint_every=3)
+    monkeypatch.setattr(PrivacyModel, "_apply_events", original)
+    manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert not (tmp_path / "cut" / "metrics.parquet").exists()
+    result = resume_run(tmp_path / "cut", progress=False)
+    assert result.manifest["status"] == "completed" and result.manifest["resumed_from_step"] == 3
+    assert not (tmp_path / "cut" / CHECKPOINT).exists()
+    _assert_same(tmp_path / "whole", tmp_path / "cut")
+
+
+def test_a_killed_process_resumes_to_identical_results(tmp_path: Path) -> None:
+    overrides = [*TINY, "simulation.steps=12", "world.n_users=400"]
+    run_scenario(load_scenario("quickstart", overrides), out=tmp_path / "whole", progress=False)
+    command = [sys.executable, "-m", "simulator", "run", "quickstart", "--no-progress",
+               "--checkpoint-every", "2", "--out", str(tmp_path / "killed")]
+    for override in overrides:
+        command += ["--set", override]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed" / CHECKPOINT
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process.poll() is not None:
+        pytest.fail("the run ended before its first checkpoint; make it longer")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    manifest = json.loads((tmp_path / "killed" / "manifest.json").read_text())
+    assert manifest["status"] == "running"  # killed: nothing had a chance to record it
+    resume_run(tmp_path / "killed", progress=False)
+    _assert_same(tmp_path / "whole", tmp_path / "killed")
+
+
+def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
+    finished = run_scenario(load_scenario("quickstart", [*TINY, "simulation.steps=2"]),
+                            out=tmp_path / "done", progress=False, checkpoint_every=1)
+    with pytest.raises(PrivsimError, match="already completed"):
+        resume_run(finished.path)
+    with pytest.raises(PrivsimError, match="not a run folder"):
+        resume_run(tmp_path)
+    with pytest.raises(PrivsimError, match="at least 1"):
+        run_scenario(load_scenario("quickstart", TINY), out=tmp_path / "x", checkpoint_every=0)
