@@ -201,6 +201,7 @@ def dashboard(
     command = [sys.executable, "-m", "streamlit", "run", str(app_path),
                "--server.address", "127.0.0.1", "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "minimal",
                "--", "--outputs", str(outputs)]
     raise typer.Exit(subprocess.call(command))
 
