@@ -15,6 +15,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import mesa
 import numpy as np
@@ -281,7 +282,7 @@ class PrivacyModel(mesa.Model):
         attacks = self._attack(step)
         row, group_rows = self._measure(attacks)
         if self.poisoned:
-            row.update(self._poisoning_metrics())
+            row.update(self._poisoning_metrics(row))
         timings["seconds_measurement"] = time.perf_counter() - started
 
         row = {
@@ -419,8 +420,9 @@ class PrivacyModel(mesa.Model):
                     "goal_met": attacker.goal_met, "reserve_left": attacker.reserve,
                 })
 
-    def _poisoning_metrics(self) -> dict[str, float]:
-        """Targets' standing with and without the attack, and the collateral damage."""
+    def _poisoning_metrics(self, measured: dict[str, Any]) -> dict[str, float]:
+        """Targets' standing with and without the attack, and the collateral damage
+        (`measured`: this step's metrics row of the attacked platform)."""
         assert self.clean_platform is not None
         key = (self.platform.version, self.clean_platform.version)
         if self._poisoning_cache is not None and self._poisoning_cache[0] == key:
@@ -457,7 +459,7 @@ class PrivacyModel(mesa.Model):
                     values[f"owned_shift_{name}"] = now["prediction_shift"]
             values["perturbation_gain"] = owner.last_gain
             row.update({prefix + k: v for k, v in values.items()})
-        row.update(self._collateral())
+        row.update(self._collateral(measured))
         self._poisoning_cache = (key, dict(row))
         return row
 
@@ -466,28 +468,22 @@ class PrivacyModel(mesa.Model):
         return target_view(platform.recommender.score, users, items, seen_user, seen_item,
                            self.world.n_items, self.device)
 
-    def _collateral(self) -> dict[str, float]:
-        """Genuine users' accuracy on the clean twin, and the change the attack caused."""
+    def _collateral(self, measured: dict[str, Any]) -> dict[str, float]:
+        """Genuine users' accuracy on the clean twin, and the change the attack caused (the
+        attacked platform's accuracy is the one this step already measured)."""
         assert self.clean_platform is not None
         k = self.scenario.metrics.k
         row = {f"hr_{k}_clean": math.nan, f"hr_{k}_change": math.nan}
-        clean, attacked = self.clean_platform, self.platform
-        if not (clean.trained and attacked.trained):
+        clean = self.clean_platform
+        if not (clean.trained and self.platform.trained):
             return row
-        ranking = self.measurer.ranking
-        hits = {
-            name: float(np.nanmean(ranking.evaluate(p.recommender.score, *p.seen_items()).hit))
-            for name, p in (("clean", clean), ("attacked", attacked))
-        }
-        row[f"hr_{k}_clean"] = hits["clean"]
-        row[f"hr_{k}_change"] = hits["attacked"] - hits["clean"]
+        hits = self.measurer.ranking.evaluate(clean.recommender.score, *clean.seen_items()).hit
+        row[f"hr_{k}_clean"] = float(np.nanmean(hits))
+        row[f"hr_{k}_change"] = measured[f"hr_{k}"] - row[f"hr_{k}_clean"]
         if clean.recommender.predicts_ratings:
-            mae = {}
-            for name, p in (("clean", clean), ("attacked", attacked)):
-                errors = rating_errors(p.recommender.predict, self.test, self.n_genuine)
-                mae[name] = float(errors.abs_sum.sum() / max(errors.count.sum(), 1))
-            row["mae_clean"] = mae["clean"]
-            row["mae_change"] = mae["attacked"] - mae["clean"]
+            errors = rating_errors(clean.recommender.predict, self.test, self.n_genuine)
+            row["mae_clean"] = float(errors.abs_sum.sum() / max(errors.count.sum(), 1))
+            row["mae_change"] = measured["mae"] - row["mae_clean"]
         return row
 
     def _attack(self, step: int) -> dict:
