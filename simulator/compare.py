@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-from scipy import stats  # noqa: E402
 
+from simulator.intervals import t_half_width  # noqa: E402
 from simulator.outputs import read_manifest, write_parquet, write_text  # noqa: E402
 
 ID_COLUMNS = ["variant", "seed", "source"]
@@ -231,10 +231,7 @@ def summarise_runs(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     long["value"] = long["value"].astype(float)
     summary = (long.groupby(["variant", "step", "metric"], sort=False)["value"]
                .agg(mean="mean", std="std", n="count").reset_index())
-    n = summary["n"].to_numpy()
-    quantile = stats.t.ppf(0.5 + CONFIDENCE / 2, np.maximum(n - 1, 1))
-    half = np.where(n >= 2, quantile * summary["std"].to_numpy() / np.sqrt(np.maximum(n, 1)),
-                    np.nan)
+    half = t_half_width(summary["std"].to_numpy(), summary["n"].to_numpy(), CONFIDENCE)
     summary["ci_low"] = summary["mean"] - half
     summary["ci_high"] = summary["mean"] + half
     variant_order = {v: i for i, v in enumerate(pd.unique(table["variant"]))}

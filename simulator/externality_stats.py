@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from scipy import stats  # noqa: E402
+
+from simulator.intervals import t_half_width  # noqa: E402
 
 KEYS = ["group_kind", "group"]
 DIFFERENCE_COLUMNS = ["seed", "group_kind", "group", "metric", "baseline", "changed",
@@ -117,9 +118,7 @@ def summarise(differences: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
     n = table["n"].to_numpy()
     enough = n >= 2
     stderr = np.where(enough, table["std"].to_numpy() / np.sqrt(np.maximum(n, 1)), np.nan)
-    quantile = np.full(len(table), np.nan)
-    quantile[enough] = stats.t.ppf((1.0 + confidence) / 2.0, n[enough] - 1)
-    half = quantile * stderr
+    half = t_half_width(table["std"].to_numpy(), n, confidence)
     table["std"] = np.where(enough, table["std"], np.nan)
     table["stderr"] = stderr
     table["ci_low"] = table["mean_difference"] - half

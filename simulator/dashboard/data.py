@@ -10,7 +10,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
+
+from simulator.intervals import t_half_width
 
 # Identifiers and timings rather than outcomes; never offered as metrics.
 _NOT_METRICS = {"step", "model_version", "point", "seed", "user"}
@@ -64,11 +65,7 @@ def seed_bands(
     stacked = pd.concat(parts, ignore_index=True).dropna(subset=["value"])
     summary = (stacked.groupby(["variant", "step"], sort=True)["value"]
                .agg(n="count", mean="mean", std="std").reset_index())
-    n = summary["n"].to_numpy(dtype=float)
-    enough = n >= 2
-    half = np.full(n.shape, np.nan)
-    quantile = stats.t.ppf(0.5 + level / 2.0, np.maximum(n - 1.0, 1.0))
-    half[enough] = (quantile * summary["std"].to_numpy() / np.sqrt(n))[enough]
+    half = t_half_width(summary["std"].to_numpy(), summary["n"].to_numpy(), level)
     summary["low"] = summary["mean"] - half
     summary["high"] = summary["mean"] + half
     summary["n"] = summary["n"].astype(int)
