@@ -8,7 +8,7 @@ import mesa
 import numpy as np
 
 from simulator.attacks.item_perturbation import apply_perturbation, perturb_items
-from simulator.attacks.targets import items_by_popularity
+from simulator.attacks.targets import configured_or_by_popularity
 from simulator.config import ItemPerturbationConfig
 from simulator.recommenders.base import Recommender
 from simulator.recommenders.factor_model import FactorModel
@@ -105,14 +105,7 @@ class ItemOwner(mesa.Agent):
     def choose_items(self, public: Interactions) -> None:
         """Fix the owned items (the configured list, or by public popularity)."""
         cfg = self.config
-        if cfg.items is not None:
-            owned = np.asarray(cfg.items, dtype=np.int64)
-            if owned.max() >= self.n_items:
-                raise ValueError(
-                    f"items: item {int(owned.max())} is outside the catalogue of "
-                    f"{self.n_items} items"
-                )
-            self.owned = owned
-            return
         counts = np.bincount(public.item, minlength=self.n_items)
-        self.owned = items_by_popularity(counts, cfg.item_popularity, cfg.n_items, self.draws)
+        self.owned = configured_or_by_popularity(
+            cfg.items, cfg.item_popularity, cfg.n_items, counts, self.draws, "items"
+        )

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from simulator.attacks.shilling import PublicStats, fake_profiles, filler_count, profile_count
-from simulator.attacks.targets import items_by_popularity
+from simulator.attacks.targets import configured_or_by_popularity
 from simulator.config import ShillingAttackerConfig
 from simulator.recommenders.base import Recommender
 from simulator.world.base import Interactions
@@ -138,17 +138,10 @@ class ShillingAttacker(mesa.Agent):
 
     def _choose_items(self, stats: PublicStats, public: Interactions) -> None:
         cfg = self.config
-        if cfg.targets is not None:
-            self.targets = np.asarray(cfg.targets, dtype=np.int64)
-            if self.targets.max() >= self.n_items:
-                raise ValueError(
-                    f"targets: item {int(self.targets.max())} is outside the catalogue of "
-                    f"{self.n_items} items"
-                )
-        else:
-            self.targets = items_by_popularity(
-                stats.item_count, cfg.target_popularity, cfg.n_targets, self.draws
-            )
+        self.targets = configured_or_by_popularity(
+            cfg.targets, cfg.target_popularity, cfg.n_targets, stats.item_count, self.draws,
+            "targets",
+        )
         if cfg.selected is not None:
             self.selected = np.asarray(cfg.selected, dtype=np.int64)
         elif cfg.model == "segment":

@@ -16,7 +16,7 @@ import torch
 from agents.platform import PlatformData
 from agents.shilling import ShillingAttacker
 from simulator.attacks.shilling import PublicStats, fake_profiles
-from simulator.attacks.targets import items_by_popularity
+from simulator.attacks.targets import configured_or_by_popularity, items_by_popularity
 from simulator.catalog import load_scenario
 from simulator.config import ShillingAttackerConfig
 from simulator.errors import ScenarioError
@@ -290,6 +290,10 @@ def test_targets_follow_public_popularity() -> None:
         items_by_popularity(counts, "niche", 1, rng)
     with pytest.raises(ValueError, match="n must be in"):
         items_by_popularity(counts, "median", 101, rng)
+    assert configured_or_by_popularity([3, 7], "median", 1, counts, rng, "items").tolist() == [
+        3, 7]
+    with pytest.raises(ValueError, match="targets: item 105 is outside the catalogue of 105"):
+        configured_or_by_popularity([105], "median", 1, counts, rng, "targets")
 
 
 def test_implicit_platforms_only_get_liked_interactions(public) -> None:

@@ -27,3 +27,20 @@ def items_by_popularity(
     distance = np.abs(counts[rated] - level)
     order = np.lexsort((rng.random(len(rated)), distance))
     return np.sort(rated[order[:n]]).astype(np.int64)
+
+
+def configured_or_by_popularity(
+    given: list[int] | None, band: str, n: int, item_count: np.ndarray,
+    rng: np.random.Generator, name: str,
+) -> np.ndarray:
+    """The items a scenario names (each checked against the catalogue; `name` is the key
+    reported), or, without a list, `n` items of the popularity `band`."""
+    if given is None:
+        return items_by_popularity(item_count, band, n, rng)
+    items = np.asarray(given, dtype=np.int64)
+    if items.max() >= len(item_count):
+        raise ValueError(
+            f"{name}: item {int(items.max())} is outside the catalogue of "
+            f"{len(item_count)} items"
+        )
+    return items
