@@ -419,16 +419,16 @@ class FactorModel(Recommender):
             for k, r in enumerate(roles)
         ]
 
+    @abstractmethod
     def _apr_roles(self, plan: Any, user: torch.Tensor) -> list[torch.Tensor]:
         """The table row each sample reads, one tensor per role (e.g. user, item)."""
-        raise NotImplementedError(f"{self.name} does not support gathered-rows training")
 
+    @abstractmethod
     def _apr_losses(
         self, factors: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], plan: Any
     ) -> torch.Tensor:
         """Per-sample loss, differentiable, from the gathered factor rows (item vectors v_i
         for item roles) and bias rows of each role (in the order of `_apr_roles`)."""
-        raise NotImplementedError(f"{self.name} does not support gathered-rows training")
 
     def _damping(
         self,
