@@ -14,10 +14,12 @@ from simulator.world.base import Interactions
 class InferenceAttacker(mesa.Agent):
     """Knows the attributes of a fraction of users (e.g. public profiles) and infers the rest.
 
-    After every retrain it looks at users through its threat model (`embedding`: the
-    platform's user representations; `recommendations`: each user's top-k list;
-    `ratings`: the ratings users disclosed), trains its classifiers on the users it knows
-    and predicts everyone else.
+    Whenever what it sees has changed it looks at users afresh through its threat model
+    (`embedding`: the platform's user representations, new at each retrain;
+    `recommendations`: each user's top-k list among the items it has not disclosed, new at
+    each retrain and whenever disclosures change; `ratings`: the ratings users disclosed,
+    new whenever disclosures change), trains its classifiers on the users it knows and
+    predicts everyone else.
     """
 
     def __init__(
@@ -45,14 +47,29 @@ class InferenceAttacker(mesa.Agent):
         self.known = np.zeros(n_users, dtype=bool)
         self.known[rng.permutation(n_users)[: int(round(known_fraction * n_users))]] = True
         self.results: dict[str, list[AttackOutcome]] = {}
-        self.attacked_version = -1
+        self.attacks = 0  # how many times it attacked afresh (identifies the latest results)
+        self._seen: tuple[int, ...] | None = None
+
+    def view_key(self, model_version: int, data_revision: int) -> tuple[int, ...]:
+        """What the attacker's view depends on under its threat model: the model (embedding),
+        the disclosed ratings (ratings), or both (recommendations)."""
+        if self.threat == "embedding":
+            return (model_version,)
+        if self.threat == "ratings":
+            return (data_revision,)
+        return (model_version, data_revision)
+
+    def is_stale(self, model_version: int, data_revision: int) -> bool:
+        """Whether its view changed since it last attacked."""
+        return self.view_key(model_version, data_revision) != self._seen
 
     def attack(
-        self, recommender: Recommender, disclosed: Interactions, version: int
+        self, recommender: Recommender, disclosed: Interactions, model_version: int,
+        data_revision: int,
     ) -> dict[str, list[AttackOutcome]]:
-        """Infer every attribute from this model and the disclosed ratings (cached per
-        platform model version, so features are built once per retrain)."""
-        if version != self.attacked_version:
+        """Infer every attribute from what it sees of the model and the disclosed ratings;
+        the results are kept until its view changes (`view_key`)."""
+        if self.is_stale(model_version, data_revision):
             features = build_features(self.threat, recommender, disclosed, self.top_k)
             # The platform may hold more accounts than there are real users (fake profiles
             # come after them); the attacker classifies the real ones.
@@ -64,5 +81,6 @@ class InferenceAttacker(mesa.Agent):
                 )
                 for name, labels in self.attributes.items()
             }
-            self.attacked_version = version
+            self._seen = self.view_key(model_version, data_revision)
+            self.attacks += 1
         return self.results

@@ -19,12 +19,14 @@ class PlatformData:
     def __init__(self) -> None:
         self._parts: list[Interactions] = []
         self._table: Interactions | None = Interactions.empty()
+        self.revision = 0  # changes whenever the held ratings change
 
     def ingest(self, ratings: Interactions) -> None:
         """Append newly disclosed ratings."""
         if len(ratings):
             self._parts.append(ratings)
             self._table = None
+            self.revision += 1
 
     def drop_users(self, users: np.ndarray) -> Interactions:
         """Forget every rating of `users` (accounts that rewrote or deleted their profile);
@@ -35,6 +37,8 @@ class PlatformData:
         dropped = self.table.subset(gone)
         self._table = self.table.subset(~gone)
         self._parts = [self._table]
+        if len(dropped):
+            self.revision += 1
         return dropped
 
     @property

@@ -47,6 +47,9 @@ def run(
     ] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
         help="Save the simulation every K steps (privsim resume continues from there).")] = None,
+    first: Annotated[int | None, typer.Option(
+        help="Run only the first K steps, the schedule unchanged (simulation.stop_after).")
+    ] = None,
 ) -> None:
     """Run one scenario and write its results folder."""
     from simulator.runner import run_scenario
@@ -54,6 +57,8 @@ def run(
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"simulation.seed={seed}")
+    if first is not None:
+        overrides.append(f"simulation.stop_after={first}")
     try:
         loaded = load_scenario(scenario, overrides)
         result = run_scenario(loaded, out=out, progress=progress, command=shlex.join(sys.argv),
@@ -108,8 +113,14 @@ def validate(
     except PrivsimError as exc:
         _fail(str(exc))
         return
+    from simulator.schedule import describe_schedule
+
     console.print(f"{scenario}: valid scenario '{loaded.name}' "
-                  f"({loaded.simulation.steps} steps, model {loaded.platform.model})")
+                  f"({loaded.simulation.steps} steps, model {loaded.platform.model})",
+                  highlight=False)
+    console.print("schedule:", highlight=False)
+    for line in describe_schedule(loaded):
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -231,6 +242,36 @@ def externality(
         _fail(str(exc))
         return
     console.print(f"externality results: {folder}")
+
+
+@app.command()
+def results(
+    spec: Annotated[Path, typer.Argument(help="Results file: headlines and studies.")] = Path(
+        "scenarios/results/headlines.yaml"),
+    out: Annotated[Path, typer.Option(help="Where the runs go (rerun to resume).")] = Path(
+        "outputs/results"),
+    doc: Annotated[Path, typer.Option(help="The Markdown table written.")] = Path(
+        "docs/results.md"),
+    workers: Annotated[int | None, typer.Option(help="Parallel processes.")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        help="Run only headlines and studies whose name contains this (repeatable); the "
+        "document still lists every row.")] = None,
+    no_run: Annotated[bool, typer.Option(
+        "--no-run", help="Only rewrite the document from the runs already there.")] = False,
+) -> None:
+    """Run every headline over its seeds (resumable) and write the results table."""
+    from simulator.results import run_results, write_results_doc
+
+    try:
+        if not no_run:
+            run_results(spec, out, workers=workers, only=only)
+        rows = write_results_doc(spec, out, doc)
+    except PrivsimError as exc:
+        _fail(str(exc))
+        return
+    for row in rows:
+        console.print(f"{row.verdict:>14}  {row.row.name}", highlight=False, markup=False)
+    console.print(f"results: {doc}", highlight=False)
 
 
 def main() -> None:

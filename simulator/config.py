@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from simulator.errors import ScenarioError
+from simulator.schedule import schedule_problems
 from simulator.world.synthetic import validate_parameters
 
 SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default size
@@ -207,6 +208,12 @@ class MetaMFConfig(Section):
     lr_schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="learning rate over each training's epochs (reference: constant)"
     )
+    validation: float = Field(
+        0.05, ge=0.0, lt=0.5, description="share of each training's ratings held out to stop "
+        "early and keep the best epoch (0: train on all for every epoch, as the reference)",
+    )
+    patience: int = Field(3, ge=1, description="epochs without a better held-out error "
+                          "before a training stops")
 
 
 class AdversarialConfig(DefenseSection):
@@ -228,7 +235,10 @@ class UnlearningConfig(DefenseSection):
     """Post-training attribute unlearning: edits user embeddings after each retrain."""
 
     attribute: Literal["gender", "age", "occupation"] = "gender"
-    distance: Literal["kl", "mmd"] = "kl"
+    distance: Literal["kl", "mmd", "kl+mmd"] = Field(
+        "kl+mmd", description="Gaussian KL between classes, unbiased multi-kernel MMD, or both "
+        "(each in units of its value before the edit)",
+    )
     covariance: Literal["diagonal", "shrunk"] = "shrunk"
     utility: Literal["model", "distance", "topk"] = "topk"
     weighting: Literal["mgda", "fixed"] = "mgda"
@@ -241,6 +251,12 @@ class UnlearningConfig(DefenseSection):
     scope: Literal["all", "requested"] = Field(
         "all", description="every user, or only users who asked for unlearning"
     )
+    stop: Literal["probe", "steps"] = Field(
+        "probe", description="end the edit when held-out probes (fresh classifiers trained "
+        "on half of the users) are at chance, keeping the check closest to chance; or run "
+        "all `steps`, driving the distance to its minimum",
+    )
+    probe_every: int = Field(10, ge=1, description="stop: probe: steps between checks")
 
 
 class DPConfig(DefenseSection):
@@ -329,6 +345,20 @@ class PlatformConfig(Section):
                 raise ValueError(f"defenses.{name} trains bpr or mf models, not {self.model!r}")
         if self.item_features and self.model not in ("bpr", "mf"):
             raise ValueError(f"item_features needs a bpr or mf model, not {self.model!r}")
+        dp = self.defenses.dp
+        if dp is not None and dp.enabled:
+            adversarial, unlearning = self.defenses.adversarial, self.defenses.unlearning
+            if adversarial is not None and adversarial.enabled:
+                raise ValueError(
+                    "defenses.dp and defenses.adversarial cannot both be on: DP-SGD's training "
+                    "loop has no gradient-reversal step, so adversarial training would be "
+                    "listed as used without acting"
+                )
+            if unlearning is not None and unlearning.enabled and unlearning.utility == "model":
+                raise ValueError(
+                    "defenses.unlearning.utility: 'model' trains the edit on the ratings "
+                    "outside DP-SGD, which voids defenses.dp's epsilon; use topk or distance"
+                )
         for name in ("dp", "unlearning"):
             if self.item_features and getattr(self.defenses, name) is not None:
                 raise ValueError(
@@ -503,9 +533,26 @@ class EventConfig(Section):
 class SimulationConfig(Section):
     """Time, randomness and hardware."""
 
-    steps: int = Field(20, ge=1)
+    steps: int = Field(20, ge=1, description="how many steps the history is cut into")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    stop_after: int | None = Field(
+        None, ge=1, description="run only the first K steps of the schedule (a quick look; "
+        "`privsim run --first K`); null: all of them",
+    )
+
+    @model_validator(mode="after")
+    def _stop_inside_the_run(self) -> SimulationConfig:
+        if self.stop_after is not None and self.stop_after > self.steps:
+            raise ValueError(
+                f"stop_after={self.stop_after} is past the last step (steps={self.steps})"
+            )
+        return self
+
+    @property
+    def run_steps(self) -> int:
+        """How many steps a run actually takes (`stop_after`, else all)."""
+        return self.stop_after or self.steps
 
 
 class MetricsConfig(Section):
@@ -514,6 +561,12 @@ class MetricsConfig(Section):
     k: int = Field(10, ge=1, description="cut-off of HR@k and NDCG@k")
     group_share: float = Field(
         0.05, gt=0.0, le=1 / 3, description="size of the Low/Med/High involvement groups"
+    )
+    membership: bool = Field(
+        False, description="after every retrain, membership inference of the users the "
+        "platform trained on (their disclosed ratings) against users who disclosed nothing "
+        "(the ratings they experienced in the same time): mia_members_auc, "
+        "mia_members_tpr_at_1pct_fpr",
     )
 
 
@@ -560,6 +613,18 @@ class Scenario(Section):
                     f"events.{index}: unknown inclination type {unknown[0]!r} "
                     f"(population.types has {', '.join(sorted(known))})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> Scenario:
+        problems = schedule_problems(self)
+        if problems:
+            last = self.simulation.steps - 1
+            raise ValueError(
+                f"simulation.steps={self.simulation.steps} ends at step {last}, so these "
+                f"cannot happen: {'; '.join(problems)} (to look at the first K steps of the "
+                "whole schedule, keep steps and use --first K / simulation.stop_after)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -674,7 +739,7 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
     # The attacker union adds its tag to the location (attackers.0.shilling.x): drop it.
     parts = [str(p) for i, p in enumerate(first["loc"])
              if not (i == 2 and first["loc"][0] == "attackers" and p in ATTACKER_KINDS)]
-    location = ".".join(parts) or "(top level)"
+    location = ".".join(parts)
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
@@ -685,7 +750,8 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
         message = f"{message} (got {first['input']!r})"
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-    return f"{source}: {location}: {message}{suffix}"
+    # Whole-scenario checks name their own keys.
+    return f"{source}: {location + ': ' if location else ''}{message}{suffix}"
 
 
 def build_scenario(

@@ -47,6 +47,8 @@ from simulator.timeline import assign_steps
 from simulator.world import Interactions, World, load_world, random_split, temporal_split
 from simulator.world.subsample import keep_items
 
+MEMBERSHIP_COLUMNS = ("mia_members_auc", "mia_members_tpr_at_1pct_fpr")
+
 
 @dataclass
 class Records:
@@ -80,6 +82,8 @@ class PrivacyModel(mesa.Model):
                            "deleted_users"], np.nan)
             if self.deletion_audit_columns else {}
         )
+        if scenario.metrics.membership:
+            self._last_audit.update(dict.fromkeys(MEMBERSHIP_COLUMNS, np.nan))
         involvement = involvement_groups(
             self.world.ratings_per_user(), scenario.metrics.group_share
         )
@@ -269,7 +273,8 @@ class PrivacyModel(mesa.Model):
         if retrained:
             self._after_retrain(step)
             audit.update(self._audit_deletions())
-        if retrained and self.deletion_audit_columns:
+            audit.update(self._audit_members())
+        if retrained and self._last_audit:
             # The audit columns describe the latest retrain (kept between retrains).
             self._last_audit = {name: audit.get(name, np.nan) for name in self._last_audit}
         if self.clean_platform is not None:
@@ -375,6 +380,17 @@ class PrivacyModel(mesa.Model):
         result = deletion_audit(self.platform.recommender, deleted, self._never_seen())
         return {"mia_auc": result.auc, "mia_tpr_at_1pct_fpr": result.tpr_at_1pct_fpr,
                 "deleted_users": float(len(np.unique(deleted.user)))}
+
+    def _audit_members(self) -> dict[str, float]:
+        """Membership inference of the genuine users the platform trained on against users
+        it never saw (`metrics.membership`)."""
+        if not self.scenario.metrics.membership:
+            return {}
+        table = self.platform.data.table
+        members = table.subset(table.user < self.n_genuine)
+        result = deletion_audit(self.platform.recommender, members, self._never_seen())
+        return {"mia_members_auc": result.auc,
+                "mia_members_tpr_at_1pct_fpr": result.tpr_at_1pct_fpr}
 
     def _public_ratings(self) -> Interactions:
         """What attackers can read in public: every rating genuine users disclosed."""
@@ -487,13 +503,15 @@ class PrivacyModel(mesa.Model):
         return row
 
     def _attack(self, step: int) -> dict:
-        """The inference attacker attacks the current model (once per model version)."""
+        """The inference attacker attacks whenever its view of users changed (a new model,
+        or new disclosures under the ratings and recommendations threats)."""
         if not self.platform.trained or self.attacker is None:
             return {}
-        fresh = self.attacker.attacked_version != self.platform.version
+        data = self.platform.data
+        fresh = self.attacker.is_stale(self.platform.version, data.revision)
         started = time.perf_counter()
         results = self.attacker.attack(
-            self.platform.recommender, self.platform.data.table, self.platform.version
+            self.platform.recommender, data.table, self.platform.version, data.revision
         )
         if fresh:
             best = {a: max(o.cv_auc for o in outs) for a, outs in results.items()}
@@ -511,7 +529,7 @@ class PrivacyModel(mesa.Model):
             disclosure_fraction=self.population.disclosure_fraction,
             beta=self.population.beta,
             n_disclosed=self.population.n_disclosed,
-            attack_version=self.attacker.attacked_version if self.attacker is not None else -1,
+            attack_id=self.attacker.attacks if self.attacker is not None else -1,
         )
         return self.measurer.measure(inputs)
 
@@ -524,8 +542,8 @@ class PrivacyModel(mesa.Model):
         })
 
     def run(self, steps: int | None = None) -> None:
-        """Run the configured number of steps (or `steps`)."""
-        for _ in range(steps if steps is not None else self.scenario.simulation.steps):
+        """Run the configured number of steps (`simulation.stop_after`, else all; or `steps`)."""
+        for _ in range(steps if steps is not None else self.scenario.simulation.run_steps):
             self.step()
 
 

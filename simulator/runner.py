@@ -137,7 +137,7 @@ def _finish(
     scenario = model.scenario
     every = manifest.get("checkpoint_every")
     try:
-        _step_all(model, scenario.simulation.steps, progress, run_dir, every, started,
+        _step_all(model, scenario.simulation.run_steps, progress, run_dir, every, started,
                   setup_seconds)
         tables = records_to_frames(model.records, model.population.type_names)
         graph = getattr(model.population.policy, "adjacency", None)

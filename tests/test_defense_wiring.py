@@ -74,7 +74,7 @@ def test_unlearning_only_for_users_who_ask() -> None:
     before = _run("simulation.steps=1")
     model = _run(
         "simulation.steps=1", "population.types.fundamentalist.unlearning_share=1.0",
-        "platform.defenses.unlearning={scope: requested, steps: 30}",
+        "platform.defenses.unlearning={scope: requested, steps: 30, stop: steps}",
     )
     asks = model.population.asks_unlearning
     fundamentalist = model.population.type_names.index("fundamentalist")

@@ -99,7 +99,8 @@ def test_inclination_groups_follow_converted_users() -> None:
 def test_unlearning_requests_arrive_as_events_and_drive_the_defense() -> None:
     model = _run(
         "platform.model=bpr",
-        "platform.defenses.unlearning={attribute: gender, scope: requested, steps: 20}",
+        "platform.defenses.unlearning={attribute: gender, scope: requested, steps: 20, "
+        "distance: kl, stop: steps}",
         "events=[{step: 2, kind: unlearning_request, share: 0.25, types: [sharers]}]",
     )
     metrics = pd.DataFrame(model.records.metrics)

@@ -35,6 +35,8 @@ def split() -> tuple[Interactions, Interactions]:
 
 
 def _make(cls: type[MetaMF] = MetaMF, seed: int = 0, **kw: object) -> MetaMF:
+    """A tiny model; no validation hold-out unless asked (these tests count epochs)."""
+    kw.setdefault("validation", 0.0)
     params = ModelParams(lr=kw.pop("lr", 3e-3), batch_size=kw.pop("batch_size", 256),
                          options={**TINY, **kw})
     return cls(N_USERS, N_ITEMS, params, "cpu", seed)
@@ -235,8 +237,59 @@ def test_cosine_schedule_and_user_init(split) -> None:
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [("user_init_std", 0.0, "user_init_std"), ("lr_schedule", "step", "lr_schedule"),
-     ("dropout", 0.1, "unknown MetaMF options")],
+     ("dropout", 0.1, "unknown MetaMF options"), ("validation", 0.5, "validation"),
+     ("patience", 0, "patience")],
 )
 def test_bad_options_are_named(option, value, message) -> None:
     with pytest.raises(ValueError, match=message):
         _make(**{option: value})
+
+
+def test_early_stopping_keeps_the_best_epoch(split) -> None:
+    """A hold-out of the fit's ratings picks the epoch: training stops `patience` epochs after
+    the best one and the model returns to it."""
+    model = _make(lr=3e-2, user_init_std=1.0, lr_schedule="constant", validation=0.1,
+                  patience=2)
+    seen: list[tuple[float, tuple]] = []
+    measure = model._validation_error
+
+    def recording(*held):
+        error = measure(*held)
+        seen.append((error, held))
+        return error
+
+    model._validation_error = recording
+    report = model.fit(split[0], 60)
+    errors = [e for e, _ in seen]
+    best = int(np.argmin(errors))
+    assert report.epochs == len(errors) == best + 1 + 2 < 60
+    assert model.last_best_epoch == best + 1
+    assert measure(*seen[0][1]) == pytest.approx(errors[best])  # the kept parameters
+    assert len(seen[0][1][0]) == round(0.1 * len(split[0]))
+
+
+def test_users_without_ratings_take_the_mean_user(split) -> None:
+    train = split[0]
+    model = _make()
+    model.fit(train.subset(train.user >= 10), 2)
+    emb = model.user_embeddings()
+    np.testing.assert_allclose(emb[:10], np.broadcast_to(emb[10:].mean(0), (10, emb.shape[1])),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(emb[10], emb[11])
+
+
+def test_metamf_in_the_loop_is_level_with_mf(data_dir) -> None:
+    """ml100k-baseline's first 4 steps (users join over time, partial disclosure, warm
+    retrains with BPR's epochs): MetaMF's MAE at most 1.02x MF's."""
+    from simulator.catalog import load_scenario
+    from simulator.model import PrivacyModel
+
+    maes = {}
+    for name in ("mf", "metamf"):
+        model = PrivacyModel(load_scenario("ml100k-baseline", [
+            f"world.path={data_dir / 'ml-100k'}", f"platform.model={name}", "attackers=[]",
+            "simulation.steps=4", "platform.first_epochs=20", "platform.epochs=10",
+        ]))
+        model.run()
+        maes[name] = model.records.metrics[-1]["mae"]
+    assert maes["metamf"] <= 1.02 * maes["mf"], maes

@@ -341,9 +341,10 @@ def test_side_information_settings_are_checked() -> None:
 
 def test_sweeps_over_list_values_stack_their_tables(tmp_path: Path) -> None:
     sweep = tmp_path / "lists.yaml"
+    sets = [*TINY, "simulation.steps=1", f"attackers=[{PUSH}]", "attackers.0.start_step=0"]
     sweep.write_text(
         "name: lists\nbase: quickstart\n"
-        f"set: {json.dumps([*TINY, 'simulation.steps=1', f'attackers=[{PUSH}]'])}\n"
+        f"set: {json.dumps(sets)}\n"
         "grid:\n  attackers.0.targets: [[3], [4, 5]]\nseeds: [0]\nworkers: 1\n"
     )
     folder = run_sweep(sweep, out=tmp_path / "out")

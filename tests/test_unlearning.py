@@ -3,6 +3,8 @@ trained BPR, MF and MetaMF user embeddings."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from simulator.defenses.distinguishability import (
     distinguishability,
     kl_distinguishability,
     ledoit_wolf_shrinkage,
+    mmd2_terms,
     mmd_distinguishability,
 )
 from simulator.defenses.mgda import mgda_direction, mgda_weight
@@ -178,7 +181,7 @@ def test_unlearning_bpr_hides_gender_and_keeps_rankings(world) -> None:
     top0 = _top10(model, world)
     assert _attacker_auc(emb0, gender) > 0.85
     settings = UnlearningConfig(
-        covariance="shrunk", weighting="fixed", weight=0.8, steps=150, lr=1e-2
+        covariance="shrunk", weighting="fixed", weight=0.8, steps=150, lr=1e-2, stop="steps"
     )
     report = unlearn_attribute(model, gender, settings, data=world.ratings)
     assert report.distance_after < 0.1 * report.distance_before
@@ -189,6 +192,66 @@ def test_unlearning_bpr_hides_gender_and_keeps_rankings(world) -> None:
     assert np.array_equal(model.item_embeddings(), items)
     assert np.array_equal(model.item_biases(), biases)
     assert not np.allclose(model.user_embeddings(), emb0)
+
+
+def _mean_attacker_auc(emb: np.ndarray, labels: np.ndarray, splits: int = 10) -> float:
+    """Fresh logistic regressions, each on a random half of the users, scored on the rest."""
+    aucs = []
+    for seed in range(splits):
+        order = np.random.default_rng(seed).permutation(len(labels))
+        train, test = order[: len(order) // 2], order[len(order) // 2 :]
+        clf = LogisticRegression(max_iter=2000).fit(emb[train], labels[train])
+        aucs.append(roc_auc_score(labels[test], clf.predict_proba(emb[test])[:, 1]))
+    return float(np.mean(aucs))
+
+
+def test_probe_stop_leaves_attackers_at_chance_not_mirrored(world) -> None:
+    """Driving the KL to its minimum makes the half an attacker knows the mirror image of
+    the other half (fresh attackers score well below 0.5); stopping where held-out probes
+    are at chance leaves them near 0.5."""
+    gender = world.attributes["gender"]
+    base = _trained("bpr", world)
+    assert _mean_attacker_auc(base.user_embeddings(), gender) > 0.85
+    results = {}
+    for stop in ("steps", "probe"):
+        model = copy.deepcopy(base)
+        report = unlearn_attribute(model, gender, UnlearningConfig(stop=stop, steps=300),
+                                   data=world.ratings)
+        results[stop] = (report, _mean_attacker_auc(model.user_embeddings(), gender))
+    over, over_auc = results["steps"]
+    probed, probed_auc = results["probe"]
+    assert over.steps == 300 and over_auc < 0.46
+    assert probed.steps < 300 and probed.steps % 10 == 0
+    assert probed.probe_auc_before > 0.85 and abs(probed.probe_auc_after - 0.5) < 0.03
+    assert abs(probed_auc - 0.5) < 0.05
+
+
+def test_users_without_ratings_keep_their_rows(world) -> None:
+    """Rows the model learned nothing about stay at their initialisation and out of the
+    class statistics."""
+    model = _trained("bpr", world, epochs=10)
+    known = world.ratings.subset(world.ratings.user >= 40)  # users 0..39 never rated
+    emb0 = model.user_embeddings()
+    report = unlearn_attribute(model, world.attributes["gender"],
+                               UnlearningConfig(stop="steps", steps=20), data=known)
+    after = model.user_embeddings()
+    assert report.edited_users == world.n_users - 40
+    assert np.array_equal(after[:40], emb0[:40])
+    assert not np.allclose(after[40:], emb0[40:])
+
+
+def test_unbiased_mmd_is_centred_on_zero_for_one_distribution() -> None:
+    """Same distribution: the estimates fall on both sides of 0; shifted: clearly above."""
+    gen = torch.Generator().manual_seed(5)
+    estimates = torch.stack([
+        mmd2_terms(torch.randn(150, 4, generator=gen), torch.randn(150, 4, generator=gen))
+        for _ in range(40)
+    ])
+    assert (estimates < 0).any() and (estimates > 0).any()
+    assert abs(float(estimates.mean())) < 3 * float(estimates.std()) / 40**0.5
+    shifted = mmd2_terms(torch.randn(150, 4, generator=gen),
+                         torch.randn(150, 4, generator=gen) + 1.0)
+    assert (shifted > 10 * estimates.std(0)).all()
 
 
 def test_unlearning_mgda_reports_weights_and_lowers_distance(world) -> None:
@@ -211,7 +274,8 @@ def test_unlearning_requested_scope_moves_only_masked_rows(world) -> None:
     emb0 = model.user_embeddings()
     mask = np.zeros(world.n_users, dtype=bool)
     mask[np.random.default_rng(1).choice(world.n_users, 120, replace=False)] = True
-    settings = UnlearningConfig(scope="requested", weighting="fixed", weight=1.2, steps=40)
+    settings = UnlearningConfig(scope="requested", weighting="fixed", weight=1.2, steps=40,
+                                stop="steps")
     report = unlearn_attribute(model, gender, settings, data=world.ratings, users=mask)
     after = model.user_embeddings()
     assert report.edited_users == 120
@@ -243,7 +307,8 @@ def test_unlearning_metamf_edits_only_user_embeddings(world) -> None:
     model = _trained("metamf", world, epochs=2, options=tiny)
     net_before = {k: v.clone() for k, v in model.net.state_dict().items() if k != "user_emb"}
     emb0 = model.user_embeddings()
-    settings = UnlearningConfig(covariance="shrunk", weighting="fixed", weight=0.4, steps=30)
+    settings = UnlearningConfig(covariance="shrunk", weighting="fixed", weight=0.4, steps=30,
+                                stop="steps")
     report = unlearn_attribute(model, world.attributes["gender"], settings, data=world.ratings)
     assert report.distance_after < report.distance_before
     assert not np.allclose(model.user_embeddings(), emb0)

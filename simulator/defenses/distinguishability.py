@@ -1,7 +1,9 @@
 """How well user embeddings separate attribute classes: Gaussian KL and multi-kernel MMD.
 
 Both losses are differentiable in the embeddings and close to zero when every class has the
-same distribution. Labels are integer codes; -1 marks a user whose class is unknown.
+same distribution (the Gaussian KL of a finite sample is pushed to zero, below what two
+samples of one distribution show; the MMD loss is centred on the no-difference level).
+Labels are integer codes; -1 marks a user whose class is unknown.
 """
 
 from __future__ import annotations
@@ -102,21 +104,30 @@ def kl_distinguishability(
     return total
 
 
-def mmd2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Biased MMD^2 with k(a, b) = sum_t exp(-||a - b||^2 / (sigma_bar 2^(t-2))), t = 0..4.
+def mmd2_terms(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Unbiased MMD^2 estimates, one per bandwidth, with
+    k_t(a, b) = exp(-||a - b||^2 / (sigma_bar 2^(t-2))), t = 0..4.
 
     sigma_bar is the mean squared distance between distinct points of the pooled sample,
-    treated as a constant.
+    treated as a constant. The estimator leaves out each point's kernel with itself, so its
+    expectation is 0 when x and y come from one distribution: a finite sample then scores
+    around 0, on either side. (The biased estimator, which keeps those terms, is positive for
+    any finite sample; driving it to 0 forces the two samples to match more closely than two
+    samples of one distribution do, and the edit then encodes the sample's own noise.)
     """
     pooled = torch.cat([x, y])
-    n = len(pooled)
+    n, nx = len(pooled), len(x)
     sq = torch.cdist(pooled, pooled).square()
-    sigma = sq.detach().sum() / max(n * n - n, 1)
-    sigma = torch.clamp(sigma, min=1e-12)
-    kernel = sum(torch.exp(-sq / (sigma * 2.0 ** (t - 2))) for t in range(MMD_KERNELS))
-    nx = len(x)
-    k_xx, k_yy, k_xy = kernel[:nx, :nx], kernel[nx:, nx:], kernel[:nx, nx:]
-    return k_xx.mean() + k_yy.mean() - 2.0 * k_xy.mean()
+    sigma = torch.clamp(sq.detach().sum() / max(n * n - n, 1), min=1e-12)
+    off_x = max(nx * (nx - 1), 1)
+    off_y = max((n - nx) * (n - nx - 1), 1)
+    terms = []
+    for t in range(MMD_KERNELS):
+        kernel = torch.exp(-sq / (sigma * 2.0 ** (t - 2)))
+        k_xx = (kernel[:nx, :nx].sum() - nx) / off_x  # k(a, a) = 1 left out
+        k_yy = (kernel[nx:, nx:].sum() - (n - nx)) / off_y
+        terms.append(k_xx + k_yy - 2.0 * kernel[:nx, nx:].mean())
+    return torch.stack(terms)
 
 
 def _subsample(x: torch.Tensor, limit: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -133,11 +144,13 @@ def mmd_distinguishability(
     generator: torch.Generator | None = None,
     max_per_class: int = MMD_MAX_PER_CLASS,
 ) -> torch.Tensor:
-    """Sum over classes of MMD^2 between the class and an anchor class (the largest one).
+    """Sum over classes (against an anchor class, the largest one) and bandwidths of the
+    squared unbiased MMD^2 estimate (`mmd2_terms`): zero where each estimate is at its
+    no-difference expectation, and pulled back from either side.
 
     A class with more than `max_per_class` users enters through a fresh uniform subsample of
     that size at each call, so the kernel matrices stay small; repeated calls (one per
-    optimisation step) then see every user and average to the full-sample loss's behaviour.
+    optimisation step) then see every user.
     """
     groups = _class_groups(embeddings, labels)
     if len(groups) < 2:
@@ -147,7 +160,8 @@ def mmd_distinguishability(
     total = embeddings.new_zeros(())
     for i, group in enumerate(groups):
         if i != anchor_index:
-            total = total + mmd2(_subsample(group, max_per_class, generator), anchor)
+            sample = _subsample(group, max_per_class, generator)
+            total = total + mmd2_terms(sample, anchor).square().sum()
     return total
 
 

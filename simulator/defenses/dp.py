@@ -14,6 +14,14 @@ Poisson sampling; its RDP accountant turns (noise multiplier, sample rate, steps
 epsilon. BPR negatives are drawn uniformly over all items from a seeded generator, without
 rejecting the user's known positives, so an example depends on its own rating only.
 
+APR (`model.apr` set by the APR defense) composes with DP-SGD: each example's loss becomes
+its APR objective l(theta) + weight * l(theta + D), D the fast-gradient perturbation of the
+rows that example reads (user and item factors), each row normalised to norm epsilon. D is
+built from the example's own gradient (in closed form, held constant as in APR), not from the
+batch's summed one as in non-private APR, so the objective of an example depends on that
+example alone; its gradient is clipped and noised like any other, and the accountant's
+epsilon holds unchanged.
+
 Data-independent starting point: a cold start uses the model's own seeded initialisation and,
 for MF, the scale midpoint 3 as the starting global offset (the exact mean rating would be an
 unprotected statistic); the offset itself is trained under DP as a one-entry embedding.
@@ -32,7 +40,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -46,7 +54,7 @@ from torch.utils.data import DataLoader, Dataset
 from simulator.config import DPConfig
 from simulator.recommenders.base import TrainingReport
 from simulator.recommenders.bpr import BPR
-from simulator.recommenders.factor_model import FactorModel
+from simulator.recommenders.factor_model import APR_NORM_FLOOR, AprSettings, FactorModel
 from simulator.recommenders.mf import MF
 from simulator.world.base import Interactions
 
@@ -118,23 +126,40 @@ def _table(weights: torch.Tensor) -> _Table:
     return _Table.from_pretrained(weights.detach().clone().cpu(), freeze=False)
 
 
-class _MFNet(nn.Module):
-    """r_hat = base + g + b_u + b_i + p_u . q_i with every term an embedding."""
+def _direction(gradient: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """APR's perturbation of one row: epsilon times the gradient's direction."""
+    return nn.functional.normalize(gradient, dim=-1, eps=APR_NORM_FLOOR) * epsilon
 
-    def __init__(self, model: MF, base: float) -> None:
+
+class _MFNet(nn.Module):
+    """r_hat = base + g + b_u + b_i + p_u . q_i with every term an embedding; with APR the
+    output has a second column, the prediction under the example's own perturbation."""
+
+    def __init__(self, model: MF, base: float, apr: AprSettings | None = None) -> None:
         super().__init__()
         n = model.n_users
         self.base = base
+        self.apr = apr
         self.user = _table(model.table[:n])
         self.item = _table(model.table[n:])
         self.user_bias = _table(model.bias[:n].unsqueeze(1))
         self.item_bias = _table(model.bias[n:].unsqueeze(1))
         self.offset = _table(torch.zeros(1, 1))
 
-    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        dots = (self.user(user) * self.item(item)).sum(1)
+    def forward(
+        self, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor
+    ) -> torch.Tensor:
+        p, q = self.user(user), self.item(item)
         biases = self.user_bias(user) + self.item_bias(item) + self.offset(torch.zeros_like(user))
-        return dots + biases.squeeze(1) + self.base
+        clean = (p * q).sum(1) + biases.squeeze(1) + self.base
+        if self.apr is None:
+            return clean
+        with torch.no_grad():  # d (r_hat - r)^2 / d p = 2 (r_hat - r) q, and the same for q
+            error = (clean - rating).unsqueeze(1)
+            dp = _direction(error * q, self.apr.epsilon)
+            dq = _direction(error * p, self.apr.epsilon)
+        shifted = ((p + dp) * (q + dq)).sum(1) + biases.squeeze(1) + self.base
+        return torch.stack([clean, shifted], 1)
 
     def write_back(self, model: MF) -> None:
         """Copy the trained parameters into the model's tensors."""
@@ -148,19 +173,31 @@ class _MFNet(nn.Module):
 
 
 class _BPRNet(nn.Module):
-    """x_uij = (p_u . q_i + b_i) - (p_u . q_j + b_j); the item tables are read once per batch."""
+    """x_uij = (p_u . q_i + b_i) - (p_u . q_j + b_j); the item tables are read once per batch.
+    With APR the output has a second column, x_uij under the example's own perturbation."""
 
-    def __init__(self, model: BPR) -> None:
+    def __init__(self, model: BPR, apr: AprSettings | None = None) -> None:
         super().__init__()
         n = model.n_users
+        self.apr = apr
         self.user = _table(model.table[:n])
         self.item = _table(model.table[n:])
         self.item_bias = _table(model.bias[n:].unsqueeze(1))
 
-    def forward(self, user: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
-        scores = (self.user(user).unsqueeze(1) * self.item(pair)).sum(2)
-        scores = scores + self.item_bias(pair).squeeze(2)
-        return scores[:, 0] - scores[:, 1]
+    def forward(self, user: torch.Tensor, pair: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        p, q = self.user(user), self.item(pair)  # (B, d), (B, 2, d)
+        bias = self.item_bias(pair).squeeze(2)
+        clean = (p * (q[:, 0] - q[:, 1])).sum(1) + bias[:, 0] - bias[:, 1]
+        if self.apr is None:
+            return clean
+        with torch.no_grad():
+            # -log sigmoid(x) falls along +d x: d/dp = -s (q_i - q_j), d/dq_i = -s p,
+            # d/dq_j = s p, with s = sigmoid(-x) > 0 dropping out of each direction.
+            dp = _direction(q[:, 1] - q[:, 0], self.apr.epsilon)
+            dq = _direction(p, self.apr.epsilon)
+        shifted_q = (q[:, 0] - dq) - (q[:, 1] + dq)
+        shifted = ((p + dp) * shifted_q).sum(1) + bias[:, 0] - bias[:, 1]
+        return torch.stack([clean, shifted], 1)
 
     def write_back(self, model: BPR) -> None:
         """Copy the trained parameters into the model's tensors (user biases stay 0)."""
@@ -171,15 +208,31 @@ class _BPRNet(nn.Module):
             model.bias[n:].copy_(self.item_bias.weight.squeeze(1))
 
 
-class _BPRLoss(nn.Module):
-    """-log sigmoid(x) per triple; `reduction` as in torch losses (Opacus switches it)."""
+def _squared_error(prediction: torch.Tensor, rating: torch.Tensor) -> torch.Tensor:
+    return (prediction - rating).square()
 
-    def __init__(self, reduction: str = "mean") -> None:
+
+def _bpr_loss(x: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+    return nn.functional.softplus(-x)
+
+
+class _Objective(nn.Module):
+    """Per-example loss (squared error or -log sigmoid); with APR weight w and a two-column
+    output, l(clean) + w * l(perturbed). `reduction` as in torch losses (Opacus switches it)."""
+
+    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 apr_weight: float | None = None, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = reduction
+        self.loss, self.apr_weight, self.reduction = loss, apr_weight, reduction
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        loss = nn.functional.softplus(-x)
+    def per_example(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The clean loss of each example (the first column with APR)."""
+        return self.loss(output if self.apr_weight is None else output[:, 0], target)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = self.per_example(output, target)
+        if self.apr_weight is not None:
+            loss = loss + self.apr_weight * self.loss(output[:, 1], target)
         if self.reduction == "none":
             return loss
         return loss.sum() if self.reduction == "sum" else loss.mean()
@@ -218,7 +271,8 @@ def dp_fit(
     batch_size: int | None = None,
     lr: float = DEFAULT_LR,
 ) -> DPTrainingReport:
-    """Train `model` (MF or BPR) with DP-SGD on `data` and write the parameters back into it.
+    """Train `model` (MF or BPR) with DP-SGD on `data` and write the parameters back into it;
+    with APR set on the model (`set_apr`), on the per-example APR objective.
 
     A cold start first re-initialises the model from its seed; a warm start continues from
     its current parameters. delta defaults to 1 / len(data). With `settings.target_epsilon`
@@ -242,14 +296,16 @@ def dp_fit(
     user = torch.as_tensor(data.user, dtype=torch.int64)
     item = torch.as_tensor(data.item, dtype=torch.int64)
     net: _MFNet | _BPRNet
+    apr = model.apr
+    rating = torch.as_tensor(data.rating, dtype=torch.float32)
     if isinstance(model, MF):
-        net = _MFNet(model, model.offset)
-        rows = _Rows(user, item, torch.as_tensor(data.rating, dtype=torch.float32))
-        criterion: nn.Module = nn.MSELoss()
+        net = _MFNet(model, model.offset, apr)
+        rows = _Rows(user, item, rating)
+        criterion = _Objective(_squared_error, apr.weight if apr else None)
     else:
-        net = _BPRNet(model)
+        net = _BPRNet(model, apr)
         rows = _Rows(user, torch.stack([item, item], 1), torch.zeros(n))
-        criterion = _BPRLoss()
+        criterion = _Objective(_bpr_loss, apr.weight if apr else None)
 
     batch = batch_size or default_batch_size(n)
     loader = DataLoader(rows, batch_size=batch, collate_fn=rows.gather, generator=sampling)
@@ -276,10 +332,12 @@ def dp_fit(
             total, seen = 0.0, 0
             for inputs in dp_loader:
                 optimizer.zero_grad()
-                loss = dp_criterion(module(inputs[0], inputs[1]), inputs[2])
+                output = module(inputs[0], inputs[1], inputs[2])
+                loss = dp_criterion(output, inputs[2])
                 loss.backward()
                 optimizer.step()
-                total += float(loss.loss_per_sample.detach().sum())
+                # Reported: the clean loss, as the non-private fit reports it.
+                total += float(criterion.per_example(output.detach(), inputs[2]).sum())
                 seen += len(inputs[0])
             losses.append(total / max(seen, 1))
 

@@ -1,8 +1,10 @@
 """The platform's defenses from a scenario, each switched on from its own start step.
 
 One retrain goes: screen the data for fake profiles (detection), choose the training (DP-SGD
-or the model's own fit, with or without the gradient-reversal adversary or APR), train, then
-edit the user embeddings by attribute unlearning.
+or the model's own fit, with or without the gradient-reversal adversary or APR; DP-SGD
+trains on the per-example APR objective when APR is on), train, then edit the user
+embeddings by attribute unlearning. Every defense a retrain lists has acted on it;
+combinations that cannot (DP-SGD with gradient reversal) are refused by the configuration.
 DP-SGD never continues from parameters trained without it: a warm start from a non-private
 model would carry its unprotected use of the ratings into every later release, so the first
 DP retrain after non-private training starts from scratch.
@@ -76,7 +78,8 @@ class PlatformDefenses:
             names += [f"adversary_readout_acc_{a}" for a in self.config.adversarial.attributes]
         if self.config.unlearning is not None:
             names += ["unlearning_distance_before", "unlearning_distance_after",
-                      "unlearning_alpha", "unlearning_users"]
+                      "unlearning_alpha", "unlearning_users", "unlearning_steps",
+                      "unlearning_probe_auc_before", "unlearning_probe_auc_after"]
         if self.config.dp is not None:
             names += ["dp_epsilon_retrain", "dp_noise_multiplier", "dp_epsilon_user_max",
                       "dp_epsilon_user_mean"]
@@ -142,8 +145,13 @@ class PlatformDefenses:
             for name, stats in self._adversary.history[-1].items():
                 metrics[f"adversary_readout_acc_{name}"] = stats["accuracy"]
         if is_active(cfg.unlearning, step) and report.diverged is None:
-            metrics.update(self._unlearn(recommender, table, seed))
-            used.append("unlearning")
+            # After DP-SGD the edit must not read the ratings (it would void the epsilon):
+            # top-k lists then range over all items, and every user's row moves.
+            edit_data = None if "dp" in used else table
+            edited = self._unlearn(recommender, edit_data, seed)
+            metrics.update(edited)
+            if edited.get("unlearning_steps", 0.0) > 0:  # listed only when the rows moved
+                used.append("unlearning")
         self.latest.update(metrics)
         return RetrainOutcome(report, metrics, used)
 
@@ -162,7 +170,7 @@ class PlatformDefenses:
             )
         return self._adversary
 
-    def _unlearn(self, recommender: Recommender, table: Interactions, seed: int) -> dict:
+    def _unlearn(self, recommender: Recommender, table: Interactions | None, seed: int) -> dict:
         cfg = self.config.unlearning
         assert cfg is not None
         mask = None
@@ -172,7 +180,7 @@ class PlatformDefenses:
                 else np.zeros(recommender.n_users, dtype=bool)
             )
             if not mask.any():
-                return {"unlearning_users": 0.0}
+                return {"unlearning_users": 0.0, "unlearning_steps": 0.0}
         report = unlearn_attribute(
             recommender, self.attributes[cfg.attribute], cfg, data=table, users=mask, seed=seed
         )
@@ -181,4 +189,7 @@ class PlatformDefenses:
             "unlearning_distance_after": report.distance_after,
             "unlearning_alpha": report.mean_alpha,
             "unlearning_users": float(report.edited_users),
+            "unlearning_steps": float(report.steps),
+            "unlearning_probe_auc_before": report.probe_auc_before,
+            "unlearning_probe_auc_after": report.probe_auc_after,
         }

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from simulator.config import UnlearningConfig
 from simulator.defenses.distinguishability import distinguishability
 from simulator.defenses.mgda import mgda_direction
+from simulator.defenses.probes import held_out_auc
 from simulator.defenses.user_scores import UserScorer
 from simulator.recommenders.base import Recommender
 from simulator.world.base import Interactions
@@ -34,7 +35,8 @@ Loss = Callable[[torch.Tensor], torch.Tensor]
 @dataclass
 class UnlearningReport:
     """Losses before and after the edit, the mean MGDA weight (NaN for fixed weighting),
-    the number of steps and edited users, and wall time."""
+    the number of steps kept and of edited users, wall time, and the held-out probes' AUC
+    before and after (NaN with `stop: steps`)."""
 
     distance_before: float
     distance_after: float
@@ -44,6 +46,8 @@ class UnlearningReport:
     steps: int
     edited_users: int
     seconds: float
+    probe_auc_before: float = float("nan")
+    probe_auc_after: float = float("nan")
 
 
 def _seen_pairs(
@@ -134,18 +138,16 @@ def _utility_loss(
     raise ValueError(f"unknown utility {settings.utility!r}")
 
 
-def _edited_rows(
-    settings: UnlearningConfig, n_users: int, users: np.ndarray | None, device: torch.device
-) -> torch.Tensor:
-    """Indices of the rows that move: all users, or the `users` mask for scope 'requested'."""
+def _edited_mask(settings: UnlearningConfig, n_users: int, users: np.ndarray | None) -> np.ndarray:
+    """The rows that may move: all users, or the `users` mask for scope 'requested'."""
     if settings.scope == "all":
-        return torch.arange(n_users, device=device)
+        return np.ones(n_users, dtype=bool)
     if users is None:
         raise ValueError("scope 'requested' needs a boolean mask of users")
     mask = np.asarray(users, dtype=bool)
     if mask.shape != (n_users,):
         raise ValueError(f"users must be a boolean mask of shape ({n_users},)")
-    return torch.as_tensor(np.flatnonzero(mask), device=device)
+    return mask.copy()
 
 
 def unlearn_attribute(
@@ -158,28 +160,48 @@ def unlearn_attribute(
 ) -> UnlearningReport:
     """Edit the model's user embeddings in place (through `set_user_embeddings`).
 
-    `labels` holds one attribute code per user (-1 = unknown); class statistics use every
-    labelled user. With scope 'all' every row moves; with 'requested' only the rows in the
-    boolean mask `users` do. `data` is the training table: required by the 'model' utility,
-    and used by 'topk' to leave already-seen items out of the stored lists.
+    `labels` holds one attribute code per user (-1 = unknown). With scope 'all' every row
+    may move; with 'requested' only the rows in the boolean mask `users`. `data` is the
+    training table: required by the 'model' utility, used by 'topk' to leave already-seen
+    items out of the stored lists, and telling which users the model has learned anything
+    about. Users without a rating in `data` keep their rows and stay out of the class
+    statistics: their rows are still the seeded initialisation, independent of any
+    attribute, and a tight cluster that a class-wise shift would make separable.
+
+    With `stop: probe` the edit is checked every `probe_every` steps by held-out probes
+    (`probes.held_out_auc`, on the edited labelled users) and ends at the first check where
+    they are at or below chance; the check closest to chance is kept (it may be the one
+    before), so the edit does not over-shoot into a mirror image of the sample's noise.
     """
     start = time.perf_counter()
     device = model.device
     codes = np.asarray(labels, dtype=np.int64)
     if codes.shape != (model.n_users,):
         raise ValueError(f"labels must have shape ({model.n_users},)")
+    scope = _edited_mask(settings, model.n_users, users)
+    if data is not None and len(data):
+        learned = np.bincount(data.user, minlength=model.n_users) > 0
+        codes = np.where(learned, codes, -1)
+        scope &= learned
+    rows = torch.as_tensor(np.flatnonzero(scope), device=device)
     scorer = UserScorer(model)
     e0 = torch.as_tensor(model.user_embeddings(), dtype=torch.float32, device=device)
     label_t = torch.as_tensor(codes, device=device)
-    rows = _edited_rows(settings, model.n_users, users, device)
     generator = torch.Generator().manual_seed(seed)
     utility = _utility_loss(settings, scorer, e0, rows, data, generator)
+    probe = _Probe(settings, codes[scope], seed)
 
     def full(edit: torch.Tensor) -> torch.Tensor:
         return e0.index_copy(0, rows, edit)
 
+    kinds = ("kl", "mmd") if settings.distance == "kl+mmd" else (settings.distance,)
+    with torch.no_grad():  # each part in units of its value before the edit
+        units = [max(float(distinguishability(e0, label_t, k, settings.covariance, generator)),
+                     1e-12) if len(kinds) > 1 else 1.0 for k in kinds]
+
     def dist(emb: torch.Tensor) -> torch.Tensor:
-        return distinguishability(emb, label_t, settings.distance, settings.covariance, generator)
+        return sum(distinguishability(emb, label_t, k, settings.covariance, generator) / unit
+                   for k, unit in zip(kinds, units, strict=True))
 
     with torch.no_grad():
         dist_before, util_before = float(dist(e0)), float(utility(e0))
@@ -187,8 +209,9 @@ def unlearn_attribute(
     optimiser = torch.optim.Adam([edit], lr=settings.lr)
     alphas = []
     scales = _GradientScales()
-    if len(rows) > 0:
-        for _ in range(settings.steps):
+    steps = 0
+    if len(rows) > 0 and not probe.check(0, edit):
+        for steps in range(1, settings.steps + 1):
             emb = full(edit)
             l_dist, l_util = dist(emb), utility(emb)
             if settings.weighting == "mgda":
@@ -201,7 +224,10 @@ def unlearn_attribute(
             optimiser.zero_grad(set_to_none=True)
             edit.grad = direction
             optimiser.step()
-    final = full(edit.detach())
+            if probe.check(steps, edit):
+                break
+    chosen = probe.best if probe.best is not None else edit.detach()
+    final = full(chosen)
     with torch.no_grad():
         dist_after, util_after = float(dist(final)), float(utility(final))
     model.set_user_embeddings(final.cpu().numpy())
@@ -211,10 +237,46 @@ def unlearn_attribute(
         utility_before=util_before,
         utility_after=util_after,
         mean_alpha=float(np.mean(alphas)) if alphas else float("nan"),
-        steps=settings.steps if len(rows) > 0 else 0,
+        steps=probe.best_step if probe.best is not None else steps,
         edited_users=len(rows),
         seconds=time.perf_counter() - start,
+        probe_auc_before=probe.first_auc,
+        probe_auc_after=probe.best_auc,
     )
+
+
+class _Probe:
+    """The `stop: probe` rule: held-out probes every `probe_every` steps, remembering the
+    edit closest to chance; `check` says when to stop. Inactive (never stops, no AUC) with
+    `stop: steps` or with too few labelled users to split."""
+
+    MIN_PER_CLASS = 8
+
+    def __init__(self, settings: UnlearningConfig, codes: np.ndarray, seed: int) -> None:
+        self.every = settings.probe_every
+        self.labelled = codes >= 0
+        counts = np.bincount(codes[self.labelled]) if self.labelled.any() else np.zeros(0)
+        self.active = settings.stop == "probe" and int(np.sum(
+            counts >= self.MIN_PER_CLASS)) >= 2 and int(np.sum(counts > 0)) == int(
+            np.sum(counts >= self.MIN_PER_CLASS))
+        self.codes = codes[self.labelled]
+        self.seed = seed
+        self.best: torch.Tensor | None = None
+        self.best_step = 0
+        self.best_auc = float("nan")
+        self.first_auc = float("nan")
+
+    def check(self, step: int, edit: torch.Tensor) -> bool:
+        """Probe the edit at `step` (when due); True once the probes are at chance."""
+        if not self.active or step % self.every:
+            return False
+        mask = torch.as_tensor(self.labelled, device=edit.device)
+        auc = held_out_auc(edit.detach()[mask].cpu(), self.codes, self.seed)
+        if step == 0:
+            self.first_auc = auc
+        if self.best is None or abs(auc - 0.5) < abs(self.best_auc - 0.5):
+            self.best, self.best_step, self.best_auc = edit.detach().clone(), step, auc
+        return auc <= 0.5
 
 
 def _combine(g1: torch.Tensor, g2: torch.Tensor) -> tuple[torch.Tensor, float]:

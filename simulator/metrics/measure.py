@@ -33,7 +33,7 @@ class StepInputs:
     disclosure_fraction: np.ndarray
     beta: np.ndarray
     n_disclosed: np.ndarray
-    attack_version: int = -1  # the model version the attacks ran on; leakage is cached by it
+    attack_id: int = -1  # which fresh attack produced `attacks`; leakage is cached by it
 
 
 class Measurer:
@@ -101,7 +101,8 @@ class Measurer:
         errors: RatingErrors | None, hits: RankingHits | None, key: tuple[str, str] | None,
     ) -> dict[str, float]:
         """Metrics restricted to the users in `mask`; `key` names a fixed group whose
-        leakage can be cached until the next retrain (None: membership changes each step)."""
+        leakage can be cached until the next fresh attack (None: membership changes each
+        step)."""
         values: dict[str, float] = {}
         fractions = inputs.disclosure_fraction[mask]
         values["disclosure_mean"] = (
@@ -124,9 +125,9 @@ class Measurer:
     def _group_leakage(
         self, mask: np.ndarray, inputs: StepInputs, key: tuple[str, str] | None
     ) -> dict[str, float]:
-        """Leakage for every attacked attribute; fixed groups are cached per model version,
-        since embeddings, and so leakage, only change when the platform retrains."""
-        cache_key = None if key is None else (inputs.attack_version, *key)
+        """Leakage for every attacked attribute; fixed groups are cached until the attacker
+        attacks afresh (its predictions only change then)."""
+        cache_key = None if key is None else (inputs.attack_id, *key)
         if cache_key in self._leak_cache:
             return self._leak_cache[cache_key]
         leak: dict[str, float] = {}
@@ -134,7 +135,7 @@ class Measurer:
             leak.update(self._leakage(attribute, outcomes, inputs.attacker_known, mask))
         if cache_key is not None:
             self._leak_cache = {k: v for k, v in self._leak_cache.items()
-                                if k[0] == inputs.attack_version}
+                                if k[0] == inputs.attack_id}
             self._leak_cache[cache_key] = leak
         return leak
 

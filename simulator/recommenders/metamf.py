@@ -39,6 +39,19 @@ shapes):
   (`lr_schedule`), so the last epochs settle instead of oscillating by +-0.005 MAE. Warm
   retrains restart the schedule.
 
+Two more make it a platform model in a simulation, where it is retrained on whatever users
+have disclosed so far with the epochs a scenario gives every model:
+
+- Early stopping (`validation`, `patience`): each fit holds out 5% of its ratings, stops after
+  3 epochs without a better error on them and keeps the best epoch. MetaMF memorises its
+  training ratings within a few epochs; the 20-60 epochs the shipped scenarios give BPR and
+  MF took its in-the-loop MAE on ML-100K from 0.79 to 0.94 without this.
+- Users without a rating in a fit get the mean embedding of the users with one
+  (`_place_unseen_users`). In a run users join over time, and a quarter of ML-100K's users
+  have disclosed nothing by the middle of its history; their near-zero initial embeddings
+  are a point the generators never learned, and predicting their future ratings from it cost
+  0.09 MAE against MF (whose global and item biases serve such users).
+
 Dimensions come from `params.options` (user_dim 32, memory_dim 128, hidden 512, item_dim 32,
 rank 8); `params.factors` is not used. Defaults for CPU: batch 1024, lr 1e-3, reg 1e-3 (the
 reference trains with batch 64, lr 1e-4 for 100 epochs, far too slow here).
@@ -69,6 +82,9 @@ RATING_MIN = 1.0
 RATING_MAX = 5.0
 DEFAULT_DIMS = {"user_dim": 32, "memory_dim": 128, "hidden": 512, "item_dim": 32, "rank": 8}
 DEFAULT_USER_INIT_STD = 0.01
+DEFAULT_VALIDATION = 0.05  # share of each fit's ratings held out to choose the epoch
+DEFAULT_PATIENCE = 3  # epochs without a better validation error before a fit stops
+MIN_VALIDATION_RATINGS = 100
 LR_SCHEDULES = ("cosine", "constant")
 SCORE_CHUNK_FLOATS = 1 << 24  # cap on the (users x items x item_dim) table built by score
 
@@ -224,7 +240,8 @@ class MetaMF(Recommender):
     """MetaMF trained centrally on explicit ratings (MSE, Adam, grad-norm clipping at 5).
 
     Options (`params.options`): user_dim, memory_dim, hidden, item_dim, rank (defaults 32, 128,
-    512, 32, 8), user_init_std (0.01), lr_schedule ("cosine" or "constant") and batching
+    512, 32, 8), user_init_std (0.01), lr_schedule ("cosine" or "constant"), validation
+    (0.05; 0 trains on every rating for every epoch) and patience (3), and batching
     ("random", the default, or "user"). `params.factors` is not used.
     lr, reg (coupled L2) and batch_size default to 1e-3, 1e-3 and 1024. Predictions are unclipped in
     training and clipped to [1, 5] by `score` and `predict`.
@@ -254,6 +271,12 @@ class MetaMF(Recommender):
         self.user_init_std = float(options.pop("user_init_std", DEFAULT_USER_INIT_STD))
         if not self.user_init_std > 0:
             raise ValueError(f"user_init_std must be positive, got {self.user_init_std}")
+        self.validation = float(options.pop("validation", DEFAULT_VALIDATION))
+        if not 0.0 <= self.validation < 0.5:
+            raise ValueError(f"validation must be in [0, 0.5), got {self.validation}")
+        self.patience = int(options.pop("patience", DEFAULT_PATIENCE))
+        if self.patience < 1:
+            raise ValueError(f"patience must be at least 1, got {self.patience}")
         self.lr_schedule = str(options.pop("lr_schedule", "cosine"))
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
@@ -268,6 +291,7 @@ class MetaMF(Recommender):
         self.generator = torch.Generator(device=self.device)
         self.net = MetaMFNet(n_users, n_items, **dims).to(self.device)
         self.epoch_seconds: list[float] = []
+        self.last_best_epoch: int | None = None  # the epoch the last fit kept (validation)
         self._initialise()
 
     # -- parameters --------------------------------------------------------------------------
@@ -377,7 +401,13 @@ class MetaMF(Recommender):
         self._make_optimisers()
 
     def fit(self, data: Interactions, epochs: int, warm_start: bool = False) -> TrainingReport:
-        """Train for `epochs` epochs; cold starts re-initialise parameters and optimisers.
+        """Train for at most `epochs` epochs; cold starts re-initialise parameters and
+        optimisers.
+
+        With `validation` > 0 (and enough ratings) a seeded share of `data` is held out: the
+        fit stops after `patience` epochs without a lower held-out error and keeps the
+        parameters of its best epoch (`last_best_epoch`). Users without a training rating
+        then take the mean user embedding.
 
         After every epoch the mean loss and the largest row norm of p_u and of the item table
         are checked (`base.divergence`); an unhealthy epoch ends the fit and is named in the
@@ -396,17 +426,20 @@ class MetaMF(Recommender):
         users = torch.as_tensor(data.user, dtype=torch.int64).to(self.device)
         items = torch.as_tensor(data.item, dtype=torch.int64).to(self.device)
         rating = torch.as_tensor(data.rating, dtype=torch.float32).to(self.device)
-        n, bs = len(data), self.batch_size
+        held = self._validation_rows(len(data))
+        fit_rows = torch.nonzero(~held).squeeze(1)
+        n, bs = len(fit_rows), self.batch_size
         losses: list[float] = []
         self.epoch_seconds = []
         self.net.train()
         adversary = self.adversary
         healthy = self._snapshot()
+        best: tuple[float, int, list[torch.Tensor]] | None = None
         diverged = None
         for epoch in range(epochs):
             t0 = time.perf_counter()
             self._set_lr(epoch, epochs)
-            order = self._epoch_order(users)
+            order = fit_rows[self._epoch_order(users[fit_rows])]
             total = 0.0
             for lo in range(0, n, bs):
                 idx = order[lo : lo + bs]
@@ -419,11 +452,59 @@ class MetaMF(Recommender):
             if diverged is not None:
                 self._restore(healthy)
                 break
+            if held.any():
+                error = self._validation_error(users[held], items[held], rating[held])
+                if best is None or error < best[0]:
+                    best = (error, epoch, self._snapshot())
+                elif epoch - best[1] >= self.patience:
+                    break
             if epoch + 1 < epochs:
                 healthy = self._snapshot()
+        if diverged is None and best is not None and best[1] + 1 < len(losses):
+            self._restore(best[2])
+        self.last_best_epoch = None if best is None else best[1] + 1
+        self._place_unseen_users(users[fit_rows])
         return TrainingReport(
             len(losses), losses, time.perf_counter() - start, warm_start, diverged
         )
+
+    def _validation_rows(self, n: int) -> torch.Tensor:
+        """A boolean mask of the ratings held out to choose the epoch (none when validation
+        is off or the table is too small to spare them)."""
+        held = torch.zeros(n, dtype=torch.bool, device=self.device)
+        count = int(round(self.validation * n))
+        if count >= MIN_VALIDATION_RATINGS:
+            held[torch.randperm(n, generator=self.generator, device=self.device)[:count]] = True
+        return held
+
+    @torch.no_grad()
+    def _validation_error(
+        self, users: torch.Tensor, items: torch.Tensor, rating: torch.Tensor
+    ) -> float:
+        """Mean squared error of the clipped predictions on the held-out ratings."""
+        self.net.eval()
+        step = 8192
+        total = 0.0
+        for lo in range(0, len(users), step):
+            out = self.net(users[lo : lo + step], items[lo : lo + step])
+            total += float((out.clamp(RATING_MIN, RATING_MAX) - rating[lo : lo + step])
+                           .square().sum())
+        self.net.train()
+        return total / len(users)
+
+    @torch.no_grad()
+    def _place_unseen_users(self, users: torch.Tensor) -> None:
+        """Users without a rating in this fit get the mean embedding of those with one.
+
+        Their own rows are still the initialisation (near zero), a point the generators
+        never learned to serve, so the model would rate everything for them as no real
+        user; the mean user's parameters are the platform's best guess for someone it
+        knows nothing about (a rating model's global and item biases play that role in MF).
+        """
+        seen = torch.bincount(users, minlength=self.n_users) > 0
+        if seen.all() or not seen.any():
+            return
+        self.net.user_emb[~seen] = self.net.user_emb[seen].mean(0)
 
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,491 @@
+"""The headline table: every shipped what-if's headline number over seeds, with a verdict.
+
+A results file (`scenarios/results/headlines.yaml`) lists headlines: a scenario (with
+overrides), the metric that answers its question, how it is read (at a step, against a
+reference run, step, metric or group), what the scenario claims about it and, where a paper
+gives one, the published value. `run_results` runs every distinct scenario over the seeds
+through the sweep machinery (so a rerun resumes and reuses finished runs), also the
+studies' sweeps, then
+`write_results_doc` writes `docs/results.md`: per headline the question, the mean with its
+95% t-interval over seeds, the published value and a verdict - holds, does not hold (the
+interval is not where the claim puts it) or, against a paper, matches / differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simulator.budget import budget_table
+from simulator.catalog import find_scenario
+from simulator.config import read_yaml
+from simulator.errors import ScenarioError
+from simulator.intervals import t_half_width
+from simulator.outputs import write_text
+from simulator.sweep import load_sweep, run_sweep
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Expectation(_Strict):
+    """Where the claim puts the headline: above or below a value, or inside a range.
+    `every_seed`: each seed's value must be there, not only the interval."""
+
+    above: float | None = None
+    below: float | None = None
+    within: tuple[float, float] | None = None
+    every_seed: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Expectation:
+        if sum(v is not None for v in (self.above, self.below, self.within)) != 1:
+            raise ValueError("give exactly one of above, below, within")
+        return self
+
+
+class Published(_Strict):
+    """A paper's value for the same quantity, and how close counts as matching."""
+
+    value: float
+    source: str
+    tolerance: float = Field(0.05, ge=0.0, description="relative difference that matches")
+
+
+class Reference(_Strict):
+    """What the headline is compared with, seed by seed: the same run at another `step`,
+    another `metric` of the same run and step, or a run of the same scenario with more
+    overrides (`set`) read at the same step."""
+
+    step: int | None = None
+    metric: str | None = None
+    group: str | None = None
+    set: list[str] = Field(default_factory=list)
+    compare: Literal["difference", "ratio"] = "difference"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Reference:
+        kinds = (self.step is not None, self.metric is not None, self.group is not None,
+                 bool(self.set))
+        if sum(kinds) != 1:
+            raise ValueError("give one of step, metric, group or set")
+        return self
+
+
+class Headline(_Strict):
+    """One row of the table."""
+
+    name: str
+    section: str = "Headlines"
+    scenario: str
+    set: list[str] = Field(default_factory=list)
+    seeds: list[int] | None = Field(None, description="default: the results file's seeds")
+    question: str | None = Field(None, description="default: the scenario file's Question")
+    claim: str
+    metric: str
+    group: str | None = Field(None, description="kind:name to read the groups table")
+    step: int | None = Field(None, description="default: the last step")
+    reference: Reference | None = None
+    expect: Expectation | None = None
+    published: Published | None = None
+    note: str = ""
+
+
+class Study(_Strict):
+    """A study sweep whose whole table goes into the document."""
+
+    sweep: str
+    kind: Literal["privacy_budget", "grid"]
+    title: str
+    columns: list[str] = Field(default_factory=list, description="grid: metrics shown")
+    seeds: list[int] | None = Field(None, description="default: the results file's seeds")
+    note: str = ""
+
+
+class ResultsSpec(_Strict):
+    """A results file."""
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    headlines: list[Headline] = Field(default_factory=list)
+    studies: list[Study] = Field(default_factory=list)
+
+
+def load_results_spec(path: Path) -> ResultsSpec:
+    """Read and validate a results file, naming the file and key on errors."""
+    try:
+        return ResultsSpec.model_validate(read_yaml(path))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ScenarioError(f"{path}: {where}: {first['msg']}") from None
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """One scenario with one set of overrides, run over some seeds (one sweep)."""
+
+    scenario: str
+    overrides: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+    @property
+    def slug(self) -> str:
+        """A folder name: the scenario name and a short hash of the overrides and seeds."""
+        key = "\n".join([*self.overrides, ",".join(map(str, self.seeds))])
+        digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.scenario).stem)
+        return f"{name}-{digest}"
+
+
+def headline_groups(row: Headline, seeds: list[int]) -> tuple[RunGroup, RunGroup | None]:
+    """The run group of a headline, and that of its reference runs (None without)."""
+    chosen = tuple(row.seeds or seeds)
+    main = RunGroup(row.scenario, tuple(row.set), chosen)
+    ref = row.reference
+    other = (RunGroup(row.scenario, (*row.set, *ref.set), chosen)
+             if ref is not None and ref.set else None)
+    return main, other
+
+
+def run_groups(spec: ResultsSpec) -> list[RunGroup]:
+    """Every distinct (scenario, overrides, seeds) the headlines and their references need."""
+    groups: dict[RunGroup, None] = {}
+    for row in spec.headlines:
+        for group in headline_groups(row, spec.seeds):
+            if group is not None:
+                groups[group] = None
+    return list(groups)
+
+
+def _scenario_path(name: str, spec_file: Path) -> str:
+    relative = spec_file.parent / name
+    return str(relative.resolve()) if name.endswith((".yaml", ".yml")) and relative.is_file() \
+        else name
+
+
+def run_results(
+    spec_file: Path, out: Path, workers: int | None = None, only: list[str] | None = None,
+) -> dict[str, Path]:
+    """Run (or resume) every headline's runs and every study sweep; returns the sweep folder
+    of each run group slug and study name. `only` restricts to headlines and studies whose
+    names contain one of the given strings."""
+    spec = load_results_spec(spec_file)
+    chosen = [h for h in spec.headlines if _selected(h.name, only)]
+    folders: dict[str, Path] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    for group in run_groups(spec.model_copy(update={"headlines": chosen})):
+        sweep = {"name": group.slug, "base": _scenario_path(group.scenario, spec_file),
+                 "set": [*group.overrides, "output.plots=false"], "seeds": list(group.seeds)}
+        folders[group.slug] = _run_generated(out, group.slug, sweep, workers)
+    for study in spec.studies:
+        if not _selected(study.sweep, only):
+            continue
+        path = spec_file.parent / study.sweep
+        base = load_sweep(path)
+        name = base.name
+        sweep = base.model_dump(mode="json", exclude={"replications", "root_seed"})
+        sweep["seeds"] = study.seeds or spec.seeds
+        sweep["base"] = _scenario_path(base.base, path)
+        folders[name] = _run_generated(out, name, sweep, workers)
+    return folders
+
+
+def _selected(name: str, only: list[str] | None) -> bool:
+    return not only or any(part in name for part in only)
+
+
+def _run_generated(out: Path, name: str, sweep: dict[str, Any], workers: int | None) -> Path:
+    """Write a sweep file for `sweep` and run it into out/name (resuming what is there)."""
+    folder = out / name
+    spec_path = out / f"{name}.sweep.yaml"
+    write_text(spec_path, yaml.safe_dump(sweep, sort_keys=False))
+    return run_sweep(spec_path, out=folder, workers=workers)
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+@dataclass
+class HeadlineResult:
+    """A headline's per-seed values, their summary and its verdict."""
+
+    row: Headline
+    question: str
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mean: float = float("nan")
+    low: float = float("nan")
+    high: float = float("nan")
+    verdict: str = "not run"
+    why: str = ""
+
+
+def _completed_metrics(folder: Path) -> pd.DataFrame | None:
+    path = folder / "results.parquet"
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def _read_value(table: pd.DataFrame, groups: pd.DataFrame | None, row: Headline,
+                step: int | None, metric: str | None = None,
+                group: str | None = None) -> pd.Series:
+    """`metric` (default: the row's) of `group` (default: the row's; None: everyone) per seed
+    at `step` (None: each seed's last step)."""
+    metric = metric or row.metric
+    group = group or row.group
+    source = table
+    if group is not None:
+        if groups is None:
+            raise ScenarioError(f"headline {row.name}: no groups table")
+        kind, _, name = group.partition(":")
+        source = groups[(groups["group_kind"] == kind) & (groups["group"] == name)]
+    if metric not in source:
+        raise ScenarioError(f"headline {row.name}: the runs have no column {metric!r}")
+    if step is None:
+        step_of = source.groupby("seed")["step"].transform("max")
+        source = source[source["step"] == step_of]
+    else:
+        source = source[source["step"] == step]
+    return source.groupby("seed")[metric].last().astype(float)
+
+
+def evaluate(
+    row: Headline, question: str, folders: dict[str, Path], seeds: list[int]
+) -> HeadlineResult:
+    """Read a headline's values from its runs and judge them."""
+    result = HeadlineResult(row, question)
+    group, ref_group = headline_groups(row, seeds)
+    folder = folders.get(group.slug)
+    table = _completed_metrics(folder) if folder is not None else None
+    if table is None:
+        return result
+    needs_groups = row.group is not None or (row.reference is not None
+                                             and row.reference.group is not None)
+    groups = pd.read_parquet(folder / "groups.parquet") if needs_groups else None
+    values = _read_value(table, groups, row, row.step)
+    ref = row.reference
+    if ref is not None:
+        if ref.step is not None:
+            other = _read_value(table, groups, row, ref.step)
+        elif ref.metric is not None:
+            other = _read_value(table, groups, row, row.step, ref.metric)
+        elif ref.group is not None:
+            other = _read_value(table, groups, row, row.step, group=ref.group)
+        else:
+            assert ref_group is not None
+            ref_folder = folders.get(ref_group.slug)
+            ref_table = _completed_metrics(ref_folder) if ref_folder is not None else None
+            if ref_table is None:
+                return result
+            ref_groups = pd.read_parquet(ref_folder / "groups.parquet") if row.group else None
+            other = _read_value(ref_table, ref_groups, row, row.step)
+        values, other = values.align(other, join="inner")
+        values = values - other if ref.compare == "difference" else values / other
+    values = values.dropna()
+    if values.empty:
+        return result
+    result.values = values.to_numpy()
+    n = len(values)
+    result.mean = float(values.mean())
+    half = float(t_half_width(np.array([values.std(ddof=1) if n > 1 else np.nan]),
+                              np.array([n]))[0])
+    result.low, result.high = result.mean - half, result.mean + half
+    result.verdict, result.why = _verdict(row, result)
+    return result
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) >= 0.001 or value == 0 else f"{value:.2e}"
+
+
+def _verdict(row: Headline, result: HeadlineResult) -> tuple[str, str]:
+    """holds / does not hold from `expect`; matches / differs from `published` alone."""
+    reasons = []
+    verdict = "reported"
+    low, high = result.low, result.high
+    if row.expect is not None:
+        e = row.expect
+        points = result.values if e.every_seed else np.array([low, high])
+        if not np.all(np.isfinite(points)):
+            verdict, reason = "not shown", "one seed gives no interval"
+        elif e.above is not None:
+            ok = bool(np.all(points > e.above))
+            verdict = "holds" if ok else "does not hold"
+            reason = f"{'every seed' if e.every_seed else 'the interval'} " \
+                     f"{'is' if ok else 'is not all'} above {_fmt(e.above)}"
+        elif e.below is not None:
+            ok = bool(np.all(points < e.below))
+            verdict = "holds" if ok else "does not hold"
+            reason = f"{'every seed' if e.every_seed else 'the interval'} " \
+                     f"{'is' if ok else 'is not all'} below {_fmt(e.below)}"
+        else:
+            assert e.within is not None
+            lo, hi = e.within
+            ok = bool(np.all((points >= lo) & (points <= hi)))
+            verdict = "holds" if ok else "does not hold"
+            seeds = (f"seeds range {_fmt(result.values.min())}..{_fmt(result.values.max())}"
+                     if e.every_seed else f"interval {_fmt(low)}..{_fmt(high)}")
+            reason = f"{seeds}, {'inside' if ok else 'not inside'} [{_fmt(lo)}, {_fmt(hi)}]"
+        reasons.append(reason)
+    if row.published is not None:
+        p = row.published
+        close = abs(result.mean - p.value) <= p.tolerance * abs(p.value)
+        if row.expect is None:
+            verdict = "matches" if close else "differs"
+        reasons.append(f"{'within' if close else 'more than'} {p.tolerance:.0%} of the "
+                       f"published {_fmt(p.value)}")
+    if row.note:
+        reasons.append(row.note)
+    return verdict, "; ".join(reasons)
+
+
+_QUESTION = re.compile(r"^#\s*Question:\s*(.*)$")
+
+
+def scenario_question(name: str, spec_file: Path) -> str:
+    """The `# Question:` comment at the top of a scenario file (continued on the following
+    comment lines until one that starts a new thought), or its description."""
+    path = Path(_scenario_path(name, spec_file))
+    path = path if path.is_file() else find_scenario(name)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        match = _QUESTION.match(line)
+        if not match:
+            continue
+        parts = [match.group(1).strip()]
+        for follow in lines[index + 1:]:
+            text = follow.lstrip("#").strip()
+            if not follow.startswith("#") or not text or parts[-1].endswith("?"):
+                break
+            parts.append(text)
+        return " ".join(parts)
+    description = read_yaml(path).get("description", "")
+    return " ".join(str(description).split())
+
+
+# -- the document ----------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _interval(result: HeadlineResult) -> str:
+    if not np.isfinite(result.mean):
+        return "not run"
+    if not np.isfinite(result.low):
+        return f"{_fmt(result.mean)} (one seed)"
+    return f"{_fmt(result.mean)} [{_fmt(result.low)}, {_fmt(result.high)}]"
+
+
+def headline_table(results: list[HeadlineResult]) -> str:
+    """The headline rows as a Markdown table."""
+    lines = ["| scenario | question | headline | mean [95% interval] | seeds | published | "
+             "verdict | why |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        row = r.row
+        what = row.claim
+        published = (f"{_fmt(row.published.value)} ({row.published.source})"
+                     if row.published else "-")
+        lines.append(
+            f"| {_cell(row.scenario)} | {_cell(r.question)} | {_cell(what)} | "
+            f"{_interval(r)} | {len(r.values)} | {_cell(published)} | **{r.verdict}** | "
+            f"{_cell(r.why)} |"
+        )
+    return "\n".join(lines)
+
+
+def _summary(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "-"
+    n = len(values)
+    mean = float(values.mean())
+    if n < 2:
+        return _fmt(mean)
+    half = float(t_half_width(np.array([values.std(ddof=1)]), np.array([n]))[0])
+    return f"{_fmt(mean)} ± {_fmt(half)}"
+
+
+def _sections(results: list[HeadlineResult]) -> list[str]:
+    """One Markdown section (heading and table) per headline section, in file order."""
+    order = list(dict.fromkeys(r.row.section for r in results))
+    lines = []
+    for name in order:
+        lines += [f"## {name}", "", headline_table([r for r in results if r.row.section == name]),
+                  ""]
+    return lines
+
+
+def study_section(study: Study, folder: Path | None) -> str:
+    """A study's table: the privacy-budget table (MAE and dMAE by model, group and budget),
+    or a grid's chosen metrics at the last step, mean ± 95% half-width over seeds."""
+    lines = [f"### {study.title}", ""]
+    if study.note:
+        lines += [study.note, ""]
+    if folder is None or not (folder / "results.parquet").is_file():
+        return "\n".join([*lines, "(not run)", ""])
+    metrics = pd.read_parquet(folder / "results.parquet")
+    spec = yaml.safe_load((folder / "sweep.yaml").read_text(encoding="utf-8"))
+    keys = list(spec.get("grid", {}))
+    last = metrics[metrics["step"] == metrics.groupby(["point", "seed"])["step"]
+                   .transform("max")]
+    if study.kind == "privacy_budget":
+        groups = pd.read_parquet(folder / "groups.parquet")
+        table = budget_table(metrics, groups)
+        seeds = int(table["seeds"].max())
+        pivot = table.pivot_table(index=["group", "beta"], columns="model",
+                                  values=["mae", "dmae"])
+        header = "| group | beta | " + " | ".join(
+            f"{stat} {model}" for stat, model in pivot.columns) + " |"
+        lines += [f"Mean over {seeds} seeds.", "", header,
+                  "|---|---|" + "---|" * len(pivot.columns)]
+        for (group, beta), values in pivot.sort_index(ascending=[True, False]).iterrows():
+            lines.append(f"| {group} | {beta:g} | " + " | ".join(
+                f"{v:.3f}" for v in values.to_numpy()) + " |")
+        return "\n".join([*lines, ""])
+    header = "| " + " | ".join(keys) + " | seeds | " + " | ".join(study.columns) + " |"
+    lines += [header, "|" + "---|" * (len(keys) + 1 + len(study.columns))]
+    for values, part in last.groupby(keys, sort=True):
+        values = values if isinstance(values, tuple) else (values,)
+        cells = [_summary(part[c]) if c in part else "-" for c in study.columns]
+        lines.append("| " + " | ".join(str(v) for v in values) + f" | {part['seed'].nunique()} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join([*lines, ""])
+
+
+def write_results_doc(spec_file: Path, out: Path, doc: Path) -> list[HeadlineResult]:
+    """Evaluate every headline from the runs under `out` and write the Markdown document."""
+    spec = load_results_spec(spec_file)
+    folders = {g.slug: out / g.slug for g in run_groups(spec)}
+    results = [evaluate(row, row.question or scenario_question(row.scenario, spec_file),
+                        folders, spec.seeds) for row in spec.headlines]
+    sections = []
+    for study in spec.studies:
+        name = load_sweep(spec_file.parent / study.sweep).name
+        folder = out / name
+        sections.append(study_section(study, folder if folder.is_dir() else None))
+    counts = pd.Series([r.verdict for r in results]).value_counts()
+    summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    text = "\n".join([
+        "# Results",
+        "",
+        f"Generated by `privsim results` from `{spec_file.name}`: every headline run over "
+        f"seeds {', '.join(map(str, spec.seeds))} (unless a study says otherwise), read at "
+        "the last step unless stated. Intervals are 95% t-intervals over seeds. "
+        f"Verdicts: {summary}.",
+        "",
+        *_sections(results),
+        "## Studies",
+        "",
+        *sections,
+    ])
+    write_text(doc, text.rstrip() + "\n")
+    return results

@@ -1,0 +1,82 @@
+"""The headline-table generator on a tiny configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulator.errors import ScenarioError
+from simulator.results import load_results_spec, run_results, scenario_question, write_results_doc
+
+SMALL = [
+    "world.n_users=300", "world.n_items=100", "world.mean_ratings_per_user=25",
+    "simulation.steps=2", "platform.retrain_every=1", "platform.first_epochs=15",
+    "platform.epochs=2", "attackers.0.classifiers=[logreg]", "attackers.0.folds=3",
+    "world.signal=3.0", "output.agents_table=false",
+]
+
+
+def _spec(tmp_path: Path) -> Path:
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "tiny-grid", "base": "quickstart", "set": SMALL,
+        "grid": {"platform.factors": [4, 8]}, "seeds": [0],
+    }))
+    spec = {
+        "seeds": [0, 1],
+        "headlines": [
+            {"name": "leak", "scenario": "quickstart", "set": SMALL,
+             "claim": "gender leaks", "metric": "leak_gender_auc",
+             "expect": {"above": 0.5, "every_seed": True}},
+            {"name": "no-leak-claim", "scenario": "quickstart", "set": SMALL,
+             "claim": "gender does not leak", "metric": "leak_gender_auc",
+             "expect": {"below": 0.5}},
+            {"name": "signal-effect", "scenario": "quickstart", "set": SMALL,
+             "claim": "the signal adds leakage", "metric": "leak_gender_auc",
+             "reference": {"set": ["world.signal=0.0"]},
+             "expect": {"above": 0.0, "every_seed": True}},
+            {"name": "growth", "scenario": "quickstart", "set": SMALL,
+             "claim": "disclosure grows", "metric": "disclosure_mean",
+             "group": "inclination:unconcerned", "reference": {"step": 0, "compare": "ratio"},
+             "published": {"value": 1.0, "source": "none", "tolerance": 0.5}},
+        ],
+        "studies": [{"sweep": "grid.yaml", "kind": "grid", "title": "Tiny grid",
+                     "columns": ["hr_10", "leak_gender_auc"]}],
+    }
+    path = tmp_path / "results.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_results_table_from_runs(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    out, doc = tmp_path / "out", tmp_path / "results.md"
+    folders = run_results(spec, out, workers=2)
+    assert len(folders) == 3  # two run groups (plain and signal 0) and the study
+    rows = {r.row.name: r for r in write_results_doc(spec, out, doc)}
+    assert rows["leak"].verdict == "holds" and len(rows["leak"].values) == 2
+    assert rows["leak"].low < rows["leak"].mean < rows["leak"].high
+    assert rows["no-leak-claim"].verdict == "does not hold"
+    assert rows["signal-effect"].verdict == "holds"
+    assert rows["growth"].verdict in ("matches", "differs")
+    text = doc.read_text()
+    assert "| quickstart |" in text and "**holds**" in text and "**does not hold**" in text
+    assert "### Tiny grid" in text and "| 4 | 2 |" in text
+    assert scenario_question("quickstart", spec) in text
+    # A rerun resumes: nothing is run again, the document is the same.
+    before = sorted(p.stat().st_mtime for p in out.rglob("metrics.parquet"))
+    run_results(spec, out, workers=2)
+    assert sorted(p.stat().st_mtime for p in out.rglob("metrics.parquet")) == before
+
+
+def test_unrun_rows_are_marked_and_bad_files_named(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    rows = write_results_doc(spec, tmp_path / "nothing", tmp_path / "results.md")
+    assert {r.verdict for r in rows} == {"not run"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("headlines:\n  - {name: x, scenario: quickstart, claim: c, metric: m, "
+                   "expect: {above: 1, below: 2}}\n")
+    with pytest.raises(ScenarioError, match=r"bad.yaml: headlines.0.expect"):
+        load_results_spec(bad)
