@@ -254,8 +254,8 @@ def results(
         "docs/results.md"),
     workers: Annotated[int | None, typer.Option(help="Parallel processes.")] = None,
     only: Annotated[list[str] | None, typer.Option(
-        help="Run only headlines and studies whose name contains this (repeatable); the "
-        "document still lists every row.")] = None,
+        help="Run only headlines (and study sweeps) whose name starts with this "
+        "(repeatable); the document still lists every row.")] = None,
     no_run: Annotated[bool, typer.Option(
         "--no-run", help="Only rewrite the document from the runs already there.")] = False,
 ) -> None:

@@ -176,8 +176,8 @@ def run_results(
     spec_file: Path, out: Path, workers: int | None = None, only: list[str] | None = None,
 ) -> dict[str, Path]:
     """Run (or resume) every headline's runs and every study sweep; returns the sweep folder
-    of each run group slug and study name. `only` restricts to headlines and studies whose
-    names contain one of the given strings."""
+    of each run group slug and study name. `only` restricts to headlines whose names, and
+    studies whose sweep names, start with one of the given strings."""
     spec = load_results_spec(spec_file)
     chosen = [h for h in spec.headlines if _selected(h.name, only)]
     folders: dict[str, Path] = {}
@@ -187,11 +187,11 @@ def run_results(
                  "set": [*group.overrides, "output.plots=false"], "seeds": list(group.seeds)}
         folders[group.slug] = _run_generated(out, group.slug, sweep, workers)
     for study in spec.studies:
-        if not _selected(study.sweep, only):
-            continue
         path = spec_file.parent / study.sweep
         base = load_sweep(path)
         name = base.name
+        if not _selected(name, only):
+            continue
         sweep = base.model_dump(mode="json", exclude={"replications", "root_seed"})
         sweep["seeds"] = study.seeds or spec.seeds
         sweep["base"] = _scenario_path(base.base, path)
@@ -200,7 +200,7 @@ def run_results(
 
 
 def _selected(name: str, only: list[str] | None) -> bool:
-    return not only or any(part in name for part in only)
+    return not only or any(name.startswith(prefix) for prefix in only)
 
 
 def _run_generated(out: Path, name: str, sweep: dict[str, Any], workers: int | None) -> Path:
