@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -694,6 +694,23 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario must be a YAML mapping of sections")
     return data
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_model_file(model: type[ModelT], path: Path) -> ModelT:
+    """Read a YAML file into a pydantic model (sweep and results files), naming the file and
+    the first bad key on errors."""
+    try:
+        return model.model_validate(read_yaml(path))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise ScenarioError(f"{path}: {where}: {message}") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

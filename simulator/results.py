@@ -22,11 +22,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.budget import budget_table
 from simulator.catalog import find_scenario
-from simulator.config import read_yaml
+from simulator.config import load_model_file, read_yaml
 from simulator.errors import ScenarioError
 from simulator.intervals import t_half_width
 from simulator.outputs import write_text
@@ -121,12 +121,7 @@ class ResultsSpec(_Strict):
 
 def load_results_spec(path: Path) -> ResultsSpec:
     """Read and validate a results file, naming the file and key on errors."""
-    try:
-        return ResultsSpec.model_validate(read_yaml(path))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ScenarioError(f"{path}: {where}: {first['msg']}") from None
+    return load_model_file(ResultsSpec, path)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -67,7 +66,7 @@ from pydantic import (
 from simulator.attack_study import write_attack_study
 from simulator.budget import write_budget_study
 from simulator.catalog import load_scenario
-from simulator.config import Scenario, read_yaml, scenario_to_yaml
+from simulator.config import Scenario, load_model_file, scenario_to_yaml
 from simulator.errors import ScenarioError
 from simulator.outputs import (
     new_run_dir,
@@ -143,15 +142,7 @@ class SweepPoint:
 
 def load_sweep(path: Path) -> SweepSpec:
     """Read and validate a sweep file."""
-    try:
-        return SweepSpec.model_validate(read_yaml(path))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        raise ScenarioError(f"{path}: {where}: {message}") from None
+    return load_model_file(SweepSpec, path)
 
 
 def spawn_seeds(root_seed: int, count: int) -> list[int]:
