@@ -301,33 +301,13 @@ def _fmt(value: float) -> str:
 
 
 def _verdict(row: Headline, result: HeadlineResult) -> tuple[str, str]:
-    """holds / does not hold from `expect`; matches / differs from `published` alone."""
+    """From `expect`: holds (the interval, or every seed, is where the claim puts it), does
+    not hold (the mean is not), or not shown (the mean is, the interval is too wide); from
+    `published` alone: matches or differs."""
     reasons = []
     verdict = "reported"
-    low, high = result.low, result.high
     if row.expect is not None:
-        e = row.expect
-        points = result.values if e.every_seed else np.array([low, high])
-        if not np.all(np.isfinite(points)):
-            verdict, reason = "not shown", "one seed gives no interval"
-        elif e.above is not None:
-            ok = bool(np.all(points > e.above))
-            verdict = "holds" if ok else "does not hold"
-            reason = f"{'every seed' if e.every_seed else 'the interval'} " \
-                     f"{'is' if ok else 'is not all'} above {_fmt(e.above)}"
-        elif e.below is not None:
-            ok = bool(np.all(points < e.below))
-            verdict = "holds" if ok else "does not hold"
-            reason = f"{'every seed' if e.every_seed else 'the interval'} " \
-                     f"{'is' if ok else 'is not all'} below {_fmt(e.below)}"
-        else:
-            assert e.within is not None
-            lo, hi = e.within
-            ok = bool(np.all((points >= lo) & (points <= hi)))
-            verdict = "holds" if ok else "does not hold"
-            seeds = (f"seeds range {_fmt(result.values.min())}..{_fmt(result.values.max())}"
-                     if e.every_seed else f"interval {_fmt(low)}..{_fmt(high)}")
-            reason = f"{seeds}, {'inside' if ok else 'not inside'} [{_fmt(lo)}, {_fmt(hi)}]"
+        verdict, reason = _expectation(row.expect, result)
         reasons.append(reason)
     if row.published is not None:
         p = row.published
@@ -339,6 +319,32 @@ def _verdict(row: Headline, result: HeadlineResult) -> tuple[str, str]:
     if row.note:
         reasons.append(row.note)
     return verdict, "; ".join(reasons)
+
+
+def _expectation(e: Expectation, result: HeadlineResult) -> tuple[str, str]:
+    points = result.values if e.every_seed else np.array([result.low, result.high])
+    if not np.all(np.isfinite(points)):
+        return "not shown", "one seed gives no interval"
+    if e.within is not None:
+        lo, hi = e.within
+        inside = lambda v: (v >= lo) & (v <= hi)  # noqa: E731
+        where = f"inside [{_fmt(lo)}, {_fmt(hi)}]"
+    elif e.above is not None:
+        bound = e.above
+        inside = lambda v: v > bound  # noqa: E731
+        where = f"above {_fmt(bound)}"
+    else:
+        assert e.below is not None
+        bound = e.below
+        inside = lambda v: v < bound  # noqa: E731
+        where = f"below {_fmt(bound)}"
+    span = (f"seeds range {_fmt(result.values.min())}..{_fmt(result.values.max())}"
+            if e.every_seed else f"interval {_fmt(result.low)}..{_fmt(result.high)}")
+    if bool(np.all(inside(points))):
+        return "holds", f"{span}, {where}"
+    if bool(inside(result.mean)):
+        return "not shown", f"mean {_fmt(result.mean)} is {where} but the {span} is not all"
+    return "does not hold", f"mean {_fmt(result.mean)} is not {where} ({span})"
 
 
 _QUESTION = re.compile(r"^#\s*Question:\s*(.*)$")
@@ -448,8 +454,9 @@ def study_section(study: Study, folder: Path | None) -> str:
         return "\n".join([*lines, ""])
     header = "| " + " | ".join(keys) + " | seeds | " + " | ".join(study.columns) + " |"
     lines += [header, "|" + "---|" * (len(keys) + 1 + len(study.columns))]
-    for values, part in last.groupby(keys, sort=True):
+    for values, part in last.groupby(keys, sort=False, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
+        values = tuple("none" if v is None or v != v else v for v in values)
         cells = [_summary(part[c]) if c in part else "-" for c in study.columns]
         lines.append("| " + " | ".join(str(v) for v in values) + f" | {part['seed'].nunique()} | "
                      + " | ".join(cells) + " |")
@@ -482,5 +489,6 @@ def write_results_doc(spec_file: Path, out: Path, doc: Path) -> list[HeadlineRes
         "",
         *sections,
     ])
+    doc.parent.mkdir(parents=True, exist_ok=True)
     write_text(doc, text.rstrip() + "\n")
     return results

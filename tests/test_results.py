@@ -52,10 +52,11 @@ def _spec(tmp_path: Path) -> Path:
 
 def test_results_table_from_runs(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
-    out, doc = tmp_path / "out", tmp_path / "results.md"
+    out, doc = tmp_path / "out", tmp_path / "docs" / "results.md"  # a folder yet to make
     folders = run_results(spec, out, workers=2)
     assert len(folders) == 3  # two run groups (plain and signal 0) and the study
     rows = {r.row.name: r for r in write_results_doc(spec, out, doc)}
+    assert doc.is_file()
     assert rows["leak"].verdict == "holds" and len(rows["leak"].values) == 2
     assert rows["leak"].low < rows["leak"].mean < rows["leak"].high
     assert rows["no-leak-claim"].verdict == "does not hold"
