@@ -181,7 +181,8 @@ def test_unlearning_bpr_hides_gender_and_keeps_rankings(world) -> None:
     top0 = _top10(model, world)
     assert _attacker_auc(emb0, gender) > 0.85
     settings = UnlearningConfig(
-        covariance="shrunk", weighting="fixed", weight=0.8, steps=150, lr=1e-2, stop="steps"
+        distance="kl", covariance="shrunk", weighting="fixed", weight=0.8, steps=150, lr=1e-2,
+        stop="steps",
     )
     report = unlearn_attribute(model, gender, settings, data=world.ratings)
     assert report.distance_after < 0.1 * report.distance_before
@@ -215,8 +216,10 @@ def test_probe_stop_leaves_attackers_at_chance_not_mirrored(world) -> None:
     results = {}
     for stop in ("steps", "probe"):
         model = copy.deepcopy(base)
-        report = unlearn_attribute(model, gender, UnlearningConfig(stop=stop, steps=300),
-                                   data=world.ratings)
+        report = unlearn_attribute(
+            model, gender, UnlearningConfig(distance="kl", stop=stop, steps=300),
+            data=world.ratings,
+        )
         results[stop] = (report, _mean_attacker_auc(model.user_embeddings(), gender))
     over, over_auc = results["steps"]
     probed, probed_auc = results["probe"]
