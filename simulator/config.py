@@ -24,7 +24,7 @@ from pydantic import (
 
 from simulator.errors import ScenarioError
 from simulator.schedule import schedule_problems
-from simulator.world.synthetic import validate_parameters
+from simulator.world.parameters import validate_parameters
 
 SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default size
 DEFAULT_MOVIELENS = "${PRIVSIM_DATA:-../shared/data}/ml-100k"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from simulator.world.base import AGE_BRACKETS, GENDERS, Interactions, World
-from simulator.world.movielens import load_movielens
-from simulator.world.split import random_split, temporal_split
-from simulator.world.synthetic import generate_synthetic
+
+if TYPE_CHECKING:
+    from simulator.world.movielens import load_movielens
+    from simulator.world.split import random_split, temporal_split
+    from simulator.world.synthetic import generate_synthetic
 
 __all__ = [
     "AGE_BRACKETS",
@@ -23,6 +26,21 @@ __all__ = [
 ]
 
 SOURCES = ("synthetic", "movielens")
+
+# The readers import pandas and torch; they load on first use so that importing the package
+# (scenario validation does) stays cheap.
+_LAZY = {
+    "load_movielens": "simulator.world.movielens",
+    "random_split": "simulator.world.split",
+    "temporal_split": "simulator.world.split",
+    "generate_synthetic": "simulator.world.synthetic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_world(
@@ -44,9 +62,13 @@ def load_world(
     """
     if source == "synthetic":
         sizes = {k: v for k, v in (("n_users", n_users), ("n_items", n_items)) if v is not None}
+        from simulator.world.synthetic import generate_synthetic
+
         return generate_synthetic(signal=signal, seed=seed, **sizes, **synthetic_kwargs)
     if source == "movielens":
         if path is None:
             raise ValueError("source 'movielens' needs path: a MovieLens folder")
+        from simulator.world.movielens import load_movielens
+
         return load_movielens(path, n_users=n_users)
     raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")

@@ -22,6 +22,7 @@ import torch
 
 from simulator.world.base import AGE_BRACKETS, GENDERS, Interactions, World
 from simulator.world.movielens import ML1M_GENRES, ML1M_OCCUPATIONS
+from simulator.world.parameters import validate_parameters
 
 # Shares of the MovieLens releases (ML-1M users.dat; ML-100K u.data for the ratings).
 GENDER_SHARES = (0.2829, 0.7171)
@@ -89,44 +90,6 @@ def generate_synthetic(
         item_features=features,
         feature_names=ML1M_GENRES,
     )
-
-
-def validate_parameters(
-    n_users: int, n_items: int, signal: float, mean_ratings: float, min_ratings: int,
-    factors: int, popularity_exponent: float, seed: int,
-) -> None:
-    """Raise ValueError naming the first generator parameter that is out of range."""
-    for name, value in (("n_users", n_users), ("n_items", n_items),
-                        ("min_ratings_per_user", min_ratings), ("factors", factors),
-                        ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-    if n_users < 2:
-        raise ValueError(f"n_users must be >= 2, got {n_users}")
-    if n_items < 2:
-        raise ValueError(f"n_items must be >= 2, got {n_items}")
-    if factors < 1:
-        raise ValueError(f"factors must be >= 1, got {factors}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    for name, value in (("signal", signal), ("mean_ratings_per_user", mean_ratings),
-                        ("popularity_exponent", popularity_exponent)):
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if signal < 0:
-        raise ValueError(f"signal must be >= 0, got {signal}")
-    if popularity_exponent < 0:
-        raise ValueError(f"popularity_exponent must be >= 0, got {popularity_exponent}")
-    cap = n_items // 2
-    if not 1 <= min_ratings <= cap:
-        raise ValueError(
-            f"min_ratings_per_user must be in 1..n_items // 2 = {cap}, got {min_ratings}"
-        )
-    if not min_ratings <= mean_ratings <= cap:
-        raise ValueError(
-            f"mean_ratings_per_user must be in min_ratings_per_user..n_items // 2 = "
-            f"{min_ratings}..{cap}, got {mean_ratings}"
-        )
 
 
 def _spawn(seed: int, n: int) -> list[np.random.Generator]:
