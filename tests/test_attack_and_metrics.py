@@ -150,6 +150,23 @@ def test_popularity_baseline_ranks_by_count() -> None:
     assert torch.argsort(score(torch.tensor([0]))[0], descending=True).tolist() == [2, 1, 0, 3]
 
 
+def test_popularity_baseline_without_a_score_table_matches_full_ranking() -> None:
+    rng = np.random.default_rng(3)
+    n_users, n_items = 60, 40
+    seen_user = rng.integers(0, n_users, 700)
+    seen_item = np.minimum(rng.zipf(1.6, 700) - 1, n_items - 1)  # heavy ties in the tail
+    test = _table(list(rng.integers(0, n_users - 5, 150)), list(rng.integers(0, n_items, 150)))
+    for k in (1, 5, 10):
+        evaluator = RankingEvaluator(test, n_users, n_items, k, torch.device("cpu"), chunk=16)
+        dense = evaluator.evaluate(popularity_scores(seen_item, n_items, torch.device("cpu")),
+                                   seen_user, seen_item)
+        fast = evaluator.evaluate_popularity(seen_user, seen_item)
+        assert np.array_equal(np.isnan(fast.hit), np.isnan(dense.hit))
+        assert np.nansum(fast.hit) > 0
+        np.testing.assert_allclose(fast.hit, dense.hit, equal_nan=True)
+        np.testing.assert_allclose(fast.ndcg, dense.ndcg, rtol=1e-6, equal_nan=True)
+
+
 def test_rating_errors_sum_per_user() -> None:
     test = _table([0, 0, 1], [0, 1, 0], [5.0, 3.0, 1.0])
     errors = rating_errors(lambda u, i: np.full(len(u), 3.0), test, n_users=3)

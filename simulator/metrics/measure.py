@@ -12,7 +12,6 @@ from simulator.metrics.accuracy import (
     RankingEvaluator,
     RankingHits,
     RatingErrors,
-    popularity_scores,
     rating_errors,
 )
 from simulator.metrics.groups import Group, disclosure_groups
@@ -60,10 +59,7 @@ class Measurer:
     def measure(self, inputs: StepInputs) -> tuple[dict[str, float], list[dict[str, object]]]:
         """The metrics row (overall) and one row per group."""
         errors, hits = self._accuracy(inputs)
-        popular = self.ranking.evaluate(
-            popularity_scores(inputs.seen_item, self.n_items, self.device),
-            inputs.seen_user, inputs.seen_item,
-        )
+        popular = self.ranking.evaluate_popularity(inputs.seen_user, inputs.seen_item)
         # What each user perceives of its recommendations (the disclosure policies use it).
         self.user_quality = hits.ndcg if hits is not None else None
         self.user_baseline = popular.ndcg
