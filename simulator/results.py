@@ -287,10 +287,7 @@ def evaluate(
     if values.empty:
         return result
     result.values = values.to_numpy()
-    n = len(values)
-    result.mean = float(values.mean())
-    half = float(t_half_width(np.array([values.std(ddof=1) if n > 1 else np.nan]),
-                              np.array([n]))[0])
+    result.mean, half = _mean_and_half_width(values)
     result.low, result.high = result.mean - half, result.mean + half
     result.verdict, result.why = _verdict(row, result)
     return result
@@ -403,16 +400,19 @@ def headline_table(results: list[HeadlineResult]) -> str:
     return "\n".join(lines)
 
 
+def _mean_and_half_width(values: pd.Series) -> tuple[float, float]:
+    """Mean over seeds and the half-width of its 95% t-interval (NaN for one seed)."""
+    n = len(values)
+    std = values.std(ddof=1) if n > 1 else np.nan
+    return float(values.mean()), float(t_half_width(np.array([std]), np.array([n]))[0])
+
+
 def _summary(values: pd.Series) -> str:
     values = values.dropna()
     if values.empty:
         return "-"
-    n = len(values)
-    mean = float(values.mean())
-    if n < 2:
-        return _fmt(mean)
-    half = float(t_half_width(np.array([values.std(ddof=1)]), np.array([n]))[0])
-    return f"{_fmt(mean)} ± {_fmt(half)}"
+    mean, half = _mean_and_half_width(values)
+    return _fmt(mean) if len(values) < 2 else f"{_fmt(mean)} ± {_fmt(half)}"
 
 
 def _sections(results: list[HeadlineResult]) -> list[str]:

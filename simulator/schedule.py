@@ -27,6 +27,11 @@ class Scheduled:
     key: str
     needs_retrain: bool = False  # it only acts at a retrain at or after `step`
 
+    @property
+    def span(self) -> str:
+        """'step S', or 'steps S-L' for an item that lasts several steps."""
+        return f"step {self.step}" if self.last == self.step else f"steps {self.step}-{self.last}"
+
 
 def retrain_steps(scenario: Scenario) -> list[int]:
     """The steps at which the platform retrains."""
@@ -74,8 +79,7 @@ def schedule_problems(scenario: Scenario) -> list[str]:
     problems = []
     for item in scheduled_items(scenario):
         if item.last >= steps:
-            at = f"step {item.step}" if item.last == item.step else f"steps {item.step}-{item.last}"
-            problems.append(f"{item.key} ({item.what} at {at})")
+            problems.append(f"{item.key} ({item.what} at {item.span})")
         elif item.needs_retrain and retrains[-1] < item.step:
             problems.append(f"{item.key} ({item.what} at step {item.step}, after the last "
                             f"retrain at step {retrains[-1]}: it acts at retrains)")
@@ -94,8 +98,7 @@ def describe_schedule(scenario: Scenario) -> list[str]:
              f"retrains ({scenario.platform.model}, every {scenario.platform.retrain_every}): "
              f"{shown}"]
     for item in scheduled_items(scenario):
-        when = f"step {item.step}" if item.last == item.step else (
-            f"steps {item.step}-{item.last}")
+        when = item.span
         if item.key.startswith("platform.defenses"):
             acting = [r for r in retrains if r >= item.step]
             when = f"from step {item.step} (retrains {', '.join(map(str, acting[:6]))}" + (

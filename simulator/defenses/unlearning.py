@@ -256,9 +256,10 @@ class _Probe:
         self.every = settings.probe_every
         self.labelled = codes >= 0
         counts = np.bincount(codes[self.labelled]) if self.labelled.any() else np.zeros(0)
-        self.active = settings.stop == "probe" and int(np.sum(
-            counts >= self.MIN_PER_CLASS)) >= 2 and int(np.sum(counts > 0)) == int(
-            np.sum(counts >= self.MIN_PER_CLASS))
+        present = counts[counts > 0]
+        # Probes need two classes or more, each with enough users to split into halves.
+        self.active = (settings.stop == "probe" and len(present) >= 2
+                       and int(present.min()) >= self.MIN_PER_CLASS)
         self.codes = codes[self.labelled]
         self.seed = seed
         self.best: torch.Tensor | None = None
