@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mesa
 import numpy as np
+import torch
 
 from simulator.attacks.features import build_features
 from simulator.attacks.inference import AttackOutcome, infer_attribute
@@ -34,6 +35,7 @@ class InferenceAttacker(mesa.Agent):
         seed: int,
         threat: str = "embedding",
         top_k: int = 10,
+        device: torch.device | None = None,
     ) -> None:
         super().__init__(model)
         self.attributes = attributes
@@ -43,6 +45,7 @@ class InferenceAttacker(mesa.Agent):
         self.seed = seed
         self.threat = threat
         self.top_k = top_k
+        self.device = device or torch.device("cpu")
         n_users = len(next(iter(attributes.values())))
         self.known = np.zeros(n_users, dtype=bool)
         self.known[rng.permutation(n_users)[: int(round(known_fraction * n_users))]] = True
@@ -77,7 +80,7 @@ class InferenceAttacker(mesa.Agent):
             self.results = {
                 name: infer_attribute(
                     features, labels, self.known, self.n_classes[name],
-                    self.classifiers, self.folds, self.seed,
+                    self.classifiers, self.folds, self.seed, self.device,
                 )
                 for name, labels in self.attributes.items()
             }

@@ -20,6 +20,7 @@ class PlatformData:
         self._parts: list[Interactions] = []
         self._table: Interactions | None = Interactions.empty()
         self.revision = 0  # changes whenever the held ratings change
+        self.rewrites = 0  # changes whenever ratings are removed (not only appended)
 
     def ingest(self, ratings: Interactions) -> None:
         """Append newly disclosed ratings."""
@@ -39,6 +40,7 @@ class PlatformData:
         self._parts = [self._table]
         if len(dropped):
             self.revision += 1
+            self.rewrites += 1
         return dropped
 
     @property

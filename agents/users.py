@@ -127,18 +127,19 @@ class UserPopulation:
                 self.n_experienced > 0, self.n_disclosed / np.maximum(self.n_experienced, 1), np.nan
             )
 
-    def snapshot(self) -> dict[str, np.ndarray]:
-        """A copy of the per-user state (one row per user)."""
+    def snapshot(self, users: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """A copy of the per-user state, one row per user (or per user in `users`)."""
+        rows = np.arange(self.n_users) if users is None else users
         return {
-            "user": np.arange(self.n_users),
-            "inclination": self.inclination.copy(),
-            "beta": self.beta.copy(),
-            "active": self.active.copy(),
-            "n_experienced": self.n_experienced.copy(),
-            "n_disclosed": self.n_disclosed.copy(),
-            "asks_unlearning": self.asks_unlearning.copy(),
-            "opted_out": self.opted_out.copy(),
-            "deleted": self.deleted.copy(),
+            "user": rows.copy(),
+            "inclination": self.inclination[rows],
+            "beta": self.beta[rows],
+            "active": self.active[rows],
+            "n_experienced": self.n_experienced[rows],
+            "n_disclosed": self.n_disclosed[rows],
+            "asks_unlearning": self.asks_unlearning[rows],
+            "opted_out": self.opted_out[rows],
+            "deleted": self.deleted[rows],
         }
 
 

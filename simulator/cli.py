@@ -121,6 +121,16 @@ def validate(
     console.print("schedule:", highlight=False)
     for line in describe_schedule(loaded):
         console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    if loaded.world.source == "synthetic":
+        from simulator.memory import GIB, check_fits, estimate_memory, synthetic_size
+
+        estimate = estimate_memory(loaded, *synthetic_size(loaded))
+        console.print(f"memory: about {estimate.host_bytes / GIB:.1f} GiB "
+                      f"({estimate.n_ratings:,} ratings)", highlight=False)
+        try:
+            check_fits(estimate, "cpu", "synthetic")
+        except PrivsimError as exc:
+            _fail(str(exc))
 
 
 @app.command()

@@ -575,6 +575,10 @@ class OutputConfig(Section):
 
     dir: str = "outputs"
     agents_table: bool = True
+    agents_sample: float = Field(
+        1.0, gt=0.0, le=1.0, description="share of users the agents table follows (a "
+        "fixed random subset drawn from the seed); 1 follows everyone",
+    )
     plots: bool = True
 
 

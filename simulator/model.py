@@ -36,6 +36,7 @@ from simulator.config import DefensesConfig, Scenario
 from simulator.defenses.stack import PlatformDefenses
 from simulator.device import resolve_device
 from simulator.errors import ScenarioError
+from simulator.memory import check_fits, estimate_memory, synthetic_size
 from simulator.metrics.accuracy import rating_errors
 from simulator.metrics.groups import build_groups, involvement_groups
 from simulator.metrics.measure import Measurer, StepInputs
@@ -68,10 +69,20 @@ class PrivacyModel(mesa.Model):
         super().__init__(rng=seed)
         self.scenario = scenario
         self.device = resolve_device(scenario.simulation.device)
+        if world is None and scenario.world.source == "synthetic":
+            # Refuse a world that cannot fit before generating it.
+            check_fits(estimate_memory(scenario, *synthetic_size(scenario)), self.device.type,
+                       "synthetic")
         self.world = world if world is not None else _load(scenario)
+        if world is None and scenario.world.source != "synthetic":
+            check_fits(estimate_memory(scenario, self.world.n_users, self.world.n_items,
+                                       len(self.world.ratings)), self.device.type,
+                       scenario.world.source)
         self.train, self.test = _split(self.world, scenario)
         self.step_index = 0
         self.records = Records()
+        self.agent_table_users = _sampled_users(
+            self.world.n_users, scenario.output.agents_sample, seed)
         self._build_users(seed)
         self._build_poisoners(seed)
         self._build_platform(seed)
@@ -230,6 +241,7 @@ class PrivacyModel(mesa.Model):
             self.attacker = InferenceAttacker(
                 self, attributes, n_classes, cfg.known_fraction, list(cfg.classifiers),
                 cfg.folds, np.random.default_rng([seed, 2]), seed, cfg.threat, cfg.top_k,
+                self.device,
             )
 
     # --- stepping ----------------------------------------------------------------------
@@ -285,6 +297,7 @@ class PrivacyModel(mesa.Model):
 
         started = time.perf_counter()
         attacks = self._attack(step)
+        timings["seconds_attack"] = time.perf_counter() - started
         row, group_rows = self._measure(attacks)
         if self.poisoned:
             row.update(self._poisoning_metrics(row))
@@ -300,8 +313,9 @@ class PrivacyModel(mesa.Model):
         self.records.metrics.append(row)
         self.records.groups.extend({"step": step, **g} for g in group_rows)
         if self.scenario.output.agents_table:
-            self.records.agents.append({"step": np.full(self.world.n_users, step),
-                                        **self.population.snapshot()})
+            rows = self.agent_table_users
+            self.records.agents.append({"step": np.full(len(rows), step),
+                                        **self.population.snapshot(rows)})
         self.step_index += 1
 
     # --- lifecycle --------------------------------------------------------------------
@@ -530,6 +544,7 @@ class PrivacyModel(mesa.Model):
             beta=self.population.beta,
             n_disclosed=self.population.n_disclosed,
             attack_id=self.attacker.attacks if self.attacker is not None else -1,
+            ranking_key=(self.platform.version, self.platform.data.rewrites),
         )
         return self.measurer.measure(inputs)
 
@@ -587,3 +602,12 @@ def _load(scenario: Scenario) -> World:
             )
         world = keep_items(world, cfg.n_items, cfg.item_sample, seed)
     return world
+
+
+def _sampled_users(n_users: int, share: float, seed: int) -> np.ndarray:
+    """The users the agents table follows: everyone, or a fixed random share (sorted)."""
+    if share >= 1.0:
+        return np.arange(n_users)
+    count = max(1, int(round(share * n_users)))
+    rng = np.random.default_rng([seed, 7])
+    return np.sort(rng.choice(n_users, size=count, replace=False))

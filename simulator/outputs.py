@@ -7,6 +7,8 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -50,16 +52,24 @@ def new_run_dir(base: Path, name: str) -> Path:
     raise RuntimeError(f"could not create a run folder under {base}")
 
 
-def _atomic(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename over `path`."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file in `path`'s folder that is renamed over `path` when the block ends
+    without error (and removed when it fails): readers never see a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        write(Path(tmp))
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same folder, then rename over `path`."""
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def write_text(path: Path, text: str) -> None:

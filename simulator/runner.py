@@ -9,6 +9,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import pandas as pd
 import scipy.sparse as sp
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from simulator.agent_table import AgentTableSpill, agents_frame, read_agents
+from simulator.attacks.inference import classifier_devices
 from simulator.config import Scenario, scenario_to_yaml
 from simulator.device import resolve_device
 from simulator.errors import PrivsimError
@@ -32,20 +35,26 @@ from simulator.outputs import (
 from simulator.plots import plot_run
 from simulator.world import World
 
-PHASES = ("seconds_agents", "seconds_training", "seconds_measurement")
+# Per-step phases summed into the manifest's timings (attack is part of measurement).
+PHASES = ("seconds_agents", "seconds_training", "seconds_measurement", "seconds_attack")
 CHECKPOINT = "checkpoint.pkl"
 
 
 @dataclass
 class RunResult:
-    """A finished run: its folder and its tables."""
+    """A finished run: its folder and its tables (the agents table is read on first use:
+    with many users it is large)."""
 
     path: Path
     metrics: pd.DataFrame
     groups: pd.DataFrame
-    agents: pd.DataFrame
     events: pd.DataFrame
     manifest: dict[str, Any]
+
+    @cached_property
+    def agents(self) -> pd.DataFrame:
+        """One row per user (or sampled user) and step."""
+        return read_agents(self.path / "agents.parquet")
 
 
 def check_out(out: Path | None) -> None:
@@ -97,6 +106,10 @@ def run_scenario(
         "versions": versions(),
         "world": model.world.describe(),
     }
+    if model.attacker is not None:
+        # Where each classifier computes: on CUDA runs, the scikit-learn ones (and an
+        # XGBoost built without CUDA) stay on the CPU, and the manifest says so.
+        manifest["attacker_devices"] = classifier_devices(model.attacker.classifiers, device)
     if checkpoint_every is not None:
         manifest["checkpoint_every"] = checkpoint_every
     write_text(run_dir / "config.yaml", scenario_to_yaml(scenario))
@@ -136,23 +149,25 @@ def _finish(
     """Step the model to the end (checkpointing as asked), then write every output."""
     scenario = model.scenario
     every = manifest.get("checkpoint_every")
+    spill = AgentTableSpill(run_dir, model.population.type_names)
     try:
         _step_all(model, scenario.simulation.run_steps, progress, run_dir, every, started,
-                  setup_seconds)
+                  setup_seconds, spill)
+        spill.finish(run_dir / "agents.parquet", scenario.simulation.run_steps)
         tables = records_to_frames(model.records, model.population.type_names)
         graph = getattr(model.population.policy, "adjacency", None)
         if graph is not None:  # the social graph, for the dashboard
             upper = sp.triu(graph, k=1).tocoo()
             tables["graph"] = pd.DataFrame({"source": upper.row.astype(np.int64),
                                             "target": upper.col.astype(np.int64)})
+        writing = time.perf_counter()
         write_tables(run_dir, tables)
         if scenario.output.plots:
             plot_run(tables["metrics"], tables["groups"], run_dir / "plots", scenario.metrics.k)
-        manifest.update(
-            status="completed",
-            finished=now_iso(),
-            timings=_timings(tables["metrics"], setup_seconds, time.perf_counter() - started),
-        )
+        timings = _timings(tables["metrics"], setup_seconds, time.perf_counter() - started)
+        timings["writing_seconds"] = time.perf_counter() - writing + spill.seconds
+        timings["peak_memory_gib"] = peak_memory_gib()
+        manifest.update(status="completed", finished=now_iso(), timings=timings)
         write_json(run_dir / "manifest.json", manifest)
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
     except BaseException as exc:
@@ -164,15 +179,15 @@ def _finish(
         )
         write_json(run_dir / "manifest.json", manifest)
         raise
-    return RunResult(run_dir, tables["metrics"], tables["groups"], tables["agents"],
-                     tables["events"], manifest)
+    return RunResult(run_dir, tables["metrics"], tables["groups"], tables["events"], manifest)
 
 
 def _step_all(
     model: PrivacyModel, steps: int, progress: bool | None, run_dir: Path,
-    checkpoint_every: int | None, started: float, setup_seconds: float,
+    checkpoint_every: int | None, started: float, setup_seconds: float, spill: AgentTableSpill,
 ) -> None:
-    """Step from wherever the model is to `steps`, saving a checkpoint every K steps."""
+    """Step from wherever the model is to `steps`, spilling each step's agent rows to disk
+    and saving a checkpoint every K steps."""
     show = sys.stderr.isatty() if progress is None else progress
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("step {task.completed}/{task.total}"), TimeElapsedColumn())
@@ -180,6 +195,8 @@ def _step_all(
         task = bar.add_task(model.scenario.name, total=steps, completed=model.step_index)
         while model.step_index < steps:
             model.step()
+            spill.write(model.records.agents)
+            model.records.agents.clear()
             bar.advance(task)
             if checkpoint_every and model.step_index % checkpoint_every == 0 \
                     and model.step_index < steps:
@@ -197,20 +214,18 @@ def _save_checkpoint(model: PrivacyModel, run_dir: Path, elapsed: float, setup: 
 
 
 def records_to_frames(records: Records, type_names: list[str]) -> dict[str, pd.DataFrame]:
-    """The recorded rows as the four output tables."""
-    agents = pd.DataFrame(
-        {key: np.concatenate([snap[key] for snap in records.agents]) for key in records.agents[0]}
-        if records.agents else {}
-    )
-    if len(agents):
-        agents["inclination"] = pd.Categorical.from_codes(agents["inclination"], type_names)
+    """The recorded rows as the output tables (the agents table only where the records
+    still hold it: a run spills it to disk step by step)."""
+    tables = {}
+    if records.agents:
+        tables["agents"] = agents_frame(records.agents, type_names)
     events = pd.DataFrame(
         records.events, columns=["step", "kind", "agent", "value", "seconds", "detail"]
     )
     return {
         "metrics": pd.DataFrame(records.metrics),
         "groups": pd.DataFrame(records.groups),
-        "agents": agents,
+        **tables,
         "events": events,
     }
 
@@ -224,5 +239,14 @@ def write_tables(run_dir: Path, tables: dict[str, pd.DataFrame]) -> None:
 def _timings(metrics: pd.DataFrame, setup: float, total: float) -> dict[str, float]:
     timings = {"setup_seconds": setup, "total_seconds": total}
     for phase in PHASES:
-        timings[phase.replace("seconds_", "") + "_seconds"] = float(metrics[phase].sum())
+        if phase in metrics:
+            timings[phase.replace("seconds_", "") + "_seconds"] = float(metrics[phase].sum())
     return timings
+
+
+def peak_memory_gib() -> float:
+    """This process's peak resident memory so far, GiB (Linux reports KiB, macOS bytes)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)

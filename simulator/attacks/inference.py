@@ -1,10 +1,18 @@
 """Attribute inference from what an attacker sees of users: cross-validated classifiers.
 
 The attacker trains on the users whose attributes it knows and predicts everyone
-else's; stratified k-fold over the known users (fixed seed) gives its own estimate of
-each classifier's strength, which it uses to pick the one it trusts. Features are a dense
-array (user embeddings) or a scipy CSR matrix (recommendation lists, disclosed ratings);
-every classifier takes both.
+else's. Stratified k-fold over the known users (fixed seed) fits k models per classifier:
+their out-of-fold predictions give the attacker's own estimate of the classifier's
+strength (which it uses to pick the one it trusts) and the known users' predictions; the
+mean of the k models predicts everyone else (a cross-validation ensemble: as strong as one
+refit on all known users, and it saves that fit). Features are a dense array (user
+embeddings) or a scipy CSR matrix (recommendation lists, disclosed ratings); every
+classifier takes both.
+
+Logistic regression runs in torch on the simulation's device, all k folds in one fit
+(`simulator.attacks.logistic`); XGBoost runs on CUDA when its build has CUDA, with early
+stopping on a slice of each fold's training users; the MLP and random forest are
+scikit-learn's and run on the CPU. `classifier_devices` says where each one runs.
 """
 
 from __future__ import annotations
@@ -14,23 +22,35 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import ClassifierMixin, clone
+import torch
+from sklearn.base import ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, StandardScaler
-from xgboost import XGBClassifier
 
 from simulator.attacks.features import Features
+from simulator.attacks.logistic import as_tensor, fit_logistic
 from simulator.metrics.leakage import macro_ovr_auc
 
 CLASSIFIERS = ("logreg", "xgboost", "mlp", "forest")
 
 
-def make_classifier(name: str, seed: int, sparse: bool = False) -> ClassifierMixin:
-    """A fresh, unfitted classifier of that name, for dense or sparse (CSR) input.
+# Predictions for everyone are made this many users at a time (bounds memory at 1M users).
+PREDICT_CHUNK = 65536
+# Share of each fold's training users held back to stop XGBoost's boosting.
+STOPPING_SHARE = 0.15
+
+
+def make_classifier(
+    name: str, seed: int, sparse: bool = False, device: torch.device | None = None
+) -> ClassifierMixin:
+    """A fresh, unfitted scikit-learn-API classifier of that name, for dense or sparse input.
+
+    (The attacker itself fits `logreg` in torch, batched over folds; this scikit-learn
+    pipeline is its reference, with the same objective.)
 
     All four read CSR directly, so sparse features need no dense reduction. Sparse input
     is scaled by MaxAbsScaler, which keeps zeros zero (centring would densify the matrix)
@@ -42,12 +62,18 @@ def make_classifier(name: str, seed: int, sparse: bool = False) -> ClassifierMix
     if name == "logreg":
         return make_pipeline(scaler, LogisticRegression(C=1.0, max_iter=1000))
     if name == "xgboost":
+        from xgboost import XGBClassifier
+
         # 64 histogram bins instead of 256: 3-4x faster on a few thousand users, same AUC.
-        # One thread: on tables this small, OpenMP threads gain little and stall badly
-        # whenever another process holds a core.
+        # As many threads as torch may use (a sweep gives each worker its share of the
+        # cores). Up to 60 rounds at rate 0.3, stopped early on held-back users (see
+        # `_fit_predict`): on embeddings of ML-100K, ML-1M and synthetic worlds, as strong
+        # as 80 fixed rounds at 0.15 (benchmarks/bench_attacker.py) in a third of the time.
         return XGBClassifier(
-            n_estimators=80, max_depth=3, learning_rate=0.15, subsample=0.8, max_bin=64,
-            tree_method="hist", n_jobs=1, random_state=seed, verbosity=0,
+            n_estimators=60, max_depth=3, learning_rate=0.3, subsample=0.8, max_bin=64,
+            tree_method="hist", n_jobs=torch.get_num_threads(), random_state=seed,
+            verbosity=0,
+            device="cuda" if _xgboost_on_cuda(device) else "cpu",
         )
     if name == "mlp":
         return make_pipeline(scaler, MLPClassifier(
@@ -66,26 +92,31 @@ class AttackOutcome:
 
     classifier: str
     cv_auc: float  # attacker's own cross-validated estimate on the users it knows
-    proba: np.ndarray  # (n_users, n_classes) predicted class probabilities for every user
+    # (n_users, n_classes) class probabilities: out-of-fold for the users it knows, the
+    # mean of the fold models for everyone else
+    proba: np.ndarray
 
 
-def _fit_predict(
-    model: ClassifierMixin, x_train: Features, y_train: np.ndarray, x: Features,
-    n_classes: int,
-) -> np.ndarray:
-    """Fit on (x_train, y_train) and return probabilities over all n_classes codes."""
-    present = np.unique(y_train)
-    proba = np.zeros((x.shape[0], n_classes))
-    if len(present) == 1:
-        proba[:, present[0]] = 1.0
-        return proba
-    # Classifiers need contiguous labels: map the codes seen in training to 0..k-1.
-    remap = np.searchsorted(present, y_train)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fitted = clone(model).fit(x_train, remap)
-    proba[:, present] = fitted.predict_proba(x)
-    return proba
+def classifier_devices(classifiers: list[str], device: torch.device) -> dict[str, str]:
+    """Where each classifier computes when the simulation runs on `device`."""
+    where = {}
+    for name in classifiers:
+        if name == "logreg":
+            where[name] = device.type
+        elif name == "xgboost":
+            where[name] = "cuda" if _xgboost_on_cuda(device) else (
+                "cpu" if device.type == "cpu" else "cpu (this xgboost build has no CUDA)")
+        else:
+            where[name] = "cpu (scikit-learn)"
+    return where
+
+
+def _xgboost_on_cuda(device: torch.device | None) -> bool:
+    if device is None or device.type != "cuda":
+        return False
+    import xgboost
+
+    return bool(xgboost.build_info().get("USE_CUDA"))
 
 
 def _as_features(features: Features) -> Features:
@@ -93,6 +124,17 @@ def _as_features(features: Features) -> Features:
     if sp.issparse(features):
         return sp.csr_matrix(features, dtype=np.float32)
     return np.ascontiguousarray(features, dtype=np.float32)
+
+
+def _fold_splits(codes: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold over the known users; empty when there are too few to split."""
+    n_splits = int(min(folds, np.bincount(codes).max(initial=0)))
+    if n_splits < 2 or len(np.unique(codes)) < 2:
+        return []
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # classes with fewer members than folds
+        return list(splitter.split(np.zeros(len(codes)), codes))
 
 
 def infer_attribute(
@@ -103,32 +145,141 @@ def infer_attribute(
     classifiers: list[str],
     folds: int,
     seed: int,
+    device: torch.device | None = None,
 ) -> list[AttackOutcome]:
     """Train each classifier on the known users; predict every user's attribute.
 
-    `features` has one row per user: a dense array or a scipy sparse matrix.
+    `features` has one row per user: a dense array or a scipy sparse matrix. Logistic
+    regression computes on `device` (CPU when None).
     """
+    device = device or torch.device("cpu")
     x = _as_features(features)
-    x_known, y_known = x[known], labels[known]
-    n_splits = int(min(folds, np.bincount(y_known).max(initial=0)))
+    known_rows = np.flatnonzero(known)
+    present = np.unique(labels[known])
+    codes = np.searchsorted(present, labels[known])  # contiguous 0..K-1 for the classifiers
+    splits = _fold_splits(codes, folds, seed) if len(present) > 1 else []
     outcomes = []
     for name in classifiers:
-        model = make_classifier(name, seed, sp.issparse(x))
+        proba = np.zeros((x.shape[0], n_classes))
         cv_auc = float("nan")
-        if n_splits >= 2 and len(np.unique(y_known)) >= 2:
-            out_of_fold = np.zeros((len(y_known), n_classes))
-            splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                splits = list(splitter.split(np.zeros(len(y_known)), y_known))
-            for train_idx, val_idx in splits:
-                out_of_fold[val_idx] = _fit_predict(
-                    model, x_known[train_idx], y_known[train_idx], x_known[val_idx], n_classes
-                )
-            cv_auc = macro_ovr_auc(y_known, out_of_fold)
-        proba = _fit_predict(model, x_known, y_known, x, n_classes)
+        if len(present) == 1:
+            proba[:, present[0]] = 1.0
+        elif splits:
+            fitted, out_of_fold = _cross_fit(name, x, known_rows, codes, splits, seed, device)
+            cv_auc = macro_ovr_auc(codes, out_of_fold)
+            fitted[known_rows] = out_of_fold
+            proba[:, present] = fitted
+        else:
+            every = [(np.arange(len(codes)), np.arange(0))]
+            fitted, _ = _cross_fit(name, x, known_rows, codes, every, seed, device)
+            proba[:, present] = fitted
         outcomes.append(AttackOutcome(name, cv_auc, proba))
     return outcomes
+
+
+def _cross_fit(
+    name: str, x: Features, known_rows: np.ndarray, codes: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]], seed: int, device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One model per split: the mean of their probabilities for every user, and each known
+    user's probabilities from the model that did not train on it (out of fold)."""
+    n_present = int(codes.max()) + 1
+    mean = np.zeros((x.shape[0], n_present))
+    out_of_fold = np.zeros((len(codes), n_present))
+    if name == "logreg":
+        rows = np.zeros((len(splits), len(codes)), dtype=bool)
+        for fold, (train, _) in enumerate(splits):
+            rows[fold, train] = True
+        x_all = as_tensor(x, device)
+        model = fit_logistic(_rows_of(x_all, known_rows, x), codes, rows, n_present)
+        for start in range(0, x.shape[0], PREDICT_CHUNK):
+            chunk = _rows_of(x_all, np.arange(start, min(start + PREDICT_CHUNK, x.shape[0])), x)
+            with torch.no_grad():
+                mean[start : start + chunk.shape[0]] = (
+                    model.predict_proba(chunk).mean(0).double().cpu().numpy())
+        with torch.no_grad():
+            for fold, (_, held_out) in enumerate(splits):
+                chunk = _rows_of(x_all, known_rows[held_out], x)
+                out_of_fold[held_out] = model.predict_proba(chunk)[fold].double().cpu().numpy()
+        return mean, out_of_fold
+    x_known = x[known_rows]
+    # XGBoost predicts from one matrix of every user, built once for all folds.
+    everyone = _xgboost_matrix(x) if name == "xgboost" else x
+    for train, held_out in splits:
+        fold_proba = _fit_predict(name, seed, device, x_known[train], codes[train], everyone,
+                                  n_present)
+        mean += fold_proba / len(splits)
+        out_of_fold[held_out] = fold_proba[known_rows[held_out]]
+    return mean, out_of_fold
+
+
+def _rows_of(x_all: torch.Tensor, rows: np.ndarray, x: Features) -> torch.Tensor:
+    """Those rows of the feature tensor (sparse tensors are sliced through scipy)."""
+    if x_all.layout == torch.sparse_csr:
+        return as_tensor(x[rows], x_all.device)
+    return x_all[torch.as_tensor(rows, device=x_all.device)]
+
+
+def _xgboost_matrix(x: Features) -> object:
+    import xgboost
+
+    return xgboost.DMatrix(x)
+
+
+def _fit_predict(
+    name: str, seed: int, device: torch.device, x_train: Features, y_train: np.ndarray,
+    x: object, n_classes: int,
+) -> np.ndarray:
+    """Fit on (x_train, y_train) and return probabilities over all n_classes codes for the
+    rows of `x` (features, or for XGBoost an `xgboost.DMatrix` of them)."""
+    present = np.unique(y_train)
+    n_rows = x.num_row() if name == "xgboost" else x.shape[0]
+    proba = np.zeros((n_rows, n_classes))
+    if len(present) == 1:
+        proba[:, present[0]] = 1.0
+        return proba
+    # Classifiers need contiguous labels: map the codes seen in training to 0..k-1.
+    remap = np.searchsorted(present, y_train)
+    model = make_classifier(name, seed, sp.issparse(x), device)
+    fit_options = {}
+    if name == "xgboost":
+        stop = _stopping_rows(remap, seed)
+        if stop.any():
+            model.set_params(early_stopping_rounds=5)
+            fit_options = {"eval_set": [(x_train[stop], remap[stop])], "verbose": False}
+            x_train, remap = x_train[~stop], remap[~stop]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = model.fit(x_train, remap, **fit_options)
+        if name == "xgboost":
+            proba[:, present] = _xgboost_proba(fitted, x)
+        else:
+            proba[:, present] = np.concatenate([
+                fitted.predict_proba(x[start : start + PREDICT_CHUNK])
+                for start in range(0, x.shape[0], PREDICT_CHUNK)
+            ])
+    return proba
+
+
+def _xgboost_proba(fitted: ClassifierMixin, matrix: object) -> np.ndarray:
+    """Class probabilities from a fitted XGBClassifier's booster (up to its best round when
+    it stopped early), as `predict_proba` gives them, without rebuilding the matrix."""
+    booster = fitted.get_booster()
+    best = getattr(fitted, "best_iteration", None)
+    rounds = (0, best + 1) if best is not None else (0, 0)
+    raw = booster.predict(matrix, iteration_range=rounds)
+    return np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
+
+
+def _stopping_rows(codes: np.ndarray, seed: int) -> np.ndarray:
+    """About `STOPPING_SHARE` of each class's rows, never all of one class: the users that
+    decide when boosting stops."""
+    rng = np.random.default_rng(seed)
+    stop = np.zeros(len(codes), dtype=bool)
+    for code in np.unique(codes):
+        members = rng.permutation(np.flatnonzero(codes == code))
+        stop[members[: int(STOPPING_SHARE * len(members))]] = True
+    return stop
 
 
 def pick_best(outcomes: list[AttackOutcome]) -> AttackOutcome:

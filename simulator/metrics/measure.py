@@ -33,6 +33,9 @@ class StepInputs:
     beta: np.ndarray
     n_disclosed: np.ndarray
     attack_id: int = -1  # which fresh attack produced `attacks`; leakage is cached by it
+    # Same key: the same model, and the seen table with rows only appended (the rankings
+    # are then updated instead of recomputed); None: rank afresh.
+    ranking_key: object = None
 
 
 class Measurer:
@@ -49,6 +52,7 @@ class Measurer:
         self.device = device
         self.ranking = RankingEvaluator(test, n_users, n_items, k, device)
         self._leak_cache: dict[tuple[int, str, str], dict[str, float]] = {}
+        self._classifier_cache: tuple[int, dict[str, object]] | None = None
         self.user_quality: np.ndarray | None = None
         self.user_baseline: np.ndarray | None = None
 
@@ -68,8 +72,7 @@ class Measurer:
         row[f"pop_hr_{self.k}"] = float(np.nanmean(popular.hit))
         row[f"pop_ndcg_{self.k}"] = float(np.nanmean(popular.ndcg))
         row["beta_mean"] = float(inputs.beta.mean())
-        for attribute, outcomes in inputs.attacks.items():
-            row.update(self._per_classifier(attribute, outcomes, inputs.attacker_known))
+        row.update(self._all_classifiers(inputs))
         group_rows = []
         dynamic = disclosure_groups(inputs.n_disclosed, inputs.disclosure_fraction)
         for group in [*self.groups, *dynamic]:
@@ -89,7 +92,8 @@ class Measurer:
         errors = None
         if model.predicts_ratings:
             errors = rating_errors(model.predict, self.test, self.n_users)
-        hits = self.ranking.evaluate(model.score, inputs.seen_user, inputs.seen_item)
+        hits = self.ranking.evaluate(model.score, inputs.seen_user, inputs.seen_item,
+                                     inputs.ranking_key)
         return errors, hits
 
     def _slice(
@@ -152,6 +156,16 @@ class Measurer:
             f"{prefix}_auc_chance": 0.5,
             f"{prefix}_bacc_chance": scores["bacc_chance"],
         }
+
+    def _all_classifiers(self, inputs: StepInputs) -> dict[str, object]:
+        """Every classifier's scores, kept until the attacker attacks afresh."""
+        if self._classifier_cache is not None and self._classifier_cache[0] == inputs.attack_id:
+            return self._classifier_cache[1]
+        values: dict[str, object] = {}
+        for attribute, outcomes in inputs.attacks.items():
+            values.update(self._per_classifier(attribute, outcomes, inputs.attacker_known))
+        self._classifier_cache = (inputs.attack_id, values)
+        return values
 
     def _per_classifier(
         self, attribute: str, outcomes: list[AttackOutcome], known: np.ndarray | None
