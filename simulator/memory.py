@@ -6,7 +6,7 @@ The coefficients were measured on this code (peak resident memory of `privsim ru
 quickstart` at 20k-100k users and 2-6M ratings, CPU): about 180 bytes per rating (the
 world, its train/test split, the disclosure schedule, the platform's copy and the training
 tensors), 1.6 KB per user plus 16 bytes per user and item per latent factor (the model
-and its optimiser state), and 0.65 GB for the interpreter, its libraries and the
+and its optimiser state), and 0.75 GiB for the interpreter, its libraries and the
 generator's working chunk. `benchmarks/bench_scale.py` prints the estimate beside the
 measured peak.
 """
@@ -21,7 +21,7 @@ from simulator.config import SYNTHETIC_ITEMS, SYNTHETIC_USERS, Scenario
 BYTES_PER_RATING = 180
 BYTES_PER_USER = 1600
 BYTES_PER_FACTOR_ROW = 16  # float32 parameter, its gradient and two Adam moments
-BASE_BYTES = int(0.65 * 2**30)
+BASE_BYTES = int(0.75 * 2**30)
 # What a run may plan to use of the memory available when it starts.
 USABLE_SHARE = 0.9
 GIB = 2**30

@@ -19,6 +19,7 @@ SMALL = [
     "world.n_users=200", "world.n_items=150", "world.mean_ratings_per_user=25",
     "platform.first_epochs=3", "platform.epochs=1", "attackers.0.classifiers=[logreg]",
     "attackers.0.folds=3", "simulation.steps=4", "platform.retrain_every=2",
+    "simulation.device=cpu",
 ]
 
 
@@ -41,7 +42,7 @@ def _ratings_threat_run(data_dir: Path, retrain_every: int) -> tuple[PrivacyMode
         "attackers.0.threat=ratings", "attackers.0.classifiers=[logreg]",
         "attackers.0.attributes=[gender]", "simulation.steps=2",
         f"platform.retrain_every={retrain_every}", "platform.first_epochs=2",
-        "platform.epochs=1",
+        "platform.epochs=1", "simulation.device=cpu",
     ])
     model = PrivacyModel(scenario)
     model.run()

@@ -46,7 +46,9 @@ def test_validate_prints_the_estimate_and_refuses_what_cannot_fit(
     monkeypatch.setattr(memory, "available_host_bytes", lambda: 2 * memory.GIB)
     runner = CliRunner()
     ok = runner.invoke(app, ["validate", "quickstart"])
-    assert ok.exit_code == 0 and "memory: about 0.7 GiB (60,000 ratings)" in ok.output
+    expected = estimate_memory(load_scenario("quickstart"), 1000, 800, 60_000).host_bytes
+    assert ok.exit_code == 0
+    assert f"memory: about {expected / memory.GIB:.1f} GiB (60,000 ratings)" in ok.output
     refused = runner.invoke(app, ["validate", "quickstart", "--set", "world.n_users=200000"])
     assert refused.exit_code == 2
     assert "lower world.n_users or world.mean_ratings_per_user" in refused.output

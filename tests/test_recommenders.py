@@ -179,7 +179,9 @@ def test_trains_on_cuda(cls, planted) -> None:
     reports = [m.fit(train, 10) for m in models]
     assert reports[0].losses[-1] < reports[0].losses[0]
     assert models[0].score(torch.arange(3)).device.type == "cuda"
-    np.testing.assert_array_equal(models[0].user_embeddings(), models[1].user_embeddings())
+    # CUDA sums gradients with atomics: same-seed fits agree to float tolerance, not bits.
+    np.testing.assert_allclose(models[0].user_embeddings(), models[1].user_embeddings(),
+                               rtol=1e-3, atol=1e-4)
 
 
 # -- edge cases -----------------------------------------------------------------------------

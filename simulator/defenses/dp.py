@@ -93,7 +93,9 @@ class _Rows(Dataset):
         return torch.as_tensor(indices, dtype=torch.int64)
 
     def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The columns at the given rows (the loader's collate function)."""
+        """The columns at the given rows (the loader's collate function; the sampler's
+        indices are on the CPU, the columns on the model's device)."""
+        index = index.to(self.columns[0].device)
         return tuple(c.index_select(0, index) for c in self.columns)
 
 
@@ -122,8 +124,8 @@ def _table_norm_sample(
 
 
 def _table(weights: torch.Tensor) -> _Table:
-    """A trainable dense embedding holding a copy of `weights` (rows, dim)."""
-    return _Table.from_pretrained(weights.detach().clone().cpu(), freeze=False)
+    """A trainable dense embedding holding a copy of `weights` (rows, dim), on their device."""
+    return _Table.from_pretrained(weights.detach().clone(), freeze=False)
 
 
 def _direction(gradient: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -144,7 +146,7 @@ class _MFNet(nn.Module):
         self.item = _table(model.table[n:])
         self.user_bias = _table(model.bias[:n].unsqueeze(1))
         self.item_bias = _table(model.bias[n:].unsqueeze(1))
-        self.offset = _table(torch.zeros(1, 1))
+        self.offset = _table(torch.zeros(1, 1, device=model.table.device))
 
     def forward(
         self, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor
@@ -253,10 +255,14 @@ def default_batch_size(n: int) -> int:
     return int(min(MAX_BATCH, max(MIN_BATCH, round(n / BATCHES_PER_EPOCH))))
 
 
-def _generators(seed: int) -> tuple[torch.Generator, torch.Generator, torch.Generator]:
-    """Independent seeded generators for sampling, noise and negatives."""
+def _generators(
+    seed: int, device: torch.device
+) -> tuple[torch.Generator, torch.Generator, torch.Generator]:
+    """Independent seeded generators for sampling and negatives (on the CPU: the same
+    batches and negatives on every device) and for the noise (on the parameters' device,
+    where Opacus draws it)."""
     a, b, c = (int(s) >> 1 for s in np.random.SeedSequence(seed).generate_state(3, np.uint64))
-    return torch.Generator().manual_seed(a), torch.Generator().manual_seed(b), \
+    return torch.Generator().manual_seed(a), torch.Generator(device).manual_seed(b), \
         torch.Generator().manual_seed(c)
 
 
@@ -277,7 +283,7 @@ def dp_fit(
     A cold start first re-initialises the model from its seed; a warm start continues from
     its current parameters. delta defaults to 1 / len(data). With `settings.target_epsilon`
     the noise multiplier is the smallest that keeps epsilon at or below the target after
-    `epochs` epochs. Training runs on the CPU; the parameters go back to the model's device.
+    `epochs` epochs. Training runs on the model's device (batches are sampled on the CPU).
     """
     if not isinstance(model, (MF, BPR)):
         raise TypeError(f"dp_fit trains MF or BPR models, got {type(model).__name__}")
@@ -292,19 +298,20 @@ def dp_fit(
     if n == 0 or epochs == 0:
         return DPTrainingReport(0, [], time.perf_counter() - start, warm_start, delta=delta)
 
-    sampling, noise, negatives = _generators(seed)
-    user = torch.as_tensor(data.user, dtype=torch.int64)
-    item = torch.as_tensor(data.item, dtype=torch.int64)
+    device = model.table.device
+    sampling, noise, negatives = _generators(seed, device)
+    user = torch.as_tensor(data.user, dtype=torch.int64, device=device)
+    item = torch.as_tensor(data.item, dtype=torch.int64, device=device)
     net: _MFNet | _BPRNet
     apr = model.apr
-    rating = torch.as_tensor(data.rating, dtype=torch.float32)
+    rating = torch.as_tensor(data.rating, dtype=torch.float32, device=device)
     if isinstance(model, MF):
         net = _MFNet(model, model.offset, apr)
         rows = _Rows(user, item, rating)
         criterion = _Objective(_squared_error, apr.weight if apr else None)
     else:
         net = _BPRNet(model, apr)
-        rows = _Rows(user, torch.stack([item, item], 1), torch.zeros(n))
+        rows = _Rows(user, torch.stack([item, item], 1), torch.zeros(n, device=device))
         criterion = _Objective(_bpr_loss, apr.weight if apr else None)
 
     batch = batch_size or default_batch_size(n)
@@ -328,7 +335,8 @@ def dp_fit(
         losses: list[float] = []
         for _ in range(epochs):
             if isinstance(model, BPR):
-                rows.columns[1][:, 1] = torch.randint(model.n_items, (n,), generator=negatives)
+                rows.columns[1][:, 1] = torch.randint(
+                    model.n_items, (n,), generator=negatives).to(device)
             total, seen = 0.0, 0
             for inputs in dp_loader:
                 optimizer.zero_grad()

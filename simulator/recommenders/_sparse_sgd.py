@@ -233,8 +233,14 @@ def sampled_scores(
 ) -> torch.Tensor:
     """table[u] . table[c] for every entry c of the user-grouped CSR (rows = users).
 
-    One sampled dense-dense product: cheaper than gathering (batch, d) row copies.
+    One sampled dense-dense product: cheaper than gathering (batch, d) row copies on the
+    CPU. On CUDA the entries are gathered instead: cuSPARSE expects sorted, distinct
+    columns in a row, and a user's entries here repeat items and are not sorted.
     """
+    if table.is_cuda:
+        rows = torch.repeat_interleave(
+            torch.arange(n_users, device=table.device), row_offsets.diff())
+        return (table[rows] * table[columns]).sum(1)
     with warnings.catch_warnings():
         # torch flags every sparse CSR tensor as beta; the layout used here is plain CSR.
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
