@@ -36,6 +36,7 @@ class InferenceAttacker(mesa.Agent):
         threat: str = "embedding",
         top_k: int = 10,
         device: torch.device | None = None,
+        selection_every: int = 1,
     ) -> None:
         super().__init__(model)
         self.attributes = attributes
@@ -46,6 +47,8 @@ class InferenceAttacker(mesa.Agent):
         self.threat = threat
         self.top_k = top_k
         self.device = device or torch.device("cpu")
+        self.selection_every = selection_every
+        self.cross_validated = False  # whether the latest attack cross-validated
         n_users = len(next(iter(attributes.values())))
         self.known = np.zeros(n_users, dtype=bool)
         self.known[rng.permutation(n_users)[: int(round(known_fraction * n_users))]] = True
@@ -77,10 +80,15 @@ class InferenceAttacker(mesa.Agent):
             # The platform may hold more accounts than there are real users (fake profiles
             # come after them); the attacker classifies the real ones.
             features = features[: len(self.known)]
+            # Cross-validate (choose) every `selection_every` attacks; refit in between.
+            select = not self.results or self.attacks % self.selection_every == 0
+            self.cross_validated = select
             self.results = {
                 name: infer_attribute(
                     features, labels, self.known, self.n_classes[name],
                     self.classifiers, self.folds, self.seed, self.device,
+                    refit=self.selection_every > 1,
+                    selected=None if select else self.results[name],
                 )
                 for name, labels in self.attributes.items()
             }

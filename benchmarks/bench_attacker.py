@@ -17,7 +17,12 @@ seconds each took. `quickstart-null` is quickstart with `world.signal=0` (taste 
 attribute): both attackers should sit at chance there. The MovieLens scenarios need
 `../shared/data` (or `PRIVSIM_DATA`); they are skipped, saying so, without it.
 
-Options: `--seeds 0 1 2` (default), `--scenarios NAME ...`.
+A second table runs each scenario whole with its attacker cross-validating every attack
+(`selection_every: 1`, the default) and every 5th (`selection_every: 5`, refits in
+between), and compares the leakage AUC they report, averaged over the steps after the
+first retrain and at the last step, with the seconds the attacks took.
+
+Options: `--seeds 0 1 2` (default), `--scenarios NAME ...`, `--skip-runs`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
+    parser.add_argument("--skip-runs", action="store_true", help="only the first table")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     print(f"seeds {args.seeds}; mean +/- 95% t-interval half-width over seeds")
@@ -158,6 +165,51 @@ def main() -> None:
                   f"{_summary(row['cur_auc']):>15} {_summary(row['diff']):>15} "
                   f"{_summary(row['ref_bacc']):>15} {_summary(row['cur_bacc']):>15} "
                   f"{np.mean(row['ref_s']):>6.2f} {np.mean(row['cur_s']):>6.2f}", flush=True)
+    if not args.skip_runs:
+        selection_table(args.scenarios, args.seeds)
+
+
+def _run_leakage(name: str, overrides: list[str], seed: int, every: int):
+    scenario = load_scenario(name, [*overrides, f"simulation.seed={seed}",
+                                    "simulation.device=cpu",
+                                    f"attackers.0.selection_every={every}"])
+    model = PrivacyModel(scenario)
+    model.run()
+    metrics = pd.DataFrame(model.records.metrics)
+    return metrics, list(scenario.attackers[0].attributes)
+
+
+def selection_table(labels: list[str], seeds: list[int]) -> None:
+    """Whole runs: the attacker cross-validating every attack against every 5th."""
+    print("\nwhole runs: selection_every 1 vs 5 (leakage AUC, mean over steps / last step)")
+    print(f"{'scenario':<20} {'attribute':<9} {'every 1 mean':>15} {'every 5 mean':>15} "
+          f"{'diff mean':>15} {'diff last':>15} {'attack s 1':>10} {'attack s 5':>10}")
+    for label in labels:
+        name, overrides = SCENARIOS[label]
+        rows: dict[str, dict[str, list[float]]] = {}
+        try:
+            for seed in seeds:
+                one, attributes = _run_leakage(name, overrides, seed, 1)
+                five, _ = _run_leakage(name, overrides, seed, 5)
+                for attribute in attributes:
+                    column = f"leak_{attribute}_auc"
+                    row = rows.setdefault(attribute, {})
+                    for key, value in [
+                        ("one", one[column].mean()), ("five", five[column].mean()),
+                        ("diff", five[column].mean() - one[column].mean()),
+                        ("last", five[column].iloc[-1] - one[column].iloc[-1]),
+                        ("s1", one["seconds_attack"].sum()),
+                        ("s5", five["seconds_attack"].sum()),
+                    ]:
+                        row.setdefault(key, []).append(float(value))
+        except PrivsimError as error:
+            print(f"{label:<20} skipped: {error}")
+            continue
+        for attribute, row in rows.items():
+            print(f"{label:<20} {attribute:<9} {_summary(row['one']):>15} "
+                  f"{_summary(row['five']):>15} {_summary(row['diff']):>15} "
+                  f"{_summary(row['last']):>15} {np.mean(row['s1']):>10.2f} "
+                  f"{np.mean(row['s5']):>10.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ printed beside the estimate the run checked before starting (`simulator.memory`)
 the whole command, start-up included.
 
 Configurations: the ML-1M-size world (6,040 users, 3,700 items, 165 ratings per user,
-~1M ratings) for 100 steps retraining every 5 with 64 factors; 10,000 and 100,000 users
+~1M ratings) for 100 steps retraining every 5 with 64 factors, with the attacker
+cross-validating every attack and (`-select5`) every 5th attack; 10,000 and 100,000 users
 (60 ratings each) for 20 steps retraining every 2; with `--large`, 1,000,000 users x 3,700
 items for 5 steps. Each runs on the CPU, and again on CUDA when a GPU is present. Then the
 command line's start-up: `privsim --help` and `privsim validate quickstart` against a bare
 interpreter in the same run.
 
-Options: `--large`; `--only NAME ...` (ml1m-100, users-10k, users-100k, users-1m).
+Options: `--large`; `--only NAME ...` (ml1m-100, ml1m-100-select5, users-10k, users-100k,
+users-1m).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from simulator.memory import GIB, estimate_memory, synthetic_size  # noqa: E402
 CONFIGS = {
     "ml1m-100": ["world.n_users=6040", "world.n_items=3700", "world.mean_ratings_per_user=165",
                  "simulation.steps=100", "platform.retrain_every=5", "platform.factors=64"],
+    "ml1m-100-select5": ["world.n_users=6040", "world.n_items=3700",
+                         "world.mean_ratings_per_user=165", "simulation.steps=100",
+                         "platform.retrain_every=5", "platform.factors=64",
+                         "attackers.0.selection_every=5"],
     "users-10k": ["world.n_users=10000", "world.n_items=5000", "world.mean_ratings_per_user=60",
                   "simulation.steps=20", "platform.retrain_every=2"],
     "users-100k": ["world.n_users=100000", "world.n_items=5000",
@@ -98,13 +104,13 @@ def main() -> None:
     args = parser.parse_args()
     names = args.only or [n for n in CONFIGS if args.large or n not in LARGE]
     devices = ["cpu", "cuda"] if _cuda() else ["cpu"]
-    print(f"{'config':<11} {'device':<6} {'wall s':>7} "
+    print(f"{'config':<16} {'device':<6} {'wall s':>7} "
           + " ".join(f"{p:>15}" for p in PHASES)
           + f" {'measure/wall':>12} {'peak GiB':>9} {'est. GiB':>9}")
     for name in names:
         for device in devices:
             row = run_one(name, device)
-            print(f"{name:<11} {device:<6} {row['wall']:>7.1f} "
+            print(f"{name:<16} {device:<6} {row['wall']:>7.1f} "
                   + " ".join(f"{row[p]:>15.1f}" for p in PHASES)
                   + f" {row['measurement'] / row['wall']:>12.2f} {row['peak']:>9.2f}"
                   f" {row['estimate']:>9.2f}", flush=True)

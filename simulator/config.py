@@ -386,6 +386,13 @@ class InferenceAttackerConfig(Section):
         default_factory=lambda: ["logreg", "xgboost"]
     )
     folds: int = Field(5, ge=2)
+    selection_every: int = Field(
+        1, ge=1, le=1000, description="fresh attacks per cross-validation: 1 cross-validates "
+        "every attack and predicts with the mean of the fold models; K > 1 cross-validates "
+        "every K-th attack (choosing the classifier and XGBoost's rounds) and in between "
+        "refits each classifier once on all known users; predictions then always come from "
+        "one fit on all known users",
+    )
 
     @field_validator("attributes", "classifiers")
     @classmethod

@@ -241,7 +241,7 @@ class PrivacyModel(mesa.Model):
             self.attacker = InferenceAttacker(
                 self, attributes, n_classes, cfg.known_fraction, list(cfg.classifiers),
                 cfg.folds, np.random.default_rng([seed, 2]), seed, cfg.threat, cfg.top_k,
-                self.device,
+                self.device, cfg.selection_every,
             )
 
     # --- stepping ----------------------------------------------------------------------
@@ -531,7 +531,8 @@ class PrivacyModel(mesa.Model):
             best = {a: max(o.cv_auc for o in outs) for a, outs in results.items()}
             self._event(step, "attribute_inference", "attacker", float("nan"),
                         time.perf_counter() - started,
-                        {"cv_auc": best, "threat": self.attacker.threat})
+                        {"cv_auc": best, "threat": self.attacker.threat,
+                         "cross_validated": self.attacker.cross_validated})
         return results
 
     def _measure(self, attacks: dict) -> tuple[dict, list[dict]]:

@@ -92,9 +92,9 @@ class AttackOutcome:
 
     classifier: str
     cv_auc: float  # attacker's own cross-validated estimate on the users it knows
-    # (n_users, n_classes) class probabilities: out-of-fold for the users it knows, the
-    # mean of the fold models for everyone else
+    # (n_users, n_classes) class probabilities for every user (see `infer_attribute`)
     proba: np.ndarray
+    rounds: int | None = None  # XGBoost: boosting rounds chosen by early stopping
 
 
 def classifier_devices(classifiers: list[str], device: torch.device) -> dict[str, str]:
@@ -146,43 +146,61 @@ def infer_attribute(
     folds: int,
     seed: int,
     device: torch.device | None = None,
+    refit: bool = False,
+    selected: list[AttackOutcome] | None = None,
 ) -> list[AttackOutcome]:
     """Train each classifier on the known users; predict every user's attribute.
 
     `features` has one row per user: a dense array or a scipy sparse matrix. Logistic
-    regression computes on `device` (CPU when None).
+    regression computes on `device` (CPU when None). By default every classifier is
+    cross-validated and predicts with the mean of its fold models (known users get their
+    out-of-fold predictions). With `refit`, the cross-validation only estimates and tunes
+    (XGBoost's rounds: the median of the folds' early stops), and one fit on all known
+    users predicts. With `selected` (an earlier call's outcomes, same classifiers) nothing
+    is cross-validated: each classifier is refitted on all known users with the rounds
+    chosen then, and keeps that call's cross-validated AUC (so the attacker's choice).
     """
     device = device or torch.device("cpu")
     x = _as_features(features)
     known_rows = np.flatnonzero(known)
     present = np.unique(labels[known])
     codes = np.searchsorted(present, labels[known])  # contiguous 0..K-1 for the classifiers
-    splits = _fold_splits(codes, folds, seed) if len(present) > 1 else []
+    splits = _fold_splits(codes, folds, seed) if len(present) > 1 and selected is None else []
+    every = [(np.arange(len(codes)), np.arange(0))]
     outcomes = []
-    for name in classifiers:
+    for index, name in enumerate(classifiers):
         proba = np.zeros((x.shape[0], n_classes))
-        cv_auc = float("nan")
+        cv_auc, rounds = float("nan"), None
+        if selected is not None:
+            cv_auc, rounds = selected[index].cv_auc, selected[index].rounds
         if len(present) == 1:
             proba[:, present[0]] = 1.0
         elif splits:
-            fitted, out_of_fold = _cross_fit(name, x, known_rows, codes, splits, seed, device)
+            fitted, out_of_fold, stops = _cross_fit(name, x, known_rows, codes, splits, seed,
+                                                    device)
             cv_auc = macro_ovr_auc(codes, out_of_fold)
-            fitted[known_rows] = out_of_fold
+            rounds = int(np.median(stops)) if stops else None
+            if refit:
+                fitted, _, _ = _cross_fit(name, x, known_rows, codes, every, seed, device,
+                                          rounds)
+            else:
+                fitted[known_rows] = out_of_fold
             proba[:, present] = fitted
         else:
-            every = [(np.arange(len(codes)), np.arange(0))]
-            fitted, _ = _cross_fit(name, x, known_rows, codes, every, seed, device)
+            fitted, _, _ = _cross_fit(name, x, known_rows, codes, every, seed, device, rounds)
             proba[:, present] = fitted
-        outcomes.append(AttackOutcome(name, cv_auc, proba))
+        outcomes.append(AttackOutcome(name, cv_auc, proba, rounds))
     return outcomes
 
 
 def _cross_fit(
     name: str, x: Features, known_rows: np.ndarray, codes: np.ndarray,
     splits: list[tuple[np.ndarray, np.ndarray]], seed: int, device: torch.device,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One model per split: the mean of their probabilities for every user, and each known
-    user's probabilities from the model that did not train on it (out of fold)."""
+    rounds: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """One model per split: the mean of their probabilities for every user, each known
+    user's probabilities from the model that did not train on it (out of fold), and
+    XGBoost's early-stopped round counts (fixed `rounds` instead: no early stopping)."""
     n_present = int(codes.max()) + 1
     mean = np.zeros((x.shape[0], n_present))
     out_of_fold = np.zeros((len(codes), n_present))
@@ -201,16 +219,19 @@ def _cross_fit(
             for fold, (_, held_out) in enumerate(splits):
                 chunk = _rows_of(x_all, known_rows[held_out], x)
                 out_of_fold[held_out] = model.predict_proba(chunk)[fold].double().cpu().numpy()
-        return mean, out_of_fold
+        return mean, out_of_fold, []
     x_known = x[known_rows]
     # XGBoost predicts from one matrix of every user, built once for all folds.
     everyone = _xgboost_matrix(x) if name == "xgboost" else x
+    stops = []
     for train, held_out in splits:
-        fold_proba = _fit_predict(name, seed, device, x_known[train], codes[train], everyone,
-                                  n_present)
+        fold_proba, stop = _fit_predict(name, seed, device, x_known[train], codes[train],
+                                        everyone, n_present, rounds)
         mean += fold_proba / len(splits)
         out_of_fold[held_out] = fold_proba[known_rows[held_out]]
-    return mean, out_of_fold
+        if stop is not None:
+            stops.append(stop)
+    return mean, out_of_fold, stops
 
 
 def _rows_of(x_all: torch.Tensor, rows: np.ndarray, x: Features) -> torch.Tensor:
@@ -228,21 +249,24 @@ def _xgboost_matrix(x: Features) -> object:
 
 def _fit_predict(
     name: str, seed: int, device: torch.device, x_train: Features, y_train: np.ndarray,
-    x: object, n_classes: int,
-) -> np.ndarray:
-    """Fit on (x_train, y_train) and return probabilities over all n_classes codes for the
-    rows of `x` (features, or for XGBoost an `xgboost.DMatrix` of them)."""
+    x: object, n_classes: int, rounds: int | None = None,
+) -> tuple[np.ndarray, int | None]:
+    """Fit on (x_train, y_train); probabilities over all n_classes codes for the rows of `x`
+    (features, or for XGBoost an `xgboost.DMatrix` of them), and XGBoost's rounds (early
+    stopped, or the given `rounds`)."""
     present = np.unique(y_train)
     n_rows = x.num_row() if name == "xgboost" else x.shape[0]
     proba = np.zeros((n_rows, n_classes))
     if len(present) == 1:
         proba[:, present[0]] = 1.0
-        return proba
+        return proba, None
     # Classifiers need contiguous labels: map the codes seen in training to 0..k-1.
     remap = np.searchsorted(present, y_train)
     model = make_classifier(name, seed, sp.issparse(x), device)
     fit_options = {}
-    if name == "xgboost":
+    if name == "xgboost" and rounds is not None:
+        model.set_params(n_estimators=rounds)
+    elif name == "xgboost":
         stop = _stopping_rows(remap, seed)
         if stop.any():
             model.set_params(early_stopping_rounds=5)
@@ -253,12 +277,13 @@ def _fit_predict(
         fitted = model.fit(x_train, remap, **fit_options)
         if name == "xgboost":
             proba[:, present] = _xgboost_proba(fitted, x)
-        else:
-            proba[:, present] = np.concatenate([
-                fitted.predict_proba(x[start : start + PREDICT_CHUNK])
-                for start in range(0, x.shape[0], PREDICT_CHUNK)
-            ])
-    return proba
+            best = getattr(fitted, "best_iteration", None)
+            return proba, (best + 1 if best is not None else fitted.n_estimators)
+        proba[:, present] = np.concatenate([
+            fitted.predict_proba(x[start : start + PREDICT_CHUNK])
+            for start in range(0, x.shape[0], PREDICT_CHUNK)
+        ])
+    return proba, None
 
 
 def _xgboost_proba(fitted: ClassifierMixin, matrix: object) -> np.ndarray:
