@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from simulator.catalog import list_scenarios, load_scenario
 from simulator.errors import PrivsimError
@@ -20,8 +21,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# Nothing printed is read as rich markup: messages quote user text (file names, values,
+# `--set` arguments) that may contain brackets.
+console = Console(markup=False, highlight=False)
+errors = Console(stderr=True, markup=False, highlight=False)
 
 SetOption = Annotated[
     list[str] | None,
@@ -30,7 +33,7 @@ SetOption = Annotated[
 
 
 def _fail(message: str) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    errors.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     raise typer.Exit(code=2)
 
 

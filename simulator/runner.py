@@ -189,7 +189,7 @@ def _step_all(
     """Step from wherever the model is to `steps`, spilling each step's agent rows to disk
     and saving a checkpoint every K steps."""
     show = sys.stderr.isatty() if progress is None else progress
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+    columns = (TextColumn("{task.description}", markup=False, style="bold"), BarColumn(),
                TextColumn("step {task.completed}/{task.total}"), TimeElapsedColumn())
     with Progress(*columns, disable=not show, transient=False) as bar:
         task = bar.add_task(model.scenario.name, total=steps, completed=model.step_index)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
@@ -137,3 +138,18 @@ def test_run_with_checkpoints_then_report_and_compare(tmp_path: Path) -> None:
     compared = runner.invoke(app, ["compare", str(out), "--out", str(tmp_path / "cmp")])
     assert compared.exit_code == 0, compared.output
     assert (tmp_path / "cmp" / "compare.csv").exists()
+
+
+def test_messages_are_printed_verbatim_not_as_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from simulator.cli import _fail
+
+    result = CliRunner().invoke(app, ["run", "--set", "simulation.steps=[/x]]"])
+    assert result.exit_code == 2
+    assert "simulation.steps=[/x]]" in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(typer.Exit):
+        _fail("install it: pip install -e '.[dashboard]' ([bold]not bold[/bold])")
+    err = capsys.readouterr().err
+    assert "'.[dashboard]'" in err and "[bold]not bold[/bold]" in err
