@@ -69,7 +69,20 @@ def run(
     except PrivsimError as exc:
         _fail(str(exc))
         return
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     _summary(result)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """One line for Ctrl-C or SIGTERM (the run folder says `interrupted`), exit 130/143."""
+    from simulator.runner import Terminated
+
+    reason = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+    errors.print(Text.assemble(("error:", "bold red"), f" {reason}; the run folder's manifest "
+                               "says interrupted (privsim resume continues a run that was "
+                               "checkpointed)"), soft_wrap=True)
+    raise typer.Exit(code=143 if isinstance(exc, Terminated) else 130)
 
 
 @app.command()
@@ -87,6 +100,8 @@ def resume(
     except PrivsimError as exc:
         _fail(str(exc))
         return
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     _summary(result)
 
 

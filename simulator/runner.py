@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -150,6 +153,7 @@ def _finish(
     scenario = model.scenario
     every = manifest.get("checkpoint_every")
     spill = AgentTableSpill(run_dir, model.population.type_names)
+    restore = _stop_on_sigterm()
     try:
         _step_all(model, scenario.simulation.run_steps, progress, run_dir, every, started,
                   setup_seconds, spill)
@@ -179,7 +183,26 @@ def _finish(
         )
         write_json(run_dir / "manifest.json", manifest)
         raise
+    finally:
+        restore()
     return RunResult(run_dir, tables["metrics"], tables["groups"], tables["events"], manifest)
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM: `kill`, `timeout`, SLURM, container stops)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated("stopped by SIGTERM")
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM stop a run as Ctrl-C does (status `interrupted`, the last checkpoint
+    kept); returns what puts the previous handler back. Only the main thread can."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _step_all(

@@ -106,3 +106,29 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
         resume_run(tmp_path)
     with pytest.raises(PrivsimError, match="at least 1"):
         run_scenario(load_scenario("quickstart", TINY), out=tmp_path / "x", checkpoint_every=0)
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
+    overrides = [*TINY, "simulation.steps=12", "world.n_users=400"]
+    run_scenario(load_scenario("quickstart", overrides), out=tmp_path / "whole", progress=False)
+    command = [sys.executable, "-m", "simulator", "run", "quickstart", "--no-progress",
+               "--checkpoint-every", "2", "--out", str(tmp_path / "stopped")]
+    for override in overrides:
+        command += ["--set", override]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    checkpoint = tmp_path / "stopped" / CHECKPOINT
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process.poll() is not None:
+        pytest.fail("the run ended before its first checkpoint; make it longer")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    manifest = json.loads((tmp_path / "stopped" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert "SIGTERM" in manifest["error"]
+    resume_run(tmp_path / "stopped", progress=False)
+    _assert_same(tmp_path / "whole", tmp_path / "stopped")
