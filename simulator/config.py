@@ -54,6 +54,11 @@ class WorldConfig(Section):
     item_sample: Literal["random", "popular"] = Field(
         "random", description="movielens with n_items: a seeded random subset, or the most rated"
     )
+    duplicate_ratings: Literal["error", "latest"] = Field(
+        "error", description="movielens: a user rating an item twice is an error naming both "
+        "lines (the releases hold each pair once, so a repeat means a damaged or merged "
+        "file), or keeps the latest rating",
+    )
     mean_ratings_per_user: float = Field(60.0, gt=0)
     min_ratings_per_user: int = Field(20, ge=1)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of each user's ratings")

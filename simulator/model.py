@@ -592,6 +592,7 @@ def _load(scenario: Scenario) -> World:
     seed = _world_seed(scenario)
     world = load_world(
         cfg.source, cfg.path, cfg.n_users, cfg.n_items, cfg.signal, seed,
+        duplicates=cfg.duplicate_ratings,
         mean_ratings_per_user=cfg.mean_ratings_per_user,
         min_ratings_per_user=cfg.min_ratings_per_user,
     )

@@ -214,6 +214,8 @@ ML100K_BAD = [
     ("u.data", 2, "1\t20\t0\t881250950", "outside 1..5"),
     ("u.data", 3, "9\t10\t4\t881250951", "unknown user 9"),
     ("u.data", 3, "3\t99\t4\t881250951", "unknown item 99"),
+    ("u.data", 5, "3\t20\t2\t-5", "timestamp -5 is negative"),
+    ("u.data", 4, "1\t10\t4\t881250999", "user 1 rates item 10 again (first on line 1)"),
     ("u.user", 2, "2|53|X|other|94043", "unknown gender 'X'"),
     ("u.user", 3, "3|old|M|student|32067", "age 'old' is not an integer"),
     ("u.user", 3, "3\t17\tM\tstudent\t32067", "wrong separator"),
@@ -234,6 +236,23 @@ def test_ml100k_malformed(tmp_path: Path, name: str, line: int, text: str, probl
     assert caught.value.line == line
     assert f"{name}:{line}:" in message
     assert problem in message
+
+
+def test_a_repeated_rating_can_keep_the_latest(tmp_path: Path) -> None:
+    files = {**ML100K_FILES, "u.data": [*ML100K_FILES["u.data"], "", "1\t10\t2\t881250999",
+                                        "1\t10\t4\t881250940"]}
+    folder = _write(tmp_path, files)
+    with pytest.raises(DataFormatError) as caught:
+        load_movielens(folder)
+    assert caught.value.line == 7 and "first on line 1" in str(caught.value)
+    w = load_movielens(folder, duplicates="latest")
+    r = w.ratings
+    pairs = list(zip(r.user.tolist(), r.item.tolist(), strict=True))
+    assert len(pairs) == len(set(pairs)) == 5
+    assert r.rating[(r.user == 0) & (r.item == 0)].tolist() == [2.0]  # latest timestamp wins
+    from simulator.world import load_world
+
+    assert len(load_world("movielens", folder, duplicates="latest").ratings) == 5
 
 
 ML1M_BAD = [

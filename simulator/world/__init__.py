@@ -50,6 +50,7 @@ def load_world(
     n_items: int | None = None,
     signal: float = 1.0,
     seed: int = 0,
+    duplicates: str = "error",
     **synthetic_kwargs: Any,
 ) -> World:
     """Build the world named by ``source``: "synthetic" or "movielens".
@@ -58,7 +59,8 @@ def load_world(
     ``signal``, ``seed`` and ``synthetic_kwargs`` go to generate_synthetic; ``path`` is
     ignored. movielens: reads the folder at ``path`` (required); ``n_users`` keeps the first
     n_users users by id; ``n_items`` (may be None), ``signal``, ``seed`` and
-    ``synthetic_kwargs`` are ignored, since the data fix the items and the ratings.
+    ``synthetic_kwargs`` are ignored, since the data fix the items and the ratings;
+    ``duplicates`` says what a repeated (user, item) rating is (see load_movielens).
     """
     if source == "synthetic":
         sizes = {k: v for k, v in (("n_users", n_users), ("n_items", n_items)) if v is not None}
@@ -70,5 +72,5 @@ def load_world(
             raise ValueError("source 'movielens' needs path: a MovieLens folder")
         from simulator.world.movielens import load_movielens
 
-        return load_movielens(path, n_users=n_users)
+        return load_movielens(path, n_users=n_users, duplicates=duplicates)
     raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")

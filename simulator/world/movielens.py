@@ -81,13 +81,19 @@ class _Ratings:
     timestamp: np.ndarray
 
 
-def load_movielens(path: str | os.PathLike[str], n_users: int | None = None) -> World:
+def load_movielens(
+    path: str | os.PathLike[str], n_users: int | None = None, duplicates: str = "error",
+) -> World:
     """Load an ML-100K or ML-1M folder (format detected from its files) as a World.
 
     Users and items are the ones that have ratings, indexed in order of original id.
     ``n_users`` keeps only the first n_users of those users (by original id) and the items
-    they rated. Malformed files raise DataFormatError naming the file and line.
+    they rated. Malformed files raise DataFormatError naming the file and line. A user
+    rating the same item twice is an error naming both lines (``duplicates="error"``), or
+    keeps the latest of the ratings (``"latest"``: largest timestamp, then later line).
     """
+    if duplicates not in DUPLICATE_POLICIES:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}")
     if n_users is not None and (isinstance(n_users, bool) or not isinstance(n_users, int)
                                 or n_users < 1):
         raise ValueError(f"n_users must be a positive integer or None, got {n_users!r}")
@@ -100,7 +106,46 @@ def load_movielens(path: str | os.PathLike[str], n_users: int | None = None) -> 
         users = _read_users_1m(folder / fmt.users)
         items = _read_items_1m(folder / fmt.items)
     ratings = _read_ratings(folder / fmt.ratings, fmt.sep, users.ids, items.ids)
+    ratings = _without_duplicates(folder / fmt.ratings, ratings, duplicates)
     return _assemble(fmt.name, users, items, ratings, n_users)
+
+
+DUPLICATE_POLICIES = ("error", "latest")
+
+
+def _without_duplicates(path: Path, r: _Ratings, policy: str) -> _Ratings:
+    """The ratings with each (user, item) pair once; see `load_movielens`."""
+    key = r.user * (int(r.item.max()) + 1) + r.item
+    order = np.lexsort((np.arange(len(key)), key))
+    repeated = np.flatnonzero(key[order][1:] == key[order][:-1]) + 1
+    if not len(repeated):
+        return r
+    if policy == "error":
+        # The second occurrence that comes first in the file, and the line it repeats.
+        later = order[repeated]
+        first_repeat = int(later.min())
+        earlier = int(order[repeated[np.argmin(later)] - 1])
+        lines = _row_lines(path, max(first_repeat, earlier))
+        raise DataFormatError(
+            path, lines[first_repeat],
+            f"user {r.user[first_repeat]} rates item {r.item[first_repeat]} again (first on "
+            f"line {lines[earlier]}); set world.duplicate_ratings: latest to keep the latest",
+        )
+    # Keep the last row of each pair in (timestamp, line) order.
+    by_time = np.lexsort((np.arange(len(key)), r.timestamp, key))
+    ends = np.r_[np.flatnonzero(key[by_time][1:] != key[by_time][:-1]), len(key) - 1]
+    keep = np.sort(by_time[ends])
+    return _Ratings(r.user[keep], r.item[keep], r.rating[keep], r.timestamp[keep])
+
+
+def _row_lines(path: Path, up_to: int) -> list[int]:
+    """The file line of each parsed rating row (blank lines are skipped), up to a row."""
+    lines = []
+    for line_no, _ in _lines_of(path.read_bytes()):
+        lines.append(line_no)
+        if len(lines) > up_to:
+            break
+    return lines
 
 
 def _detect_format(folder: Path) -> _Format:
@@ -319,6 +364,7 @@ def _bulk_problem(r: _Ratings, user_ids: np.ndarray, item_ids: np.ndarray) -> st
         ("a rating outside 1..5", lambda: bool(np.all((r.rating >= 1) & (r.rating <= 5)))),
         ("a rating by an unknown user", lambda: bool(np.all(np.isin(r.user, user_ids)))),
         ("a rating of an unknown item", lambda: bool(np.all(np.isin(r.item, item_ids)))),
+        ("a negative timestamp", lambda: bool(np.all(r.timestamp >= 0))),
     ]
     for problem, ok in checks:
         if not ok():
@@ -336,7 +382,8 @@ def _scan_ratings(path: Path, raw: bytes, sep: str, users: set[int], items: set[
         user = _int(path, line_no, uid, "user id")
         item = _int(path, line_no, iid, "item id")
         _rating(path, line_no, rating_text)
-        _int(path, line_no, ts, "timestamp")
+        if _int(path, line_no, ts, "timestamp") < 0:
+            raise DataFormatError(path, line_no, f"timestamp {ts} is negative")
         if user not in users:
             raise DataFormatError(path, line_no, f"unknown user {user} (not in the user file)")
         if item not in items:
