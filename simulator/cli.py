@@ -187,6 +187,13 @@ def sweep(
         _fail(str(exc))
         return
     console.print(f"sweep results: {folder}")
+    from simulator.outputs import read_manifest
+
+    manifest = read_manifest(folder)
+    if manifest["failed"]:
+        _fail(f"{manifest['failed']} of {manifest['points']} points failed (their errors are "
+              f"in {folder / 'points.parquet'}; rerun the sweep with --out {folder} to retry "
+              "them)")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -38,8 +39,17 @@ def versions() -> dict[str, str]:
     return found
 
 
+def folder_name(name: str) -> str:
+    """`name` as one safe folder-name component: letters, digits, '.', '_' and '-' only
+    (anything else becomes '-'), no leading dot, so it cannot leave its parent folder."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
+    return safe[:100] or "run"
+
+
 def new_run_dir(base: Path, name: str) -> Path:
-    """Create `base/<name>-<timestamp>` (with a counter if it exists)."""
+    """Create `base/<name>-<timestamp>` (with a counter if it exists); `name` is made a safe
+    single folder name first, so the folder is always inside `base`."""
+    name = folder_name(name)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base.mkdir(parents=True, exist_ok=True)
     for attempt in range(1000):

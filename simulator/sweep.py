@@ -286,7 +286,8 @@ def _claim_folder(folder: Path, spec: SweepSpec) -> None:
     if record.is_file():
         previous = load_sweep(record)
         differ = [f"{key} was {getattr(previous, key)!r}, now {getattr(spec, key)!r}"
-                  for key in POINT_FIELDS if getattr(previous, key) != getattr(spec, key)]
+                  for key in POINT_FIELDS
+                  if _differences(getattr(previous, key), getattr(spec, key))]
         if differ:
             raise ScenarioError(
                 f"{folder}: holds a different sweep ({'; '.join(differ)}); "
@@ -295,7 +296,8 @@ def _claim_folder(folder: Path, spec: SweepSpec) -> None:
     elif folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ScenarioError(f"{folder}: exists, is not empty and holds no sweep.yaml")
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(record, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    # Python mode keeps .inf and .nan (JSON mode would write them as null).
+    write_text(record, yaml.safe_dump(spec.model_dump(), sort_keys=False))
 
 
 def _reusable(folder: Path, point: SweepPoint) -> bool:
@@ -320,7 +322,11 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return [found for key in sorted(set(a) | set(b), key=str)
                 for found in _differences(a.get(key), b.get(key), f"{prefix}{key}.")]
-    return [] if a == b else [prefix.rstrip(".") or "(top level)"]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [found for index, (x, y) in enumerate(zip(a, b, strict=True))
+                for found in _differences(x, y, f"{prefix}{index}.")]
+    both_nan = isinstance(a, float) and isinstance(b, float) and a != a and b != b
+    return [] if a == b or both_nan else [prefix.rstrip(".") or "(top level)"]
 
 
 @dataclass(frozen=True)

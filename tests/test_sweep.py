@@ -238,3 +238,44 @@ def test_a_point_whose_worker_dies_is_failed_and_the_others_complete(tmp_path: P
     assert _points(out)["status"].tolist() == ["completed"] * 3
     assert _manifest(out)["reused"] == 2
     assert len(pd.read_parquet(out / "results.parquet").query("point == 1")) == 20
+
+
+def test_the_console_and_exit_status_say_how_many_points_failed(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    data = tmp_path / "ml"
+    data.mkdir()  # no rating file: the movielens points fail
+    sweep = _sweep(tmp_path, f"set: ['world.path={data}']\n"
+                             "grid:\n  world.source: [synthetic, movielens]\nworkers: 1\n")
+    result = CliRunner().invoke(app, ["sweep", str(sweep), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "1 of 2 points failed" in result.output and "Traceback" not in result.output
+
+
+def test_a_grid_with_non_finite_values_resumes(tmp_path: Path) -> None:
+    # Any .inf or .nan goes through the sweep record and back unchanged.
+    sweep = _sweep(tmp_path, "grid:\n  platform.lr: [.inf, 0.01]\n")
+    spec = load_sweep(sweep)
+    assert spec.grid["platform.lr"][0] == float("inf")
+    out = tmp_path / "out"
+    out.mkdir()
+    from simulator.sweep import _claim_folder
+
+    _claim_folder(out, spec)
+    _claim_folder(out, spec)  # the recorded sweep is the same sweep
+    assert load_sweep(out / "sweep.yaml").grid["platform.lr"][0] == float("inf")
+    nan_spec = load_sweep(_sweep(tmp_path, "grid:\n  platform.lr: [.nan]\n", "nan.yaml"))
+    (tmp_path / "nan-out").mkdir()
+    _claim_folder(tmp_path / "nan-out", nan_spec)
+    _claim_folder(tmp_path / "nan-out", nan_spec)
+
+
+@pytest.mark.parametrize("name", ["../../../escaped", "/abs/path", "..", "a b/c"])
+def test_a_sweep_name_cannot_leave_the_output_folder(tmp_path: Path, name: str) -> None:
+    from simulator.outputs import new_run_dir
+
+    folder = new_run_dir(tmp_path / "sweeps", name)
+    assert folder.parent == tmp_path / "sweeps" and folder.is_dir()
+    assert not folder.name.startswith(".")
