@@ -692,23 +692,79 @@ def expand_env(text: str) -> str:
     return _ENV_PATTERN.sub(substitute, text)
 
 
+# Scenario, sweep and results files are small; these bound what a hostile or broken file can
+# make the loader (and the override machinery, which copies the data) do.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000  # counted with every alias expanded
+MAX_YAML_DEPTH = 64
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first on line {seen[key]})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_size(data: Any, where: str) -> None:
+    """Refuse data nested too deep, or too large once its aliases are expanded (sizes are
+    memoised per shared object, so a billion-laughs file is measured without expanding)."""
+    _expanded_size(data, 1, {}, where)
+
+
+def _expanded_size(value: Any, depth: int, memo: dict[int, int], where: str) -> int:
+    if not isinstance(value, dict | list):
+        return 1
+    if depth > MAX_YAML_DEPTH:  # also ends a self-referencing alias
+        raise ScenarioError(f"{where}: nested deeper than {MAX_YAML_DEPTH} levels")
+    if id(value) in memo:
+        return memo[id(value)]
+    parts = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    total = 1 + sum(_expanded_size(part, depth + 1, memo, where) for part in parts)
+    if total > MAX_YAML_NODES:
+        raise ScenarioError(
+            f"{where}: more than {MAX_YAML_NODES:,} values once its aliases (*) are expanded")
+    memo[id(value)] = total
+    return total
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Parse a YAML mapping, naming the file and line on syntax errors."""
+    """Parse a YAML mapping, naming the file and line on syntax errors; a file that is too
+    large, nested too deep, not UTF-8 or that gives a key twice is refused in one line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ScenarioError(
+                f"{path}: {size:,} bytes; scenario files are limited to {MAX_YAML_BYTES:,}")
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read scenario file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError(f"{where}: invalid YAML: {problem}") from exc
+    except RecursionError as exc:
+        raise ScenarioError(f"{path}: nested too deeply to read") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario must be a YAML mapping of sections")
+    _check_size(data, str(path))
     return data
 
 
@@ -735,9 +791,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ScenarioError(f"--set {text!r}: expected key.path=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"--set {text!r}: value is not valid YAML") from exc
+        problem = getattr(exc, "problem", None)
+        raise ScenarioError(f"--set {text!r}: value is not valid YAML"
+                            + (f" ({problem})" if problem else "")) from exc
+    except RecursionError as exc:
+        raise ScenarioError(f"--set {text!r}: nested too deeply") from exc
+    _check_size(value, f"--set {text[:80]!r}")
     return key.strip().split("."), value
 
 
