@@ -103,6 +103,8 @@ def resume(
     except KeyboardInterrupt as exc:
         _interrupted(exc)
     _summary(result)
+    console.print(f"resumed from step {result.manifest['resumed_from_step']} "
+                  f"(the run had {result.manifest.get('resumed_after')})")
 
 
 def _summary(result: Any) -> None:

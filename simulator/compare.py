@@ -18,6 +18,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["text.parse_math"] = False  # user text (a "$" in a name) is never TeX
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -26,6 +27,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from simulator.intervals import t_half_width  # noqa: E402
 from simulator.outputs import read_manifest, write_parquet, write_text  # noqa: E402
+from simulator.run_lock import run_status  # noqa: E402
 
 ID_COLUMNS = ["variant", "seed", "source"]
 SUMMARY_COLUMNS = ["variant", "step", "metric", "mean", "ci_low", "ci_high", "n"]
@@ -106,7 +108,7 @@ def _read_run(folder: Path) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
     manifest = read_manifest(folder)
     info = {"path": str(folder), "kind": "run", "grid_keys": [],
             "name": str(manifest.get("scenario", folder.name))}
-    status = manifest.get("status")
+    status = run_status(folder, manifest)
     if status != "completed":
         error = manifest.get("error")
         note = f"{folder}: status {status}" + (f" ({error})" if error else "") + "; skipped"

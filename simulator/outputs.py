@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.errors import PrivsimError
+
 RUN_FILES = ("config.yaml", "manifest.json", "metrics.parquet", "groups.parquet",
              "agents.parquet", "events.parquet")
 PACKAGES = ("privsim", "mesa", "torch", "numpy", "pandas", "scikit-learn", "xgboost-cpu",
@@ -62,6 +64,29 @@ def new_run_dir(base: Path, name: str) -> Path:
     raise RuntimeError(f"could not create a run folder under {base}")
 
 
+def check_writable(folder: Path) -> None:
+    """Refuse, before any work, an output folder that cannot be written: `folder` or, if it
+    does not exist yet, the nearest existing folder above it, where it would be created."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PrivsimError(f"{existing}: not a folder, so {folder} cannot be created there")
+    try:  # a real write: permissions, read-only mounts and full quotas all show here
+        with tempfile.TemporaryFile(dir=existing, prefix=".privsim-probe-"):
+            pass
+    except OSError as exc:
+        raise PrivsimError(f"{existing}: not writable ({exc.strerror}), so no run can be "
+                           f"written to {folder}; choose another --out or output.dir") from None
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then put back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary file in `path`'s folder that is renamed over `path` when the block ends
@@ -70,6 +95,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp's file is owner-only; results follow the user's umask like any file.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import signal
 import sys
 import threading
@@ -23,11 +21,19 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simulator.agent_table import AgentTableSpill, agents_frame, read_agents
 from simulator.attacks.inference import classifier_devices
+from simulator.catalog import load_scenario
+from simulator.checkpoint import (
+    CHECKPOINT,
+    LEGACY_CHECKPOINT,
+    load_checkpoint,
+    save_checkpoint,
+)
 from simulator.config import Scenario, scenario_to_yaml
 from simulator.device import resolve_device
 from simulator.errors import PrivsimError
 from simulator.model import PrivacyModel, Records
 from simulator.outputs import (
+    check_writable,
     new_run_dir,
     now_iso,
     versions,
@@ -36,11 +42,11 @@ from simulator.outputs import (
     write_text,
 )
 from simulator.plots import plot_run
+from simulator.run_lock import RunLock
 from simulator.world import World
 
 # Per-step phases summed into the manifest's timings (attack is part of measurement).
 PHASES = ("seconds_agents", "seconds_training", "seconds_measurement", "seconds_attack")
-CHECKPOINT = "checkpoint.pkl"
 
 
 @dataclass
@@ -68,10 +74,14 @@ def check_out(out: Path | None) -> None:
 
 def prepare_run_dir(scenario: Scenario, out: Path | None) -> Path:
     """The folder a run writes to: `out` itself (new or empty), or a fresh timestamped one."""
-    if out is None:
-        return new_run_dir(Path(scenario.output.dir), scenario.name)
-    check_out(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if out is None:
+            return new_run_dir(Path(scenario.output.dir), scenario.name)
+        check_out(out)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrivsimError(f"cannot create the run folder: {exc.strerror}: "
+                           f"{exc.filename or out}") from None
     return out
 
 
@@ -87,18 +97,21 @@ def run_scenario(
 
     The manifest says `running` while the run goes on, then `completed`, or `failed`
     with the error; tables are written atomically, so no file is ever half-written. With
-    `checkpoint_every` K, the whole simulation state is saved to `checkpoint.pkl` after every
-    K steps, and `resume_run` continues a killed run from there.
+    `checkpoint_every` K, the whole simulation state is saved to `checkpoint.zip` after every
+    K steps, and `resume_run` continues a killed run from there. One process writes a run
+    folder at a time: a second is refused, naming the first.
     """
     if checkpoint_every is not None and checkpoint_every < 1:
         raise PrivsimError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
     device = resolve_device(scenario.simulation.device)
     check_out(out)
+    check_writable(out if out is not None else Path(scenario.output.dir))
     started = time.perf_counter()
     # Build first: unreadable data or a bad setting stops here, before any folder exists.
     model = PrivacyModel(scenario, world=world)
     setup_seconds = time.perf_counter() - started
     run_dir = prepare_run_dir(scenario, out)
+    lock = RunLock(run_dir).acquire()
     manifest: dict[str, Any] = {
         "scenario": scenario.name,
         "status": "running",
@@ -115,41 +128,57 @@ def run_scenario(
         manifest["attacker_devices"] = classifier_devices(model.attacker.classifiers, device)
     if checkpoint_every is not None:
         manifest["checkpoint_every"] = checkpoint_every
-    write_text(run_dir / "config.yaml", scenario_to_yaml(scenario))
-    write_json(run_dir / "manifest.json", manifest)
-    return _finish(model, run_dir, manifest, progress, started, setup_seconds)
+    try:
+        write_text(run_dir / "config.yaml", scenario_to_yaml(scenario))
+        write_json(run_dir / "manifest.json", manifest)
+    except BaseException:
+        lock.release()
+        raise
+    return _finish(model, run_dir, manifest, progress, started, setup_seconds, lock)
 
 
 def resume_run(run_dir: Path, progress: bool | None = None) -> RunResult:
     """Continue a run that stopped (killed, failed or interrupted) from its last checkpoint;
     the finished run has the same results as one that never stopped."""
-    checkpoint = run_dir / CHECKPOINT
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
         raise PrivsimError(f"{run_dir}: not a run folder (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest.get("status") == "completed":
-        raise PrivsimError(f"{run_dir}: the run is already completed")
-    if not checkpoint.is_file():
-        raise PrivsimError(
-            f"{run_dir}: no {CHECKPOINT} to resume from (run with --checkpoint-every K)"
-        )
-    with checkpoint.open("rb") as handle:
-        saved = pickle.load(handle)
-    model: PrivacyModel = saved["model"]
-    manifest.update(status="running", resumed_from_step=model.step_index)
-    for key in ("error", "traceback", "finished"):
-        manifest.pop(key, None)
-    write_json(manifest_path, manifest)
-    started = time.perf_counter() - saved["elapsed"]
-    return _finish(model, run_dir, manifest, progress, started, saved["setup_seconds"])
+    check_writable(run_dir)
+    lock = RunLock(run_dir).acquire()
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("status") == "completed":
+            raise PrivsimError(f"{run_dir}: the run is already completed")
+        if not (run_dir / CHECKPOINT).is_file():
+            legacy = (run_dir / LEGACY_CHECKPOINT).is_file()
+            raise PrivsimError(
+                f"{run_dir}: {LEGACY_CHECKPOINT} is a pickle from an older privsim and is never "
+                "loaded (it could run code); rerun the scenario" if legacy else
+                f"{run_dir}: no {CHECKPOINT} to resume from (run with --checkpoint-every K)"
+            )
+        scenario = load_scenario(str(run_dir / "config.yaml"))
+        model, saved = load_checkpoint(run_dir, scenario)
+        previous = manifest.get("status")
+        # We hold the lock, so a manifest still saying `running` lost its writer.
+        manifest.update(status="running", resumed_from_step=model.step_index,
+                        resumed_after="crashed" if previous == "running" else previous)
+        for key in ("error", "traceback", "finished"):
+            manifest.pop(key, None)
+        write_json(manifest_path, manifest)
+    except BaseException:
+        lock.release()
+        raise
+    started = time.perf_counter() - float(saved["elapsed"])
+    return _finish(model, run_dir, manifest, progress, started, float(saved["setup_seconds"]),
+                   lock)
 
 
 def _finish(
     model: PrivacyModel, run_dir: Path, manifest: dict[str, Any], progress: bool | None,
-    started: float, setup_seconds: float,
+    started: float, setup_seconds: float, lock: RunLock,
 ) -> RunResult:
-    """Step the model to the end (checkpointing as asked), then write every output."""
+    """Step the model to the end (checkpointing as asked), then write every output; frees
+    the run folder's lock however it ends."""
     scenario = model.scenario
     every = manifest.get("checkpoint_every")
     spill = AgentTableSpill(run_dir, model.population.type_names)
@@ -185,6 +214,7 @@ def _finish(
         raise
     finally:
         restore()
+        lock.release()
     return RunResult(run_dir, tables["metrics"], tables["groups"], tables["events"], manifest)
 
 
@@ -227,13 +257,8 @@ def _step_all(
 
 
 def _save_checkpoint(model: PrivacyModel, run_dir: Path, elapsed: float, setup: float) -> None:
-    """Pickle the whole simulation (world, agents, models, random states, records) atomically:
-    a kill while writing leaves the previous checkpoint intact."""
-    partial = run_dir / (CHECKPOINT + ".partial")
-    with partial.open("wb") as handle:
-        pickle.dump({"model": model, "elapsed": elapsed, "setup_seconds": setup}, handle,
-                    protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(partial, run_dir / CHECKPOINT)
+    """Save the whole simulation (world, agents, models, random states, records)."""
+    save_checkpoint(model, run_dir, {"elapsed": elapsed, "setup_seconds": setup})
 
 
 def records_to_frames(records: Records, type_names: list[str]) -> dict[str, pd.DataFrame]:

@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 
 from simulator.catalog import load_scenario
+from simulator.compare import load_runs
 from simulator.errors import PrivsimError
 from simulator.model import PrivacyModel
+from simulator.run_lock import run_status
 from simulator.runner import CHECKPOINT, resume_run, run_scenario
 
 TINY = [
@@ -30,6 +32,20 @@ SCENARIOS = {
         "platform.model=mf", "population.policy=social", "events=[{step: 2, reach: 0.3}]",
         "attackers=[{kind: inference, classifiers: [logreg], folds: 3}, "
         "{kind: shilling, adaptive: true, start_step: 1}]",
+    ],
+    "metamf-adversarial-late": [
+        "platform.model=metamf", "population.policy=privacy_calculus",
+        "platform.defenses.adversarial={attributes: [gender], start_step: 1}",
+    ],
+    "mf-dp-unlearning": [
+        "platform.model=mf", "platform.defenses.dp={noise_multiplier: 1.0}",
+        "platform.defenses.unlearning={attribute: gender}",
+    ],
+    "bpr-apr-detection-item-owner": [
+        "platform.defenses.apr={epsilon: 0.5}", "platform.defenses.detection={}",
+        "attackers=[{kind: inference, classifiers: [logreg, xgboost], folds: 3}, "
+        "{kind: shilling, start_step: 1}, "
+        "{kind: item_perturbation, n_items: 1, start_step: 2, steps: 3}]",
     ],
 }
 
@@ -93,7 +109,11 @@ def test_a_killed_process_resumes_to_identical_results(tmp_path: Path) -> None:
     process.wait()
     manifest = json.loads((tmp_path / "killed" / "manifest.json").read_text())
     assert manifest["status"] == "running"  # killed: nothing had a chance to record it
-    resume_run(tmp_path / "killed", progress=False)
+    assert run_status(tmp_path / "killed", manifest) == "crashed"  # but nobody holds it
+    notes = load_runs([tmp_path / "killed"]).attrs["warnings"]
+    assert any("status crashed" in note for note in notes)
+    result = resume_run(tmp_path / "killed", progress=False)
+    assert result.manifest["resumed_after"] == "crashed"
     _assert_same(tmp_path / "whole", tmp_path / "killed")
 
 

@@ -131,7 +131,7 @@ def test_run_with_checkpoints_then_report_and_compare(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "quickstart", "--out", str(out), "--checkpoint-every",
                                  "2", *SETS])
     assert result.exit_code == 0, result.output
-    assert not (out / "checkpoint.pkl").exists()  # removed once the run completed
+    assert not (out / "checkpoint.zip").exists()  # removed once the run completed
     report = runner.invoke(app, ["report", str(out)])
     assert report.exit_code == 0, report.output
     assert (out / "report.html").stat().st_size > 10_000

@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if st.sidebar.button("Rescan outputs folder", key="rescan"):
         _catalog.clear()
     catalog = _catalog(str(root))
+    if catalog.unfinished:
+        st.caption("Not completed, so not shown: " + ", ".join(
+            f"{label} ({status})" for label, status in catalog.unfinished))
     if not catalog.runs:
         st.info(empty_message(root))
         return

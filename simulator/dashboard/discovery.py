@@ -1,9 +1,11 @@
 """Find completed runs and sweeps under an outputs folder, and name their variants.
 
 A run folder holds `manifest.json` and `metrics.parquet`; only runs whose manifest says
-`completed` are listed. A sweep folder holds `sweep.yaml` and `points.parquet`, and one run
-folder per point. Runs that differ only in their seed share a variant: for sweep points the
-same grid values, for other runs the same resolved scenario apart from the seed.
+`completed` are listed (the others are named with their status: `crashed` when the manifest
+says `running` but no process holds the folder). A sweep folder holds `sweep.yaml` and
+`points.parquet`, and one run folder per point. Runs that differ only in their seed share a
+variant: for sweep points the same grid values, for other runs the same resolved scenario
+apart from the seed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 import yaml
+
+from simulator.run_lock import run_status
 
 DEFAULT_OUTPUTS = "outputs"
 OUTPUTS_ENV = "PRIVSIM_OUTPUTS"
@@ -64,6 +68,7 @@ class Catalog:
     root: Path
     runs: tuple[RunInfo, ...]
     sweeps: tuple[SweepInfo, ...]
+    unfinished: tuple[tuple[str, str], ...] = ()  # (label, status) of runs not completed
 
     def run(self, label: str) -> RunInfo:
         """The run with this label."""
@@ -102,17 +107,22 @@ def discover(root: Path, max_depth: int = MAX_DEPTH) -> Catalog:
     for sweep_dir in sweep_dirs:
         points.update(_sweep_points(sweep_dir, _label(root, sweep_dir)))
     runs = []
+    unfinished = []
     for run_dir in run_dirs:
         info = _run_info(root, run_dir, points.get(run_dir.resolve()))
         if info is not None:
             runs.append(info)
+        else:
+            manifest = _read_json(run_dir / "manifest.json")
+            status = run_status(run_dir, manifest) if manifest is not None else "unreadable"
+            unfinished.append((_label(root, run_dir), status))
     sweeps = []
     for sweep_dir in sweep_dirs:
         label = _label(root, sweep_dir)
         members = tuple(r.label for r in runs if r.sweep == label)
         sweeps.append(SweepInfo(sweep_dir, label, _sweep_name(sweep_dir),
                                 _grid_keys(sweep_dir), members))
-    return Catalog(root, tuple(runs), tuple(sweeps))
+    return Catalog(root, tuple(runs), tuple(sweeps), tuple(unfinished))
 
 
 def variant_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
@@ -146,7 +156,7 @@ def _walk(folder: Path, depth: int, max_depth: int, runs: list[Path],
     """Collect run and sweep folders; run folders are not searched further."""
     if (folder / "sweep.yaml").is_file() and (folder / "points.parquet").is_file():
         sweeps.append(folder)
-    elif (folder / "manifest.json").is_file() and (folder / "metrics.parquet").is_file():
+    elif (folder / "manifest.json").is_file():
         runs.append(folder)
         return
     if depth >= max_depth:
@@ -163,7 +173,8 @@ def _walk(folder: Path, depth: int, max_depth: int, runs: list[Path],
 
 def _run_info(root: Path, run_dir: Path, point: dict[str, Any] | None) -> RunInfo | None:
     manifest = _read_json(run_dir / "manifest.json")
-    if manifest is None or manifest.get("status") != "completed":
+    if manifest is None or manifest.get("status") != "completed" or \
+            not (run_dir / "metrics.parquet").is_file():
         return None
     config = _read_yaml(run_dir / "config.yaml")
     settings = tuple(sorted(

@@ -143,10 +143,7 @@ class AttributeAdversary:
         device = torch.device(device)
         if self.dim != dim:
             generator = torch.Generator().manual_seed(self.seed)
-            heads = nn.ModuleDict()
-            for name in self.names:
-                out = 1 if self.n_classes[name] == 2 else self.n_classes[name]
-                heads[name] = _head(dim, out, self.readout, self.hidden)
+            heads = self._new_heads(dim)
             with torch.no_grad():
                 for module in heads.modules():
                     if isinstance(module, nn.Linear):
@@ -161,6 +158,21 @@ class AttributeAdversary:
         self.device = device
         self._labels = {k: torch.as_tensor(c, device=device) for k, c in self.codes.items()}
         self._running = torch.zeros(len(self.names), 3, dtype=torch.float64, device=device)
+
+    def _new_heads(self, dim: int) -> nn.ModuleDict:
+        heads = nn.ModuleDict()
+        for name in self.names:
+            out = 1 if self.n_classes[name] == 2 else self.n_classes[name]
+            heads[name] = _head(dim, out, self.readout, self.hidden)
+        return heads
+
+    def checkpoint_rebuild(self, name: str) -> nn.Module | torch.optim.Optimizer:
+        """Empty heads or their optimiser, shaped as saved, for a checkpoint to load into."""
+        if name == "heads" and self.dim is not None:
+            return self._new_heads(self.dim).to(self.device)
+        if name == "optimizer":
+            return torch.optim.Adam(self.heads.parameters(), lr=self.lr)
+        raise ValueError(f"no {name} to rebuild")
 
     def _optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:
