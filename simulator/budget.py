@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["text.parse_math"] = False  # user text (a "$" in a name) is never TeX
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 

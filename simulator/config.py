@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -30,12 +31,42 @@ SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default si
 DEFAULT_MOVIELENS = "${PRIVSIM_DATA:-../shared/data}/ml-100k"
 
 ATTRIBUTES = ("gender", "age", "occupation")
+# Upper bounds of the settings: far beyond any study, low enough to refuse a typo at once.
+MAX_STEPS = 100_000
+MAX_SEED = 2**32 - 1
+MAX_USERS = 10_000_000
+MAX_ITEMS = 1_000_000
+MAX_WIDTH = 16_384
+MAX_EPOCHS = 10_000
+MAX_WEIGHT = 10_000.0
+MAX_LR = 10.0
+TYPE_NAME = r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,39}"  # printed in tables, legends and file names
 
 
 class Section(BaseModel):
-    """Base of every scenario section: unknown keys are errors."""
+    """Base of every scenario section: unknown keys are errors, numbers are finite, and
+    true/false is not a number."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            leaves = _leaf_types(cls.model_fields[info.field_name].annotation)
+            if bool not in leaves and leaves & {int, float}:
+                raise ValueError("expected a number, not true/false")
+        return value
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The plain types an annotation is made of (int | None -> {int, NoneType})."""
+    args = get_args(annotation)
+    if not args:
+        return {annotation}
+    if get_origin(annotation) in (list, dict, tuple, set):
+        return set()
+    return set().union(*(_leaf_types(a) for a in args))
 
 
 class WorldConfig(Section):
@@ -43,12 +74,15 @@ class WorldConfig(Section):
 
     source: Literal["synthetic", "movielens"] = "synthetic"
     path: str | None = Field(None, description="MovieLens folder (source: movielens)")
-    signal: float = Field(1.0, ge=0.0, description="synthetic: how strongly attributes shape taste")
+    signal: float = Field(
+        1.0, ge=0.0, le=100.0, description="synthetic: how strongly attributes shape taste"
+    )
     n_users: int | None = Field(
-        None, ge=2, description="synthetic: users (default 1000); movielens: keep the first n"
+        None, ge=2, le=MAX_USERS,
+        description="synthetic: users (default 1000); movielens: keep the first n"
     )
     n_items: int | None = Field(
-        None, ge=2,
+        None, ge=2, le=MAX_ITEMS,
         description="synthetic: items (default 800); movielens: keep this many (item_sample)",
     )
     item_sample: Literal["random", "popular"] = Field(
@@ -59,13 +93,15 @@ class WorldConfig(Section):
         "lines (the releases hold each pair once, so a repeat means a damaged or merged "
         "file), or keeps the latest rating",
     )
-    mean_ratings_per_user: float = Field(60.0, gt=0)
-    min_ratings_per_user: int = Field(20, ge=1)
+    mean_ratings_per_user: float = Field(60.0, gt=0, le=MAX_ITEMS)
+    min_ratings_per_user: int = Field(20, ge=1, le=MAX_ITEMS)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of each user's ratings")
     split: Literal["temporal", "random"] = Field(
         "temporal", description="hold out each user's latest ratings, or a random share"
     )
-    seed: int | None = Field(None, ge=0, description="synthetic world seed (default: simulation)")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="synthetic world seed (default: simulation)"
+    )
 
     @model_validator(mode="after")
     def _check_source(self) -> WorldConfig:
@@ -93,7 +129,8 @@ class InclinationType(Section):
         0.0, ge=0.0, le=1.0, description="share of these users who ask for attribute unlearning"
     )
     concern: float = Field(
-        1.0, ge=0.0, description="privacy_calculus, social: weight of perceived risk (breaches)"
+        1.0, ge=0.0, le=MAX_WEIGHT,
+        description="privacy_calculus, social: weight of perceived risk (breaches)"
     )
 
 
@@ -109,14 +146,16 @@ class DefenseSection(Section):
     """What every defense shares: a switch and the step from which it acts."""
 
     enabled: bool = True
-    start_step: int = Field(0, ge=0, description="first step at which the defense acts")
+    start_step: int = Field(
+        0, ge=0, le=MAX_STEPS, description="first step at which the defense acts"
+    )
 
 
 class PerturbationConfig(DefenseSection):
     """User-side local perturbation of disclosed ratings before the platform sees them."""
 
     mechanism: Literal["randomized_response", "laplace"] = "laplace"
-    epsilon: float = Field(1.0, gt=0.0, description="local privacy parameter per rating")
+    epsilon: float = Field(1.0, gt=0.0, le=50.0, description="local privacy parameter per rating")
 
 class CalculusConfig(Section):
     """The privacy-calculus update: each step a user moves its budget toward a target that
@@ -124,10 +163,11 @@ class CalculusConfig(Section):
 
     rate: float = Field(0.3, gt=0.0, le=1.0, description="share of the gap closed per step")
     benefit_weight: float = Field(
-        5.0, ge=0.0, description="logit change per unit of own NDCG above the popularity baseline"
+        5.0, ge=0.0, le=MAX_WEIGHT,
+        description="logit change per unit of own NDCG above the popularity baseline"
     )
     risk_weight: float = Field(
-        3.0, ge=0.0, description="logit change per unit of concern x breach salience"
+        3.0, ge=0.0, le=MAX_WEIGHT, description="logit change per unit of concern x breach salience"
     )
     memory: float = Field(
         0.5, ge=0.0, lt=1.0, description="smoothing of perceived benefit (EMA weight of the past)"
@@ -140,9 +180,11 @@ class SocialConfig(Section):
 
     graph: Literal["watts_strogatz", "barabasi_albert", "homophilous", "file"] = "watts_strogatz"
     path: str | None = Field(None, description="graph file: an edge list of user ids")
-    k: int = Field(10, ge=2, description="watts_strogatz, homophilous: neighbours per user")
+    k: int = Field(
+        10, ge=2, le=1000, description="watts_strogatz, homophilous: neighbours per user"
+    )
     p: float = Field(0.1, ge=0.0, le=1.0, description="watts_strogatz: rewiring probability")
-    m: int = Field(5, ge=1, description="barabasi_albert: edges per new user")
+    m: int = Field(5, ge=1, le=1000, description="barabasi_albert: edges per new user")
     homophily_attribute: Literal["gender", "age", "occupation"] = "gender"
     homophily: float = Field(0.8, ge=0.0, le=1.0, description="homophilous: same-group share")
     influence: float = Field(
@@ -185,6 +227,10 @@ class PopulationConfig(Section):
     def _shares_sum_to_one(cls, types: dict[str, InclinationType]) -> dict[str, InclinationType]:
         if not types:
             raise ValueError("at least one inclination type is needed")
+        for name in types:
+            if not re.fullmatch(TYPE_NAME, name):
+                raise ValueError(f"type name {name!r}: use up to 40 letters, digits, spaces, "
+                                 "'.', '_', '+' and '-', starting with a letter or digit")
         total = sum(t.share for t in types.values())
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"type shares must sum to 1, they sum to {total:g}")
@@ -202,13 +248,13 @@ class PopulationConfig(Section):
 class MetaMFConfig(Section):
     """MetaMF's dimensions (Lin et al. 2020 defaults) and training choices."""
 
-    user_dim: int = Field(32, ge=1)
-    memory_dim: int = Field(128, ge=1)
-    hidden: int = Field(512, ge=1)
-    item_dim: int = Field(32, ge=4)
-    rank: int = Field(8, ge=1)
+    user_dim: int = Field(32, ge=1, le=MAX_WIDTH)
+    memory_dim: int = Field(128, ge=1, le=MAX_WIDTH)
+    hidden: int = Field(512, ge=1, le=MAX_WIDTH)
+    item_dim: int = Field(32, ge=4, le=MAX_WIDTH)
+    rank: int = Field(8, ge=1, le=MAX_WIDTH)
     user_init_std: float = Field(
-        0.01, gt=0.0, description="std of the initial user embeddings (reference: 1.0)"
+        0.01, gt=0.0, le=10.0, description="std of the initial user embeddings (reference: 1.0)"
     )
     lr_schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="learning rate over each training's epochs (reference: constant)"
@@ -217,7 +263,7 @@ class MetaMFConfig(Section):
         0.05, ge=0.0, lt=0.5, description="share of each training's ratings held out to stop "
         "early and keep the best epoch (0: train on all for every epoch, as the reference)",
     )
-    patience: int = Field(3, ge=1, description="epochs without a better held-out error "
+    patience: int = Field(3, ge=1, le=1000, description="epochs without a better held-out error "
                           "before a training stops")
 
 
@@ -227,12 +273,15 @@ class AdversarialConfig(DefenseSection):
     attributes: list[Literal["gender", "age", "occupation"]] = Field(
         default_factory=lambda: ["gender"], min_length=1
     )
-    weight: float = Field(1.0, ge=0.0, description="lambda, the reversed gradient's weight")
+    weight: float = Field(
+        1.0, ge=0.0, le=MAX_WEIGHT, description="lambda, the reversed gradient's weight"
+    )
     readout: Literal["linear", "mlp"] = "linear"
-    hidden: int = Field(32, ge=1, description="hidden width of the mlp read-out")
-    lr: float = Field(0.1, gt=0.0, description="read-out learning rate (Adam)")
+    hidden: int = Field(32, ge=1, le=MAX_WIDTH, description="hidden width of the mlp read-out")
+    lr: float = Field(0.1, gt=0.0, le=MAX_LR, description="read-out learning rate (Adam)")
     head_steps: int = Field(
-        5, ge=1, description="read-out updates per training batch (it must keep up with p_u)"
+        5, ge=1, le=1000,
+        description="read-out updates per training batch (it must keep up with p_u)"
     )
 
 
@@ -248,11 +297,12 @@ class UnlearningConfig(DefenseSection):
     utility: Literal["model", "distance", "topk"] = "topk"
     weighting: Literal["mgda", "fixed"] = "mgda"
     weight: float = Field(
-        1.0, ge=0.0, description="utility weight when weighting is fixed (per-user utility)"
+        1.0, ge=0.0, le=MAX_WEIGHT,
+        description="utility weight when weighting is fixed (per-user utility)"
     )
-    steps: int = Field(300, ge=1)
-    lr: float = Field(3e-3, gt=0.0)
-    top_k: int = Field(20, ge=2, description="list length kept by the topk utility")
+    steps: int = Field(300, ge=1, le=100_000)
+    lr: float = Field(3e-3, gt=0.0, le=MAX_LR)
+    top_k: int = Field(20, ge=2, le=1000, description="list length kept by the topk utility")
     scope: Literal["all", "requested"] = Field(
         "all", description="every user, or only users who asked for unlearning"
     )
@@ -261,15 +311,15 @@ class UnlearningConfig(DefenseSection):
         "on half of the users) are at chance, keeping the check closest to chance; or run "
         "all `steps`, driving the distance to its minimum",
     )
-    probe_every: int = Field(10, ge=1, description="stop: probe: steps between checks")
+    probe_every: int = Field(10, ge=1, le=100_000, description="stop: probe: steps between checks")
 
 
 class DPConfig(DefenseSection):
     """DP-SGD training (Opacus); rating-level adjacency."""
 
-    noise_multiplier: float | None = Field(1.0, ge=0.0)
-    target_epsilon: float | None = Field(None, gt=0.0)
-    max_grad_norm: float = Field(1.0, gt=0.0)
+    noise_multiplier: float | None = Field(1.0, ge=0.0, le=1000.0)
+    target_epsilon: float | None = Field(None, gt=0.0, le=1e4)
+    max_grad_norm: float = Field(1.0, gt=0.0, le=1e4)
     delta: float | None = Field(None, gt=0.0, lt=1.0, description="default: 1 / ratings")
 
     @model_validator(mode="after")
@@ -285,8 +335,12 @@ class APRConfig(DefenseSection):
     """Adversarial personalised ranking (He et al. 2018): train against worst-case
     embedding perturbations of per-row norm epsilon, weighted by `weight`."""
 
-    epsilon: float = Field(0.5, gt=0.0, description="per-row L2 budget of the perturbation")
-    weight: float = Field(1.0, ge=0.0, description="lambda, weight of the perturbed loss")
+    epsilon: float = Field(
+        0.5, gt=0.0, le=100.0, description="per-row L2 budget of the perturbation"
+    )
+    weight: float = Field(
+        1.0, ge=0.0, le=MAX_WEIGHT, description="lambda, weight of the perturbed loss"
+    )
 
 
 class DetectionConfig(DefenseSection):
@@ -301,7 +355,9 @@ class DetectionConfig(DefenseSection):
         0.03, gt=0.0, le=0.5,
         description="share of users to flag (pca, threshold); null: threshold on z",
     )
-    z: float = Field(2.0, gt=0.0, description="threshold: combined z-score above which to flag")
+    z: float = Field(
+        2.0, gt=0.0, le=100.0, description="threshold: combined z-score above which to flag"
+    )
 
     @model_validator(mode="after")
     def _pca_needs_a_size(self) -> DetectionConfig:
@@ -324,19 +380,21 @@ class PlatformConfig(Section):
     """The platform's recommender and its retraining schedule."""
 
     model: Literal["bpr", "mf", "metamf", "nometamf"] = "bpr"
-    retrain_every: int = Field(2, ge=1)
-    epochs: int = Field(5, ge=1, description="epochs per (warm-started) retrain")
-    first_epochs: int | None = Field(20, ge=1, description="epochs of the first training")
+    retrain_every: int = Field(2, ge=1, le=MAX_STEPS)
+    epochs: int = Field(5, ge=1, le=MAX_EPOCHS, description="epochs per (warm-started) retrain")
+    first_epochs: int | None = Field(
+        20, ge=1, le=MAX_EPOCHS, description="epochs of the first training"
+    )
     warm_start: bool = True
     deletion: Literal["retrain", "finetune"] = Field(
         "retrain", description="how deletion requests are honoured at the next retrain: "
         "exact (retrain from scratch without the data) or approximate (drop the data, zero "
         "the users' rows and continue from the current model)",
     )
-    factors: int = Field(32, ge=1)
-    lr: float | None = Field(None, gt=0)
-    reg: float | None = Field(None, ge=0)
-    batch_size: int | None = Field(None, ge=1)
+    factors: int = Field(32, ge=1, le=MAX_WIDTH)
+    lr: float | None = Field(None, gt=0, le=MAX_LR)
+    reg: float | None = Field(None, ge=0, le=100.0)
+    batch_size: int | None = Field(None, ge=1, le=10_000_000)
     item_features: bool = Field(
         False, description="bpr, mf: learn from the world's item side information (genres)"
     )
@@ -382,7 +440,7 @@ class InferenceAttackerConfig(Section):
         description="what it sees: user embeddings, each user's top-k recommendations, "
         "or the ratings users disclosed",
     )
-    top_k: int = Field(10, ge=1, description="threat recommendations: length of each list")
+    top_k: int = Field(10, ge=1, le=1000, description="threat recommendations: length of each list")
     known_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of users it knows")
     attributes: list[Literal["gender", "age", "occupation"]] = Field(
         default_factory=lambda: ["gender", "age"]
@@ -390,7 +448,7 @@ class InferenceAttackerConfig(Section):
     classifiers: list[Literal["logreg", "xgboost", "mlp", "forest"]] = Field(
         default_factory=lambda: ["logreg", "xgboost"]
     )
-    folds: int = Field(5, ge=2)
+    folds: int = Field(5, ge=2, le=20)
     selection_every: int = Field(
         1, ge=1, le=1000, description="fresh attacks per cross-validation: 1 cross-validates "
         "every attack and predicts with the mean of the fold models; K > 1 cross-validates "
@@ -426,7 +484,7 @@ class ShillingAttackerConfig(Section):
     target_popularity: Literal["unpopular", "median", "popular"] = Field(
         "unpopular", description="without targets: public rating count of the chosen targets"
     )
-    n_targets: int = Field(1, ge=1, description="without targets: how many to choose")
+    n_targets: int = Field(1, ge=1, le=MAX_ITEMS, description="without targets: how many to choose")
     attack_size: float = Field(
         0.03, gt=0.0, le=1.0, description="fake profiles as a share of genuine users"
     )
@@ -437,16 +495,20 @@ class ShillingAttackerConfig(Section):
         None, description="selected items (bandwagon, segment, reverse_bandwagon); default: "
         "chosen from public statistics",
     )
-    n_selected: int = Field(10, ge=1)
-    start_step: int = Field(0, ge=0, description="first step at which profiles are injected")
+    n_selected: int = Field(10, ge=1, le=MAX_ITEMS)
+    start_step: int = Field(
+        0, ge=0, le=MAX_STEPS, description="first step at which profiles are injected"
+    )
     spread_steps: int = Field(
-        1, ge=1, description="inject the profiles evenly over this many steps"
+        1, ge=1, le=MAX_STEPS, description="inject the profiles evenly over this many steps"
     )
     adaptive: bool = Field(
         False, description="watch the targets through probe accounts after every retrain and "
         "react: inject more, and move fillers toward what the platform recommends",
     )
-    probes: int = Field(5, ge=1, description="adaptive: probe accounts that only observe")
+    probes: int = Field(
+        5, ge=1, le=10_000, description="adaptive: probe accounts that only observe"
+    )
     goal: float = Field(
         0.5, gt=0.0, le=1.0, description="adaptive: share of probes with a target in the "
         "top-k that counts as success (push), or without one (nuke)",
@@ -482,17 +544,17 @@ class ItemPerturbationConfig(Section):
         None, description="owned item indices (0-based); default: chosen by popularity"
     )
     item_popularity: Literal["unpopular", "median", "popular"] = "unpopular"
-    n_items: int = Field(1, ge=1, description="without items: how many to own")
+    n_items: int = Field(1, ge=1, le=MAX_ITEMS, description="without items: how many to own")
     segment_attribute: Literal["gender", "age", "occupation"] | None = Field(
         None, description="target segment: users with this attribute value (None: everyone)"
     )
-    segment_value: int = Field(0, ge=0, description="the attribute code of the segment")
-    epsilon: float = Field(0.5, gt=0.0, description="per-item budget")
+    segment_value: int = Field(0, ge=0, le=1000, description="the attribute code of the segment")
+    epsilon: float = Field(0.5, gt=0.0, le=100.0, description="per-item budget")
     method: Literal["fgsm", "pgd"] = "pgd"
-    steps: int = Field(10, ge=1, description="pgd steps")
+    steps: int = Field(10, ge=1, le=10_000, description="pgd steps")
     norm: Literal["l2", "linf"] = "l2"
     objective: Literal["score", "rank"] = "rank"
-    start_step: int = Field(0, ge=0)
+    start_step: int = Field(0, ge=0, le=MAX_STEPS)
 
 
 def _attacker_kind(value: Any) -> str:
@@ -509,6 +571,10 @@ AttackerConfig = Annotated[
     Discriminator(_attacker_kind),
 ]
 ATTACKER_KINDS = ("inference", "shilling", "item_perturbation")
+ATTACKER_CLASSES: dict[str, type[Section]] = {
+    "inference": InferenceAttackerConfig, "shilling": ShillingAttackerConfig,
+    "item_perturbation": ItemPerturbationConfig,
+}
 
 
 class EventConfig(Section):
@@ -523,9 +589,11 @@ class EventConfig(Section):
     `types` restricts who is drawn (default: everyone); draws come from per-user streams.
     """
 
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, le=MAX_STEPS)
     kind: Literal["breach", "opt_out", "deletion", "unlearning_request", "convert"] = "breach"
-    severity: float = Field(1.0, gt=0.0, description="breach: salience added to informed users")
+    severity: float = Field(
+        1.0, gt=0.0, le=MAX_WEIGHT, description="breach: salience added to informed users"
+    )
     reach: float = Field(
         1.0, ge=0.0, le=1.0, description="breach: share of users who hear it directly"
     )
@@ -545,11 +613,12 @@ class EventConfig(Section):
 class SimulationConfig(Section):
     """Time, randomness and hardware."""
 
-    steps: int = Field(20, ge=1, description="how many steps the history is cut into")
-    seed: int = Field(0, ge=0)
+    steps: int = Field(20, ge=1, le=MAX_STEPS, description="how many steps the history is cut into")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     stop_after: int | None = Field(
-        None, ge=1, description="run only the first K steps of the schedule (a quick look; "
+        None, ge=1, le=MAX_STEPS,
+        description="run only the first K steps of the schedule (a quick look; "
         "`privsim run --first K`); null: all of them",
     )
 
@@ -570,7 +639,7 @@ class SimulationConfig(Section):
 class MetricsConfig(Section):
     """What is measured each step."""
 
-    k: int = Field(10, ge=1, description="cut-off of HR@k and NDCG@k")
+    k: int = Field(10, ge=1, le=1000, description="cut-off of HR@k and NDCG@k")
     group_share: float = Field(
         0.05, gt=0.0, le=1 / 3, description="size of the Low/Med/High involvement groups"
     )
@@ -828,6 +897,43 @@ def _list_index(items: list[Any], key: str, where: str) -> int:
     return int(key)
 
 
+RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
+                "finite_number", "int_parsing", "float_parsing", "int_type", "float_type",
+                "value_error"}
+
+
+def _allowed_range(location: tuple[int | str, ...]) -> str | None:
+    """The range a numeric setting accepts ("> 0 and <= 10"), found from its key path."""
+    annotation: Any = Scenario
+    field = None
+    for part in location:
+        annotation = _without_none(annotation)
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif get_origin(annotation) in (list, dict):
+            annotation, field = get_args(annotation)[-1], None
+        elif part in ATTACKER_KINDS:
+            annotation = ATTACKER_CLASSES[str(part)]
+        else:
+            return None
+    if field is None:
+        return None
+    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    bounds = [f"{symbols[name]} {getattr(item, name)}" for item in field.metadata
+              for name in symbols if hasattr(item, name)]
+    return " and ".join(bounds) if bounds else None
+
+
+def _without_none(annotation: Any) -> Any:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return args[0] if type(None) in get_args(annotation) and len(args) == 1 else annotation
+
+
 def _format_validation_error(source: str, error: ValidationError) -> str:
     first = error.errors()[0]
     # The attacker union adds its tag to the location (attackers.0.shilling.x): drop it.
@@ -842,6 +948,8 @@ def _format_validation_error(source: str, error: ValidationError) -> str:
                    f"{', '.join(ATTACKER_KINDS)}")
     elif first["type"] != "missing" and not isinstance(first.get("input"), dict | list):
         message = f"{message} (got {first['input']!r})"
+        if first["type"] in RANGE_ERRORS and (allowed := _allowed_range(first["loc"])):
+            message = f"{message}; allowed: {allowed}"
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
     # Whole-scenario checks name their own keys.

@@ -36,19 +36,35 @@ class MemoryEstimate:
     n_ratings: int
     host_bytes: int
     device_bytes: int
+    model_bytes: int = 0
+    model_settings: str = "platform.factors"
 
 
 def estimate_memory(
     scenario: Scenario, n_users: int, n_items: int, n_ratings: int
 ) -> MemoryEstimate:
     """The peak memory a run of `scenario` on a world of that size should need."""
-    factors = scenario.platform.factors
-    model = (n_users + n_items) * factors * BYTES_PER_FACTOR_ROW
+    model = _model_parameters(scenario, n_users, n_items) * BYTES_PER_FACTOR_ROW
     host = BASE_BYTES + BYTES_PER_RATING * n_ratings + BYTES_PER_USER * n_users + model
     # On a GPU: the model, the training ratings (indices, values, sorted keys) and one
     # ranking chunk of 1,024 users x all items (scores, mask, relevance).
     device = model + 40 * n_ratings + 1024 * n_items * 12
-    return MemoryEstimate(n_users, n_items, n_ratings, host, device)
+    settings = ("platform.metamf.hidden, item_dim or rank"
+                if scenario.platform.model in ("metamf", "nometamf") else "platform.factors")
+    return MemoryEstimate(n_users, n_items, n_ratings, host, device, model, settings)
+
+
+def _model_parameters(scenario: Scenario, n_users: int, n_items: int) -> int:
+    """How many parameters the platform's model holds (MetaMF: its generator networks and
+    per-item rows, which grow with the hidden width)."""
+    platform = scenario.platform
+    if platform.model not in ("metamf", "nometamf"):
+        return (n_users + n_items) * platform.factors
+    m = platform.metamf
+    mid = m.item_dim // 4
+    return (n_users * m.user_dim + m.user_dim * m.memory_dim + 3 * m.memory_dim * m.hidden
+            + m.hidden * (m.item_dim * mid + 2 * mid + 1 + m.rank * m.item_dim)
+            + n_items * (m.rank * m.hidden + m.rank))
 
 
 def synthetic_size(scenario: Scenario) -> tuple[int, int, int]:
@@ -82,6 +98,8 @@ def check_fits(estimate: MemoryEstimate, device_type: str, source: str) -> None:
 
     settings = ("world.n_users or world.mean_ratings_per_user" if source == "synthetic"
                 else "world.n_items (or use a smaller data set)")
+    if estimate.model_bytes > estimate.host_bytes / 2:  # the model, not the world, is large
+        settings = estimate.model_settings
     available = available_host_bytes()
     if available is not None and estimate.host_bytes > USABLE_SHARE * available:
         raise ScenarioError(
