@@ -146,7 +146,12 @@ def resume_run(run_dir: Path, progress: bool | None = None) -> RunResult:
     check_writable(run_dir)
     lock = RunLock(run_dir).acquire()
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise PrivsimError(f"{manifest_path}: unreadable ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise PrivsimError(f"{manifest_path}: not a run manifest")
         if manifest.get("status") == "completed":
             raise PrivsimError(f"{run_dir}: the run is already completed")
         if not (run_dir / CHECKPOINT).is_file():

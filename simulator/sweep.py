@@ -67,7 +67,7 @@ from simulator.attack_study import write_attack_study
 from simulator.budget import write_budget_study
 from simulator.catalog import load_scenario
 from simulator.config import Scenario, load_model_file, scenario_to_yaml
-from simulator.errors import ScenarioError
+from simulator.errors import PrivsimError, ScenarioError
 from simulator.outputs import (
     new_run_dir,
     now_iso,
@@ -243,7 +243,7 @@ def run_sweep(
     if scheduler is not None and executor != "dask":
         raise ValueError(f"scheduler: an address needs executor 'dask', not {executor!r}")
     if workers is not None and workers < 1:
-        raise ValueError(f"workers: expected at least 1, got {workers}")
+        raise PrivsimError(f"--workers: expected at least 1, got {workers}")
     spec = load_sweep(sweep_file)
     points = expand_points(spec, sweep_file)
     folder = out or new_run_dir(Path("outputs") / "sweeps", spec.name)

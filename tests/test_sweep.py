@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.errors import ScenarioError
+from simulator.errors import PrivsimError, ScenarioError
 from simulator.sweep import expand_points, load_sweep, run_sweep, spawn_seeds
 from simulator.world import generate_synthetic
 
@@ -115,7 +115,7 @@ def test_a_folder_that_is_not_a_sweep_is_refused(tmp_path: Path) -> None:
     ({"workers": 0}, "workers: expected at least 1"),
 ])
 def test_bad_run_arguments_are_named(tmp_path: Path, kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, PrivsimError), match=message):
         run_sweep(_sweep(tmp_path, ""), out=tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
 

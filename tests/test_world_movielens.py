@@ -252,7 +252,15 @@ def test_a_repeated_rating_can_keep_the_latest(tmp_path: Path) -> None:
     assert r.rating[(r.user == 0) & (r.item == 0)].tolist() == [2.0]  # latest timestamp wins
     from simulator.world import load_world
 
-    assert len(load_world("movielens", folder, duplicates="latest").ratings) == 5
+    merged = load_world("movielens", folder, duplicates="latest")
+    assert len(merged.ratings) == 5
+    from simulator.world import random_split, temporal_split
+
+    for train, test in (temporal_split(merged.ratings, merged.n_users, 0.4),
+                        random_split(merged.ratings, merged.n_users, 0.4, 0)):
+        seen = set(zip(train.user.tolist(), train.item.tolist(), strict=True))
+        held = set(zip(test.user.tolist(), test.item.tolist(), strict=True))
+        assert held and not seen & held  # no pair is both trained on and tested
 
 
 ML1M_BAD = [
