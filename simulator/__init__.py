@@ -1,7 +1,38 @@
-"""privsim: an agent-based simulator of privacy dynamics in recommender systems."""
+"""privsim: an agent-based simulator of privacy dynamics in recommender systems.
 
-from simulator._allocator import keep_freed_memory
+The Python API, for notebooks and scripts::
+
+    import simulator
+    result = simulator.run("quickstart", overrides={"simulation.steps": 5})
+    result.metrics          # one row per step (DataFrames: metrics, groups, events, agents)
+    result.plot("hr_10", "leak_gender_auc")
+    again = simulator.load("outputs/quickstart-20260101-120000")
+    scenario = simulator.Scenario(name="mine", simulation={"steps": 4})
+
+Importing the package changes no global state (no plotting backend, no allocator setting)
+and imports nothing heavy until one of these names is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["Run", "Scenario", "load", "run"]
 
-keep_freed_memory()
+if TYPE_CHECKING:
+    from simulator.api import Run, load, run
+    from simulator.config import Scenario
+
+
+def __getattr__(name: str) -> Any:
+    """The API's names, imported on first use (so `privsim --help` stays fast)."""
+    if name in ("Run", "load", "run"):
+        from simulator import api
+
+        return getattr(api, name)
+    if name == "Scenario":
+        from simulator.config import Scenario
+
+        return Scenario
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

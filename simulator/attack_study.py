@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-matplotlib.rcParams["text.parse_math"] = False  # user text (a "$" in a name) is never TeX
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from simulator.errors import PrivsimError  # noqa: E402
+from simulator.errors import PrivsimError
+from simulator.figures import save, subplots
 
 MODEL_KEY = "attackers.0.model"
 SIZE_KEY = "attackers.0.attack_size"
@@ -50,7 +46,7 @@ def plot_attack(table: pd.DataFrame, path: Path) -> Path:
     if x is None:
         raise PrivsimError("the attack-success plot needs a grid over world.n_items or size")
     attacks = sorted(table["attack"].unique()) if "attack" in table else [None]
-    fig, axes = plt.subplots(1, len(attacks), figsize=(4 * len(attacks), 3.6), sharey=True,
+    fig, axes = subplots(1, len(attacks), figsize=(4 * len(attacks), 3.6), sharey=True,
                              squeeze=False)
     for axis, attack in zip(axes[0], attacks, strict=True):
         part = table if attack is None else table[table["attack"] == attack]
@@ -71,8 +67,7 @@ def plot_attack(table: pd.DataFrame, path: Path) -> Path:
             axis.legend()
     axes[0][0].set_ylabel("target HR@10: attacked - clean")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return path
 
 

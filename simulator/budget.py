@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-matplotlib.rcParams["text.parse_math"] = False  # user text (a "$" in a name) is never TeX
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from simulator.errors import PrivsimError  # noqa: E402
+from simulator.errors import PrivsimError
+from simulator.figures import save, subplots
 
 GROUPS = ("all", "Low", "Med", "High")
 
@@ -57,7 +53,7 @@ def budget_table(
 def plot_budget(table: pd.DataFrame, path: Path) -> Path:
     """dMAE against beta, one panel per group, every model on each panel."""
     groups = [g for g in GROUPS if g in set(table["group"])]
-    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.6), sharey=True)
+    fig, axes = subplots(1, len(groups), figsize=(4 * len(groups), 3.6), sharey=True)
     for axis, group in zip(list(axes) if len(groups) > 1 else [axes], groups, strict=True):
         for model, part in table[table["group"] == group].groupby("model"):
             part = part.sort_values("beta")
@@ -68,8 +64,7 @@ def plot_budget(table: pd.DataFrame, path: Path) -> Path:
         axis.legend()
     (axes[0] if len(groups) > 1 else axes).set_ylabel("dMAE = MAE@beta / MAE@1.0")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return path
 
 

@@ -26,6 +26,18 @@ app = typer.Typer(
 console = Console(markup=False, highlight=False)
 errors = Console(stderr=True, markup=False, highlight=False)
 
+@app.callback()
+def _process_settings() -> None:
+    """What the command line (not `import simulator`) sets for its own process: glibc keeps
+    freed memory (much faster training), and matplotlib draws off-screen."""
+    import os
+
+    from simulator._allocator import keep_freed_memory
+
+    keep_freed_memory()
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a scenario key: path.to.key=value (repeatable)."),

@@ -15,19 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-matplotlib.rcParams["text.parse_math"] = False  # user text (a "$" in a name) is never TeX
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from simulator.intervals import t_half_width  # noqa: E402
-from simulator.outputs import read_manifest, write_parquet, write_text  # noqa: E402
-from simulator.run_lock import run_status  # noqa: E402
+from simulator.figures import save, subplots
+from simulator.intervals import t_half_width
+from simulator.outputs import read_manifest, write_parquet, write_text
+from simulator.run_lock import run_status
 
 ID_COLUMNS = ["variant", "seed", "source"]
 SUMMARY_COLUMNS = ["variant", "step", "metric", "mean", "ci_low", "ci_high", "n"]
@@ -314,18 +311,14 @@ def _targets(path: Path, formats: Sequence[str]) -> list[Path]:
     return [base.parent / f"{base.name}.{fmt}" for fmt in formats]
 
 
-def _save(fig: plt.Figure, path: Path, formats: Sequence[str]) -> list[Path]:
+def _save(fig: Figure, path: Path, formats: Sequence[str]) -> list[Path]:
     if not formats:
-        plt.close(fig)
         raise ValueError("formats: name at least one image format, e.g. ('png', 'pdf')")
     fig.tight_layout()
     written = _targets(path, formats)
     written[0].parent.mkdir(parents=True, exist_ok=True)
-    try:
-        for target in written:
-            fig.savefig(target, dpi=120)
-    finally:
-        plt.close(fig)
+    for target in written:
+        save(fig, target)
     return written
 
 
@@ -342,7 +335,7 @@ def plot_over_time(
     """`metric` over steps, one line per variant with its 95% band; written to `path` in
     each format (suffix replaced). Returns the files written."""
     rows = _metric_rows(summary, metric)
-    fig, axis = plt.subplots(figsize=(7, 4.2))
+    fig, axis = subplots(figsize=(7, 4.2))
     for variant, part in rows.groupby("variant", sort=False):
         part = part.sort_values("step")
         line = axis.plot(part["step"], part["mean"], marker="o", markersize=3,
@@ -369,7 +362,7 @@ def plot_tradeoff(
     the Pareto front (lower leakage, better utility) is marked and drawn as a staircase."""
     points = tradeoff_points(summary_last_step, utility, leakage, higher)
     higher = higher_is_better(utility) if higher is None else higher
-    fig, axis = plt.subplots(figsize=(7, 5))
+    fig, axis = subplots(figsize=(7, 5))
     x, y = points["leakage"].to_numpy(float), points["utility"].to_numpy(float)
     xerr = np.nan_to_num(np.abs(np.vstack([x - points["ci_low_leakage"],
                                            points["ci_high_leakage"] - x])))
@@ -422,7 +415,7 @@ def plot_grid_heatmap(
     cells = rows.groupby([y_key, x_key])[metric].mean().unstack(x_key)
     cells = cells.reindex(index=_ordered(rows[y_key]), columns=_ordered(rows[x_key]))
     values = cells.to_numpy(dtype=float)
-    fig, axis = plt.subplots(figsize=(1.3 * values.shape[1] + 3, 0.9 * values.shape[0] + 2))
+    fig, axis = subplots(figsize=(1.3 * values.shape[1] + 3, 0.9 * values.shape[0] + 2))
     image = axis.imshow(values, cmap="viridis", aspect="auto")
     axis.set_xticks(range(values.shape[1]), [str(v) for v in cells.columns])
     axis.set_yticks(range(values.shape[0]), [str(v) for v in cells.index])

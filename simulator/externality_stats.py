@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import TwoSlopeNorm
 
-matplotlib.use("Agg")
-matplotlib.rcParams["text.parse_math"] = False  # user text (a "$" in a name) is never TeX
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-
-from simulator.intervals import t_half_width  # noqa: E402
+from simulator.figures import save, subplots
+from simulator.intervals import t_half_width
 
 KEYS = ["group_kind", "group"]
 DIFFERENCE_COLUMNS = ["seed", "group_kind", "group", "metric", "baseline", "changed",
@@ -184,8 +181,8 @@ def plot_externality_heatmap(
     limit = largest if largest > 0 else 1.0
     decimals = max(0, 2 - int(np.floor(np.log10(limit))))
     n_rows, n_columns = values.shape
-    fig, axis = plt.subplots(figsize=(2.0 + 1.6 * n_columns, 1.6 + 0.7 * n_rows))
-    colours = plt.get_cmap("RdBu_r").with_extremes(bad="lightgrey")
+    fig, axis = subplots(figsize=(2.0 + 1.6 * n_columns, 1.6 + 0.7 * n_rows))
+    colours = colormaps["RdBu_r"].with_extremes(bad="lightgrey")
     image = axis.imshow(np.ma.masked_invalid(values), cmap=colours, aspect="auto",
                         norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit))
     for (row, column), value in np.ndenumerate(values):
@@ -208,6 +205,5 @@ def plot_externality_heatmap(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return path

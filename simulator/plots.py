@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-matplotlib.rcParams["text.parse_math"] = False  # user text (a "$" in a name) is never TeX
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from simulator.figures import save, subplots
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return path
 
 
 def plot_accuracy(metrics: pd.DataFrame, path: Path, k: int) -> Path:
     """HR@k and NDCG@k (with the most-popular baseline), and MAE/RMSE when present."""
     has_errors = "mae" in metrics
-    fig, axes = plt.subplots(1, 2 if has_errors else 1, figsize=(10 if has_errors else 6, 4))
+    fig, axes = subplots(1, 2 if has_errors else 1, figsize=(10 if has_errors else 6, 4))
     ranking_axis = axes[0] if has_errors else axes
     for column, style in ((f"hr_{k}", "-"), (f"ndcg_{k}", "-"),
                           (f"pop_hr_{k}", "--"), (f"pop_ndcg_{k}", "--")):
@@ -44,7 +41,7 @@ def plot_leakage(metrics: pd.DataFrame, path: Path) -> Path:
         c.removeprefix("leak_").removesuffix("_auc")
         for c in metrics.columns if c.startswith("leak_") and c.endswith("_auc")
     )
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = subplots(1, 2, figsize=(10, 4))
     for attribute in attributes:
         prefix = f"leak_{attribute}"
         line = axes[0].plot(metrics["step"], metrics[f"{prefix}_auc"], label=attribute)[0]
@@ -62,7 +59,7 @@ def plot_leakage(metrics: pd.DataFrame, path: Path) -> Path:
 
 def plot_disclosure(groups: pd.DataFrame, path: Path) -> Path:
     """Share of experienced ratings disclosed, by inclination type."""
-    fig, axis = plt.subplots(figsize=(6, 4))
+    fig, axis = subplots(figsize=(6, 4))
     by_type = groups[groups["group_kind"].isin(["inclination", "all"])]
     for name, part in by_type.groupby("group", sort=False):
         axis.plot(part["step"], part["disclosure_mean"], label=str(name))
@@ -79,7 +76,7 @@ def plot_attack(metrics: pd.DataFrame, path: Path) -> Path:
                        if c.endswith("target_hr_10")}
                       | {c.removesuffix("owned_hr_10_segment") for c in metrics.columns
                          if c.endswith("owned_hr_10_segment")})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = subplots(1, 2, figsize=(10, 4))
     for prefix in prefixes:
         for name in ("target_hr_10", "owned_hr_10_segment", "owned_hr_10_others"):
             column = prefix + name
@@ -114,7 +111,7 @@ def plot_disparity(groups: pd.DataFrame, path: Path, k: int) -> Path:
     if attribute is not None:
         panels.append((attribute, f"hr_{k}", f"HR@{k} by {attribute}"))
     panels = [p for p in panels if p[1] in groups.columns]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for axis, (kind, column, title) in zip(axes[0], panels, strict=True):
         part = groups[groups["group_kind"] == kind]
         for name, rows in part.groupby("group", sort=False):

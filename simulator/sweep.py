@@ -207,8 +207,10 @@ def _run_point(scenario_data: dict[str, Any], out: str, threads: int) -> dict[st
     """
     import torch
 
+    from simulator._allocator import keep_freed_memory
     from simulator.runner import run_scenario
 
+    keep_freed_memory()  # a worker process of privsim's own: tuned as the CLI is
     folder = Path(out)
     if point_completed(folder):
         return _status("completed")
