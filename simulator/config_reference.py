@@ -1,0 +1,106 @@
+"""`docs/scenario-reference.md`, generated from the scenario schema (field types, defaults,
+ranges and descriptions), so the reference cannot drift from what is validated.
+
+`python -m simulator.config_reference` rewrites the file; a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from simulator.config import ATTACKER_CLASSES, Scenario, _leaf_types
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "scenario-reference.md"
+HEADER = """# Scenario reference
+
+Every key a scenario file (or `--set`) accepts, generated from the schema by
+`python -m simulator.config_reference`. Unknown keys are errors; numbers must be finite and
+within the range given.
+"""
+
+
+def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is list and typing.get_origin(
+            typing.get_args(annotation)[0]) is typing.Annotated:
+        return "list of attackers (sections `attackers.N` below)"
+    text = str(annotation) if typing.get_args(annotation) else getattr(
+        annotation, "__name__", str(annotation))
+    return (text.replace("typing.", "").replace("simulator.config.", "")
+            .replace("NoneType", "null").replace("|", "\\|"))
+
+
+def _range(field: Any) -> str:
+    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    return ", ".join(f"{symbols[name]} {getattr(item, name)}" for item in field.metadata
+                     for name in symbols if hasattr(item, name))
+
+
+def _default(field: Any) -> str:
+    if field.default is PydanticUndefined:
+        if field.default_factory is None:
+            return "required"
+        made = field.default_factory()
+        return f"`{made}`" if made in ({}, []) or isinstance(made, list) and all(
+            isinstance(v, str) for v in made) else "(see below)"
+    value = field.default
+    return "null" if value is None else f"`{value}`"
+
+
+def _sections(model: type[BaseModel], prefix: str,
+              found: list[tuple[str, type[BaseModel]]]) -> None:
+    found.append((prefix, model))
+    for name, field in model.model_fields.items():
+        for leaf in _nested(field.annotation):
+            key = f"{prefix}.{name}" if prefix else name
+            if typing.get_origin(field.annotation) is dict:
+                key += ".NAME"
+            _sections(leaf, key, found)
+
+
+def _nested(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict):
+        return []  # lists and maps of sections are listed on their own
+    return [leaf for leaf in _leaf_types(annotation)
+            if isinstance(leaf, type) and issubclass(leaf, BaseModel)]
+
+
+def reference() -> str:
+    """The whole reference as Markdown."""
+    sections: list[tuple[str, type[BaseModel]]] = []
+    _sections(Scenario, "", sections)
+    from simulator.config import EventConfig, InclinationType
+
+    _sections(InclinationType, "population.types.NAME", sections)
+    _sections(EventConfig, "events.N", sections)
+    for kind, cls in ATTACKER_CLASSES.items():
+        _sections(cls, f"attackers.N (kind: {kind})", sections)
+    lines = [HEADER]
+    seen: set[str] = set()
+    for prefix, model in sections:
+        if prefix in seen:
+            continue
+        seen.add(prefix)
+        doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
+        lines += [f"## `{prefix or '(top level)'}`", "", doc, "",
+                  "| key | type | default | range | description |", "|---|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            if _nested(field.annotation) and not _leaf_types(field.annotation) - {
+                    type(None), *_nested(field.annotation)}:
+                continue  # a sub-section: it has its own table
+            description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | "
+                         f"{_range(field)} | {description} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    DOC.write_text(reference(), encoding="utf-8")
