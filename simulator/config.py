@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from simulator.errors import ScenarioError
 from simulator.schedule import schedule_problems
@@ -921,12 +922,15 @@ def _allowed_range(location: tuple[int | str, ...]) -> str | None:
             annotation = ATTACKER_CLASSES[str(part)]
         else:
             return None
-    if field is None:
-        return None
-    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-    bounds = [f"{symbols[name]} {getattr(item, name)}" for item in field.metadata
-              for name in symbols if hasattr(item, name)]
+    bounds = field_bounds(field) if field is not None else []
     return " and ".join(bounds) if bounds else None
+
+
+def field_bounds(field: FieldInfo) -> list[str]:
+    """A setting's bounds as text (">= 1", "<= 100000"), from its schema."""
+    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    return [f"{symbols[name]} {getattr(item, name)}" for item in field.metadata
+            for name in symbols if hasattr(item, name)]
 
 
 def _without_none(annotation: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from simulator.config import ATTACKER_CLASSES, Scenario, _leaf_types
+from simulator.config import ATTACKER_CLASSES, Scenario, _leaf_types, field_bounds
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "scenario-reference.md"
 HEADER = """# Scenario reference
@@ -35,9 +35,7 @@ def _type_name(annotation: Any) -> str:
 
 
 def _range(field: Any) -> str:
-    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-    return ", ".join(f"{symbols[name]} {getattr(item, name)}" for item in field.metadata
-                     for name in symbols if hasattr(item, name))
+    return ", ".join(field_bounds(field))
 
 
 def _default(field: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -36,6 +35,7 @@ from simulator.outputs import (
     check_writable,
     new_run_dir,
     now_iso,
+    read_manifest,
     versions,
     write_json,
     write_parquet,
@@ -147,7 +147,7 @@ def resume_run(run_dir: Path, progress: bool | None = None) -> RunResult:
     lock = RunLock(run_dir).acquire()
     try:
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = read_manifest(run_dir)
         except (ValueError, OSError) as exc:
             raise PrivsimError(f"{manifest_path}: unreadable ({exc})") from None
         if not isinstance(manifest, dict):

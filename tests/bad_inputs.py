@@ -8,6 +8,7 @@ folder left behind. `tests/test_bad_inputs.py` runs every case.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.test_world_movielens import ML100K_BAD, ML100K_FILES
 
@@ -24,6 +25,18 @@ class Case:
 
 TINY = ("name: t\nworld: {n_users: 60, n_items: 40, mean_ratings_per_user: 10, "
         "min_ratings_per_user: 3}\nsimulation: {steps: 2}\n")
+
+
+def write_files(case: Case, folder: Path) -> list[str]:
+    """Write the case's files into `folder`; its command line with `{tmp}` filled in."""
+    for name, content in case.files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content.replace("{tmp}", str(folder)), encoding="utf-8")
+        else:
+            path.write_bytes(content)
+    return [arg.replace("{tmp}", str(folder)) for arg in case.argv]
 
 
 def _validate_set(key_value: str, expect: str, *extra: str) -> Case:
@@ -243,7 +256,6 @@ def census(source: str | None = None) -> list[tuple[str, str]]:
     import subprocess
     import sys
     import tempfile
-    from pathlib import Path
 
     problems = []
     env = {**os.environ, "COLUMNS": "400"}
@@ -252,15 +264,8 @@ def census(source: str | None = None) -> list[tuple[str, str]]:
     for case in CASES:
         with tempfile.TemporaryDirectory() as folder:
             tmp = Path(folder)
-            for name, content in case.files.items():
-                path = tmp / name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if isinstance(content, str):
-                    path.write_text(content.replace("{tmp}", folder), encoding="utf-8")
-                else:
-                    path.write_bytes(content)
+            argv = write_files(case, tmp)
             before = set(tmp.rglob("*"))
-            argv = [arg.replace("{tmp}", folder) for arg in case.argv]
             done = subprocess.run([sys.executable, "-m", "simulator", *argv], cwd=tmp, env=env,
                                   capture_output=True, text=True, timeout=300)
             output = " ".join((done.stdout + done.stderr).split())

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from tests.bad_inputs import CASES, Case
+from tests.bad_inputs import CASES, Case, write_files
 
 runner = CliRunner()
 
@@ -19,23 +19,12 @@ def test_the_corpus_is_large_and_distinct() -> None:
     assert len({case.id for case in CASES}) == len(CASES)
 
 
-def _prepare(case: Case, folder: Path) -> list[str]:
-    for name, content in case.files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            path.write_text(content.replace("{tmp}", str(folder)), encoding="utf-8")
-        else:
-            path.write_bytes(content)
-    return [arg.replace("{tmp}", str(folder)) for arg in case.argv]
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_handled_cleanly(case: Case, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # default output folders land here, where they are checked
     monkeypatch.setenv("COLUMNS", "400")
-    argv = _prepare(case, tmp_path)
+    argv = write_files(case, tmp_path)
     before = set(tmp_path.rglob("*"))
     result = runner.invoke(app, argv)
     output = " ".join(result.output.split())

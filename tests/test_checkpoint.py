@@ -91,22 +91,30 @@ def test_an_interrupted_run_resumes_to_identical_results(
     _assert_same(tmp_path / "whole", tmp_path / "cut")
 
 
-def test_a_killed_process_resumes_to_identical_results(tmp_path: Path) -> None:
+def _run_until_first_checkpoint(tmp_path: Path, name: str) -> subprocess.Popen[str]:
+    """A reference run in `tmp_path/whole`, then the same run as a `privsim run` process
+    into `tmp_path/name`, returned once its first checkpoint exists."""
     overrides = [*TINY, "simulation.steps=12", "world.n_users=400"]
     run_scenario(load_scenario("quickstart", overrides), out=tmp_path / "whole", progress=False)
     command = [sys.executable, "-m", "simulator", "run", "quickstart", "--no-progress",
-               "--checkpoint-every", "2", "--out", str(tmp_path / "killed")]
+               "--checkpoint-every", "2", "--out", str(tmp_path / name)]
     for override in overrides:
         command += ["--set", override]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = tmp_path / "killed" / CHECKPOINT
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    checkpoint = tmp_path / name / CHECKPOINT
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     if process.poll() is not None:
         pytest.fail("the run ended before its first checkpoint; make it longer")
+    return process
+
+
+def test_a_killed_process_resumes_to_identical_results(tmp_path: Path) -> None:
+    process = _run_until_first_checkpoint(tmp_path, "killed")
     os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    process.communicate()
     manifest = json.loads((tmp_path / "killed" / "manifest.json").read_text())
     assert manifest["status"] == "running"  # killed: nothing had a chance to record it
     assert run_status(tmp_path / "killed", manifest) == "crashed"  # but nobody holds it
@@ -129,20 +137,7 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
-    overrides = [*TINY, "simulation.steps=12", "world.n_users=400"]
-    run_scenario(load_scenario("quickstart", overrides), out=tmp_path / "whole", progress=False)
-    command = [sys.executable, "-m", "simulator", "run", "quickstart", "--no-progress",
-               "--checkpoint-every", "2", "--out", str(tmp_path / "stopped")]
-    for override in overrides:
-        command += ["--set", override]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
-    checkpoint = tmp_path / "stopped" / CHECKPOINT
-    deadline = time.monotonic() + 120
-    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if process.poll() is not None:
-        pytest.fail("the run ended before its first checkpoint; make it longer")
+    process = _run_until_first_checkpoint(tmp_path, "stopped")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143

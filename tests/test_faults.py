@@ -17,13 +17,7 @@ from simulator.catalog import load_scenario
 from simulator.checkpoint import CHECKPOINT
 from simulator.model import PrivacyModel
 from simulator.runner import resume_run, run_scenario
-
-TINY = [
-    "world.n_users=120", "world.n_items=80", "world.mean_ratings_per_user=20",
-    "simulation.steps=4", "simulation.device=cpu", "platform.first_epochs=3",
-    "platform.epochs=1", "attackers.0.folds=3", "attackers.0.classifiers=[logreg]",
-    "output.plots=false",
-]
+from tests.test_run_safety import TINY
 
 
 def _manifest(folder: Path) -> dict:
