@@ -9,7 +9,7 @@ import numpy as np
 
 from simulator.attacks.item_perturbation import apply_perturbation, perturb_items
 from simulator.attacks.targets import configured_or_by_popularity
-from simulator.config import ItemPerturbationConfig
+from simulator.core.config import ItemPerturbationConfig
 from simulator.recommenders.base import Recommender
 from simulator.recommenders.factor_model import FactorModel
 from simulator.world.base import Interactions

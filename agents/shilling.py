@@ -11,7 +11,7 @@ import torch
 
 from simulator.attacks.shilling import PublicStats, fake_profiles, filler_count, profile_count
 from simulator.attacks.targets import configured_or_by_popularity
-from simulator.config import ShillingAttackerConfig
+from simulator.core.config import ShillingAttackerConfig
 from simulator.recommenders.base import Recommender
 from simulator.world.base import Interactions
 

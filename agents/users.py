@@ -8,10 +8,10 @@ import mesa
 import numpy as np
 
 from agents.policies import DisclosurePolicy, StepSignals
-from simulator.config import PerturbationConfig
+from simulator.core.config import PerturbationConfig
+from simulator.core.errors import ScenarioError
+from simulator.core.random_streams import stream_uniform
 from simulator.defenses.perturbation import perturb_with
-from simulator.errors import ScenarioError
-from simulator.random_streams import stream_uniform
 from simulator.world.base import Interactions
 
 if TYPE_CHECKING:

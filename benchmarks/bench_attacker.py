@@ -46,13 +46,13 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import MaxAbsScaler, StandardScaler  # noqa: E402
 from xgboost import XGBClassifier  # noqa: E402
 
+from simulator.analysis.intervals import t_half_width  # noqa: E402
 from simulator.attacks.features import build_features  # noqa: E402
 from simulator.attacks.inference import infer_attribute, pick_best  # noqa: E402
-from simulator.catalog import load_scenario  # noqa: E402
-from simulator.errors import PrivsimError  # noqa: E402
-from simulator.intervals import t_half_width  # noqa: E402
+from simulator.core.errors import PrivsimError  # noqa: E402
+from simulator.core.model import PrivacyModel  # noqa: E402
+from simulator.experiments.catalog import load_scenario  # noqa: E402
 from simulator.metrics.leakage import leakage_scores, macro_ovr_auc  # noqa: E402
-from simulator.model import PrivacyModel  # noqa: E402
 
 SCENARIOS = {
     "quickstart": ("quickstart", []),

@@ -26,15 +26,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulator.attacks.shilling import PublicStats, fake_profiles  # noqa: E402
-from simulator.catalog import load_scenario  # noqa: E402
-from simulator.config import DetectionConfig  # noqa: E402
+from simulator.core.config import DetectionConfig  # noqa: E402
+from simulator.core.model import PrivacyModel  # noqa: E402
 from simulator.defenses.detection import (  # noqa: E402
     pca_varselect,
     profile_features,
     threshold_detect,
 )
 from simulator.defenses.screening import screen  # noqa: E402
-from simulator.model import PrivacyModel  # noqa: E402
+from simulator.experiments.catalog import load_scenario  # noqa: E402
 from simulator.recommenders.base import ModelParams  # noqa: E402
 from simulator.recommenders.bpr import BPR  # noqa: E402
 from simulator.recommenders.mf import MF  # noqa: E402

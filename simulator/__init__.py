@@ -22,7 +22,7 @@ __all__ = ["Run", "Scenario", "load", "run"]
 
 if TYPE_CHECKING:
     from simulator.api import Run, load, run
-    from simulator.config import Scenario
+    from simulator.core.config import Scenario
 
 
 def __getattr__(name: str) -> Any:
@@ -32,7 +32,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "Scenario":
-        from simulator.config import Scenario
+        from simulator.core.config import Scenario
 
         return Scenario
     raise AttributeError(f"module 'simulator' has no attribute {name!r}")

@@ -16,13 +16,13 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from simulator.agent_table import read_agents
-from simulator.catalog import load_scenario
-from simulator.config import Scenario, build_scenario
-from simulator.errors import PrivsimError
-from simulator.figures import ShownFigure, subplots
-from simulator.outputs import read_manifest
-from simulator.run_lock import run_status
+from simulator.analysis.figures import ShownFigure, subplots
+from simulator.core.agent_table import read_agents
+from simulator.core.config import Scenario, build_scenario
+from simulator.core.errors import PrivsimError
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.outputs import read_manifest
+from simulator.experiments.run_lock import run_status
 
 ScenarioSource = str | Path | Mapping[str, Any] | Scenario | None
 Overrides = Mapping[str, Any] | Sequence[str] | None
@@ -95,7 +95,7 @@ def run(scenario: ScenarioSource = None, overrides: Overrides = None, out: str |
         checkpoint_every: int | None = None) -> Run:
     """Run a scenario to the end. With `out`, the run folder is written there (new or empty)
     and kept; without, nothing is kept on disk and `Run.path` is None."""
-    from simulator.runner import run_scenario
+    from simulator.experiments.runner import run_scenario
 
     resolved = scenario_from(scenario, overrides, seed)
     if out is not None:

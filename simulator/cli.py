@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from simulator.catalog import list_scenarios, load_scenario
-from simulator.errors import PrivsimError
+from simulator.core.errors import PrivsimError
+from simulator.experiments.catalog import list_scenarios, load_scenario
 
 app = typer.Typer(
     help="privsim: simulate privacy dynamics in recommender systems.",
@@ -67,7 +67,7 @@ def run(
     ] = None,
 ) -> None:
     """Run one scenario and write its results folder."""
-    from simulator.runner import run_scenario
+    from simulator.experiments.runner import run_scenario
 
     overrides = list(set_ or [])
     if seed is not None:
@@ -88,7 +88,7 @@ def run(
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
     """One line for Ctrl-C or SIGTERM (the run folder says `interrupted`), exit 130/143."""
-    from simulator.runner import Terminated
+    from simulator.experiments.runner import Terminated
 
     reason = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
     errors.print(Text.assemble(("error:", "bold red"), f" {reason}; the run folder's manifest "
@@ -105,7 +105,7 @@ def resume(
     ] = None,
 ) -> None:
     """Continue a stopped run from its last checkpoint."""
-    from simulator.runner import resume_run
+    from simulator.experiments.runner import resume_run
 
     try:
         result = resume_run(run_dir, progress=progress)
@@ -145,7 +145,7 @@ def validate(
     except PrivsimError as exc:
         _fail(str(exc))
         return
-    from simulator.schedule import describe_schedule
+    from simulator.core.schedule import describe_schedule
 
     console.print(f"{scenario}: valid scenario '{loaded.name}' "
                   f"({loaded.simulation.steps} steps, model {loaded.platform.model})",
@@ -154,7 +154,7 @@ def validate(
     for line in describe_schedule(loaded):
         console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     if loaded.world.source == "synthetic":
-        from simulator.memory import GIB, check_fits, estimate_memory, synthetic_size
+        from simulator.core.memory import GIB, check_fits, estimate_memory, synthetic_size
 
         estimate = estimate_memory(loaded, *synthetic_size(loaded))
         console.print(f"memory: about {estimate.host_bytes / GIB:.1f} GiB "
@@ -190,7 +190,7 @@ def sweep(
         help="dask: scheduler address (default: a local Dask cluster).")] = None,
 ) -> None:
     """Run a base scenario over a grid of overrides and seeds (finished points are kept)."""
-    from simulator.sweep import run_sweep
+    from simulator.experiments.sweep import run_sweep
 
     if executor not in ("local", "dask"):
         _fail(f"--executor must be local or dask, got {executor!r}")
@@ -201,7 +201,7 @@ def sweep(
         _fail(str(exc))
         return
     console.print(f"sweep results: {folder}")
-    from simulator.outputs import read_manifest
+    from simulator.experiments.outputs import read_manifest
 
     manifest = read_manifest(folder)
     if manifest["failed"]:
@@ -217,7 +217,7 @@ def compare(
         "outputs/compare"),
 ) -> None:
     """Combine runs into one table (means and 95% CIs over seeds) and the standard figures."""
-    from simulator.compare import compare as compare_runs
+    from simulator.analysis.compare import compare as compare_runs
 
     try:
         folder = compare_runs(folders, out)
@@ -234,7 +234,7 @@ def report(
     = None,
 ) -> None:
     """Write a self-contained HTML report (and PNG/PDF figures) of a run or sweep."""
-    from simulator.report import write_report
+    from simulator.analysis.report import write_report
 
     try:
         path = write_report(folder, out)
@@ -280,7 +280,7 @@ def externality(
 ) -> None:
     """Paired counterfactual runs: how one group's disclosure changes every group's
     accuracy and leakage (differences with 95% confidence intervals, and heatmaps)."""
-    from simulator.externality import plan_runs, run_externality
+    from simulator.experiments.externality import plan_runs, run_externality
 
     if seeds < 2:
         _fail("--seeds must be at least 2 for confidence intervals")
@@ -309,7 +309,7 @@ def results(
         "--no-run", help="Only rewrite the document from the runs already there.")] = False,
 ) -> None:
     """Run every headline over its seeds (resumable) and write the results table."""
-    from simulator.results import run_results, write_results_doc
+    from simulator.experiments.results import run_results, write_results_doc
 
     try:
         if not no_run:

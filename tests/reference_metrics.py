@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.catalog import list_scenarios, load_scenario
-from simulator.config import Scenario
+from simulator.core.config import Scenario
+from simulator.experiments.catalog import list_scenarios, load_scenario
 
 REFERENCE = Path(__file__).with_name("reference_metrics.json")
 COMMON = ["simulation.device=cpu", "simulation.stop_after=3", "platform.first_epochs=3",
@@ -34,7 +34,7 @@ def small_scenario(name: str) -> Scenario:
 
 def metrics_of(name: str) -> dict[str, list[float]]:
     """Every numeric metric column (timings aside) of the small run, step by step."""
-    from simulator.runner import run_scenario
+    from simulator.experiments.runner import run_scenario
 
     with tempfile.TemporaryDirectory() as folder:
         result = run_scenario(small_scenario(name), out=Path(folder) / "run", progress=False)

@@ -11,8 +11,8 @@ import pytest
 from matplotlib.figure import Figure
 
 import simulator
-from simulator.errors import PrivsimError
-from simulator.figures import save, subplots
+from simulator.analysis.figures import save, subplots
+from simulator.core.errors import PrivsimError
 
 SMALL = {"world.n_users": 120, "world.n_items": 80, "world.mean_ratings_per_user": 20,
          "simulation.steps": 3, "simulation.device": "cpu", "platform.first_epochs": 3,

@@ -16,10 +16,10 @@ from simulator.attacks.features import (
     recommendation_features,
 )
 from simulator.attacks.inference import infer_attribute
-from simulator.catalog import load_scenario
-from simulator.errors import ScenarioError
+from simulator.core.errors import ScenarioError
+from simulator.core.model import PrivacyModel
+from simulator.experiments.catalog import load_scenario
 from simulator.metrics.leakage import leakage_scores
-from simulator.model import PrivacyModel
 from simulator.recommenders.base import ModelParams, Recommender
 from simulator.recommenders.registry import make_recommender
 from simulator.world.base import Interactions

@@ -13,12 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simulator.catalog import load_scenario
-from simulator.compare import load_runs
-from simulator.errors import PrivsimError
-from simulator.model import PrivacyModel
-from simulator.run_lock import run_status
-from simulator.runner import CHECKPOINT, resume_run, run_scenario
+from simulator.analysis.compare import load_runs
+from simulator.core.errors import PrivsimError
+from simulator.core.model import PrivacyModel
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.run_lock import run_status
+from simulator.experiments.runner import CHECKPOINT, resume_run, run_scenario
 
 TINY = [
     "world.n_users=250", "world.n_items=150", "world.mean_ratings_per_user=30",

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from simulator.catalog import load_scenario
-from simulator.compare import (
+from simulator.analysis.compare import (
     SUMMARY_COLUMNS,
     compare,
     heatmap_keys,
@@ -24,8 +23,9 @@ from simulator.compare import (
     summarise_runs,
     tradeoff_points,
 )
-from simulator.runner import run_scenario
-from simulator.sweep import run_sweep
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.runner import run_scenario
+from simulator.experiments.sweep import run_sweep
 
 TINY = ["world.n_users=200", "world.n_items=150", "world.mean_ratings_per_user=30",
         "simulation.steps=2", "simulation.device=cpu", "platform.retrain_every=1",

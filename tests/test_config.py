@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.catalog import list_scenarios, load_scenario
-from simulator.config import Scenario, build_scenario, expand_env
-from simulator.errors import ScenarioError
+from simulator.core.config import Scenario, build_scenario, expand_env
+from simulator.core.errors import ScenarioError
+from simulator.experiments.catalog import list_scenarios, load_scenario
 
 CONTRACT_KEYS = {
     "world.source": "synthetic",
@@ -130,7 +130,7 @@ def test_defaults_round_trip() -> None:
 
 def test_every_shipped_scenario_and_sweep_validates(data_dir: Path) -> None:
     """Shipped files use only valid keys (MovieLens ones need the data folder)."""
-    from simulator.sweep import expand_points, load_sweep
+    from simulator.experiments.sweep import expand_points, load_sweep
 
     for name in list_scenarios():
         load_scenario(name)

@@ -15,7 +15,7 @@ import yaml
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from simulator.catalog import load_scenario
+from simulator.core.social import make_graph
 from simulator.dashboard import APP_PATH, data, figures
 from simulator.dashboard.discovery import (
     RunInfo,
@@ -23,9 +23,9 @@ from simulator.dashboard.discovery import (
     resolve_outputs,
     variant_labels,
 )
-from simulator.runner import run_scenario
-from simulator.social import make_graph
-from simulator.sweep import expand_points, load_sweep
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.runner import run_scenario
+from simulator.experiments.sweep import expand_points, load_sweep
 
 TINY = [
     "world.n_users=200", "world.n_items=150", "world.mean_ratings_per_user=30",

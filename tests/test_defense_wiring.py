@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.catalog import load_scenario
-from simulator.errors import ScenarioError
-from simulator.model import PrivacyModel
+from simulator.core.errors import ScenarioError
+from simulator.core.model import PrivacyModel
+from simulator.experiments.catalog import load_scenario
 
 TINY = [
     "world.n_users=200", "world.n_items=150", "world.mean_ratings_per_user=30",

@@ -8,7 +8,7 @@ import torch
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.grad_sample.embedding_norm_sample import compute_embedding_norm_sample
 
-from simulator.config import DPConfig
+from simulator.core.config import DPConfig
 from simulator.defenses.dp import _Table, _table_norm_sample, default_batch_size, dp_fit
 from simulator.defenses.ledger import PrivacyLedger
 from simulator.recommenders.base import ModelParams

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simulator.errors import ScenarioError
-from simulator.externality import plan_runs, run_externality
+from simulator.core.errors import ScenarioError
+from simulator.experiments.externality import plan_runs, run_externality
 
 TINY = [
     "world.n_users=300", "world.n_items=200", "world.mean_ratings_per_user=30",

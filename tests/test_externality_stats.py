@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from simulator.externality_stats import (
+from simulator.analysis.externality_stats import (
     externality_matrix,
     paired_differences,
     plot_externality_heatmap,

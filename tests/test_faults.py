@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import simulator.runner as runner_module
-from simulator.catalog import load_scenario
-from simulator.checkpoint import CHECKPOINT
-from simulator.model import PrivacyModel
-from simulator.runner import resume_run, run_scenario
+import simulator.experiments.runner as runner_module
+from simulator.core.checkpoint import CHECKPOINT
+from simulator.core.model import PrivacyModel
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.runner import resume_run, run_scenario
 from tests.test_run_safety import TINY
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from simulator import memory
-from simulator.catalog import load_scenario
 from simulator.cli import app
-from simulator.errors import ScenarioError
-from simulator.memory import estimate_memory, synthetic_size
-from simulator.runner import run_scenario
+from simulator.core import memory
+from simulator.core.errors import ScenarioError
+from simulator.core.memory import estimate_memory, synthetic_size
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.runner import run_scenario
 
 
 def test_a_world_too_large_is_refused_before_the_run_folder_exists(

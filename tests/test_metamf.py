@@ -281,8 +281,8 @@ def test_users_without_ratings_take_the_mean_user(split) -> None:
 def test_metamf_in_the_loop_is_level_with_mf(data_dir) -> None:
     """ml100k-baseline's first 4 steps (users join over time, partial disclosure, warm
     retrains with BPR's epochs): MetaMF's MAE at most 1.02x MF's."""
-    from simulator.catalog import load_scenario
-    from simulator.model import PrivacyModel
+    from simulator.core.model import PrivacyModel
+    from simulator.experiments.catalog import load_scenario
 
     maes = {}
     for name in ("mf", "metamf"):

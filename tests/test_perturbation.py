@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.config import PerturbationConfig
+from simulator.core.config import PerturbationConfig
 from simulator.defenses.perturbation import (
     keep_probability,
     laplace_scale,

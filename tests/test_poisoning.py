@@ -17,12 +17,12 @@ from agents.platform import PlatformData
 from agents.shilling import ShillingAttacker
 from simulator.attacks.shilling import PublicStats, fake_profiles
 from simulator.attacks.targets import configured_or_by_popularity, items_by_popularity
-from simulator.catalog import load_scenario
-from simulator.config import ShillingAttackerConfig
-from simulator.errors import ScenarioError
+from simulator.core.config import ShillingAttackerConfig
+from simulator.core.errors import ScenarioError
+from simulator.core.model import PrivacyModel
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.sweep import run_sweep
 from simulator.metrics.poisoning import prediction_shift, target_view
-from simulator.model import PrivacyModel
-from simulator.sweep import run_sweep
 from simulator.world import generate_synthetic
 from simulator.world.base import Interactions
 from simulator.world.subsample import keep_items

@@ -12,10 +12,10 @@ import scipy.sparse as sp
 from agents.policies import PrivacyCalculusPolicy, SocialPolicy, StepSignals
 from agents.sensitivity import rating_sensitivity
 from agents.users import UserPopulation
-from simulator.catalog import load_scenario
-from simulator.config import CalculusConfig, EventConfig, SocialConfig
-from simulator.model import PrivacyModel
-from simulator.timeline import assign_steps
+from simulator.core.config import CalculusConfig, EventConfig, SocialConfig
+from simulator.core.model import PrivacyModel
+from simulator.core.timeline import assign_steps
+from simulator.experiments.catalog import load_scenario
 from simulator.world import generate_synthetic, temporal_split
 from simulator.world.base import Interactions
 

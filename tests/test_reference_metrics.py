@@ -15,7 +15,7 @@ RECORDED = json.loads(REFERENCE.read_text(encoding="utf-8"))
 
 
 def test_every_shipped_scenario_has_a_reference() -> None:
-    from simulator.catalog import list_scenarios
+    from simulator.experiments.catalog import list_scenarios
 
     assert sorted(RECORDED) == sorted(list_scenarios())
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simulator.catalog import load_scenario
-from simulator.report import write_report
-from simulator.runner import run_scenario
-from simulator.sweep import run_sweep
+from simulator.analysis.report import write_report
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.runner import run_scenario
+from simulator.experiments.sweep import run_sweep
 
 TINY = ["world.n_users=200", "world.n_items=150", "world.mean_ratings_per_user=30",
         "simulation.steps=2", "simulation.device=cpu", "platform.retrain_every=1",

@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.errors import ScenarioError
-from simulator.results import load_results_spec, run_results, scenario_question, write_results_doc
+from simulator.core.errors import ScenarioError
+from simulator.experiments.results import (
+    load_results_spec,
+    run_results,
+    scenario_question,
+    write_results_doc,
+)
 
 SMALL = [
     "world.n_users=300", "world.n_items=100", "world.mean_ratings_per_user=25",

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from simulator.catalog import load_scenario
-from simulator.checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
+from simulator.core.checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
+from simulator.core.errors import PrivsimError
+from simulator.core.model import PrivacyModel
 from simulator.dashboard.discovery import discover
-from simulator.errors import PrivsimError
-from simulator.model import PrivacyModel
-from simulator.run_lock import RunLock, run_status
-from simulator.runner import resume_run, run_scenario
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.run_lock import RunLock, run_status
+from simulator.experiments.runner import resume_run, run_scenario
 
 TINY = [
     "world.n_users=120", "world.n_items=80", "world.mean_ratings_per_user=20",

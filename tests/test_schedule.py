@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from simulator.catalog import load_scenario
 from simulator.cli import app
-from simulator.errors import ScenarioError
+from simulator.core.errors import ScenarioError
+from simulator.experiments.catalog import load_scenario
 from tests.test_simulation import SMALL
 
 runner = CliRunner()

@@ -20,7 +20,7 @@ def test_cli_import_loads_no_heavy_library() -> None:
 
 
 def test_validating_a_scenario_loads_no_heavy_library() -> None:
-    code = ("from simulator.catalog import load_scenario\n"
+    code = ("from simulator.experiments.catalog import load_scenario\n"
             "load_scenario('ml100k-baseline', [])")
     assert _loaded_after(code) == set()
 

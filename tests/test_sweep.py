@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.errors import PrivsimError, ScenarioError
-from simulator.sweep import expand_points, load_sweep, run_sweep, spawn_seeds
+from simulator.core.errors import PrivsimError, ScenarioError
+from simulator.experiments.sweep import expand_points, load_sweep, run_sweep, spawn_seeds
 from simulator.world import generate_synthetic
 
 BASE = """name: tiny
@@ -261,7 +261,7 @@ def test_a_grid_with_non_finite_values_resumes(tmp_path: Path) -> None:
     assert spec.grid["platform.lr"][0] == float("inf")
     out = tmp_path / "out"
     out.mkdir()
-    from simulator.sweep import _claim_folder
+    from simulator.experiments.sweep import _claim_folder
 
     _claim_folder(out, spec)
     _claim_folder(out, spec)  # the recorded sweep is the same sweep
@@ -274,7 +274,7 @@ def test_a_grid_with_non_finite_values_resumes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["../../../escaped", "/abs/path", "..", "a b/c"])
 def test_a_sweep_name_cannot_leave_the_output_folder(tmp_path: Path, name: str) -> None:
-    from simulator.outputs import new_run_dir
+    from simulator.experiments.outputs import new_run_dir
 
     folder = new_run_dir(tmp_path / "sweeps", name)
     assert folder.parent == tmp_path / "sweeps" and folder.is_dir()

@@ -10,10 +10,10 @@ import pytest
 
 from agents.policies import FixedPolicy, make_policy
 from agents.users import UserAgent, UserPopulation, draw_inclinations
-from simulator.catalog import load_scenario
-from simulator.config import PopulationConfig
-from simulator.errors import ScenarioError
-from simulator.timeline import assign_steps
+from simulator.core.config import PopulationConfig
+from simulator.core.errors import ScenarioError
+from simulator.core.timeline import assign_steps
+from simulator.experiments.catalog import load_scenario
 from simulator.world import generate_synthetic, temporal_split
 
 

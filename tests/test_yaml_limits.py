@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from simulator.catalog import load_scenario
 from simulator.cli import app
-from simulator.errors import ScenarioError
+from simulator.core.errors import ScenarioError
+from simulator.experiments.catalog import load_scenario
 
 LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)

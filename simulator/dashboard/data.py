@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from simulator.intervals import t_half_width
+from simulator.analysis.intervals import t_half_width
 
 # Identifiers and timings rather than outcomes; never offered as metrics.
 _NOT_METRICS = {"step", "model_version", "point", "seed", "user"}

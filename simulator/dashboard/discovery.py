@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from simulator.run_lock import run_status
+from simulator.experiments.run_lock import run_status
 
 DEFAULT_OUTPUTS = "outputs"
 OUTPUTS_ENV = "PRIVSIM_OUTPUTS"

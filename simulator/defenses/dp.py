@@ -51,7 +51,7 @@ from opacus.grad_sample.utils import register_norm_sampler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from simulator.config import DPConfig
+from simulator.core.config import DPConfig
 from simulator.recommenders.base import TrainingReport
 from simulator.recommenders.bpr import BPR
 from simulator.recommenders.factor_model import APR_NORM_FLOOR, AprSettings, FactorModel

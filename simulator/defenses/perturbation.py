@@ -10,7 +10,7 @@ rating's value (which items a user rated is not hidden):
   clipped to [1, 5] and not rounded; clipping is post-processing, so the guarantee holds.
 
 The noise of a rating is a pure function of (seed, user, item) through
-`simulator.random_streams`, so one user's noise never depends on anyone else's ratings.
+`simulator.core.random_streams`, so one user's noise never depends on anyone else's ratings.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from simulator.config import PerturbationConfig
-from simulator.random_streams import stream_uniform
+from simulator.core.config import PerturbationConfig
+from simulator.core.random_streams import stream_uniform
 from simulator.world.base import Interactions
 
 LEVELS = 5

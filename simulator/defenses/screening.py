@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.attacks.shilling import PublicStats, fake_profiles
-from simulator.config import DetectionConfig
+from simulator.core.config import DetectionConfig
 from simulator.defenses.detection import (
     detection_report,
     pca_varselect,

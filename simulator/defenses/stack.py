@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.config import DefensesConfig, DefenseSection
+from simulator.core.config import DefensesConfig, DefenseSection
 from simulator.defenses.adversarial import AttributeAdversary
 from simulator.defenses.dp import dp_fit
 from simulator.defenses.ledger import PrivacyLedger

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from simulator.config import UnlearningConfig
+from simulator.core.config import UnlearningConfig
 from simulator.defenses.distinguishability import distinguishability
 from simulator.defenses.mgda import mgda_direction
 from simulator.defenses.probes import held_out_auc

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.errors import DataFormatError
+from simulator.core.errors import DataFormatError
 from simulator.world.base import AGE_BRACKETS, GENDERS, Interactions, World
 
 ML1M_OCCUPATIONS: tuple[str, ...] = (

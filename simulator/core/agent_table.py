@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from simulator.outputs import atomic_path
+from simulator.experiments.outputs import atomic_path
 
 SPILL_FOLDER = ".agents-steps"
 

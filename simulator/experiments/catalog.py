@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simulator.config import Scenario, build_scenario, read_yaml
-from simulator.errors import ScenarioError
+from simulator.core.config import Scenario, build_scenario, read_yaml
+from simulator.core.errors import ScenarioError
 
 DEFAULT_SCENARIO = "quickstart"
 
 
 def scenario_dirs() -> list[Path]:
     """Folders holding shipped scenarios: the source tree's, then an installed copy."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # simulator/
     return [d for d in (package.parent / "scenarios", package / "scenarios") if d.is_dir()]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from simulator.config import SYNTHETIC_ITEMS, SYNTHETIC_USERS, Scenario
+from simulator.core.config import SYNTHETIC_ITEMS, SYNTHETIC_USERS, Scenario
 
 BYTES_PER_RATING = 180
 BYTES_PER_USER = 1600
@@ -94,7 +94,7 @@ def available_host_bytes() -> int | None:
 
 def check_fits(estimate: MemoryEstimate, device_type: str, source: str) -> None:
     """Refuse a run that will not fit in host (or GPU) memory, naming what to lower."""
-    from simulator.errors import ScenarioError
+    from simulator.core.errors import ScenarioError
 
     settings = ("world.n_users or world.mean_ratings_per_user" if source == "synthetic"
                 else "world.n_items (or use a smaller data set)")

@@ -18,20 +18,21 @@ import pandas as pd
 import scipy.sparse as sp
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from simulator.agent_table import AgentTableSpill, agents_frame, read_agents
+from simulator.analysis.plots import plot_run
 from simulator.attacks.inference import classifier_devices
-from simulator.catalog import load_scenario
-from simulator.checkpoint import (
+from simulator.core.agent_table import AgentTableSpill, agents_frame, read_agents
+from simulator.core.checkpoint import (
     CHECKPOINT,
     LEGACY_CHECKPOINT,
     load_checkpoint,
     save_checkpoint,
 )
-from simulator.config import Scenario, scenario_to_yaml
-from simulator.device import resolve_device
-from simulator.errors import PrivsimError
-from simulator.model import PrivacyModel, Records
-from simulator.outputs import (
+from simulator.core.config import Scenario, scenario_to_yaml
+from simulator.core.device import resolve_device
+from simulator.core.errors import PrivsimError
+from simulator.core.model import PrivacyModel, Records
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.outputs import (
     check_writable,
     new_run_dir,
     now_iso,
@@ -41,8 +42,7 @@ from simulator.outputs import (
     write_parquet,
     write_text,
 )
-from simulator.plots import plot_run
-from simulator.run_lock import RunLock
+from simulator.experiments.run_lock import RunLock
 from simulator.world import World
 
 # Per-step phases summed into the manifest's timings (attack is part of measurement).

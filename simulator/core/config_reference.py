@@ -1,7 +1,7 @@
 """`docs/scenario-reference.md`, generated from the scenario schema (field types, defaults,
 ranges and descriptions), so the reference cannot drift from what is validated.
 
-`python -m simulator.config_reference` rewrites the file; a test fails when it is stale.
+`python -m simulator.core.config_reference` rewrites the file; a test fails when it is stale.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from simulator.config import ATTACKER_CLASSES, Scenario, _leaf_types, field_bounds
+from simulator.core.config import ATTACKER_CLASSES, Scenario, _leaf_types, field_bounds
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "scenario-reference.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "scenario-reference.md"
 HEADER = """# Scenario reference
 
 Every key a scenario file (or `--set`) accepts, generated from the schema by
-`python -m simulator.config_reference`. Unknown keys are errors; numbers must be finite and
+`python -m simulator.core.config_reference`. Unknown keys are errors; numbers must be finite and
 within the range given.
 """
 
@@ -30,7 +30,7 @@ def _type_name(annotation: Any) -> str:
         return "list of attackers (sections `attackers.N` below)"
     text = str(annotation) if typing.get_args(annotation) else getattr(
         annotation, "__name__", str(annotation))
-    return (text.replace("typing.", "").replace("simulator.config.", "")
+    return (text.replace("typing.", "").replace("simulator.core.config.", "")
             .replace("NoneType", "null").replace("|", "\\|"))
 
 
@@ -74,7 +74,7 @@ def reference() -> str:
     """The whole reference as Markdown."""
     sections: list[tuple[str, type[BaseModel]]] = []
     _sections(Scenario, "", sections)
-    from simulator.config import EventConfig, InclinationType
+    from simulator.core.config import EventConfig, InclinationType
 
     _sections(InclinationType, "population.types.NAME", sections)
     _sections(EventConfig, "events.N", sections)

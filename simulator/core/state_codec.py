@@ -30,7 +30,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from simulator.errors import PrivsimError
+from simulator.core.errors import PrivsimError
 
 OWN_PACKAGES = ("simulator.", "agents.")
 BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,

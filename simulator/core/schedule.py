@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from simulator.config import Scenario
+    from simulator.core.config import Scenario
 
 
 @dataclass(frozen=True)

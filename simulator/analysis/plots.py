@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from simulator.figures import save, subplots
+from simulator.analysis.figures import save, subplots
 
 
 def _save(fig: Figure, path: Path) -> Path:

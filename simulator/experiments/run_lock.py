@@ -14,8 +14,8 @@ import socket
 from pathlib import Path
 from typing import IO, Any
 
-from simulator.errors import PrivsimError
-from simulator.outputs import now_iso
+from simulator.core.errors import PrivsimError
+from simulator.experiments.outputs import now_iso
 
 LOCK_FILE = ".writer.lock"
 

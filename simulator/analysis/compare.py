@@ -21,10 +21,10 @@ import yaml
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from simulator.figures import save, subplots
-from simulator.intervals import t_half_width
-from simulator.outputs import read_manifest, write_parquet, write_text
-from simulator.run_lock import run_status
+from simulator.analysis.figures import save, subplots
+from simulator.analysis.intervals import t_half_width
+from simulator.experiments.outputs import read_manifest, write_parquet, write_text
+from simulator.experiments.run_lock import run_status
 
 ID_COLUMNS = ["variant", "seed", "source"]
 SUMMARY_COLUMNS = ["variant", "step", "metric", "mean", "ci_low", "ci_high", "n"]

@@ -32,11 +32,12 @@ from agents.policies import StepSignals, make_policy
 from agents.sensitivity import rating_sensitivity
 from agents.users import draw_inclinations, initial_betas
 from simulator.attacks.membership import deletion_audit
-from simulator.config import DefensesConfig, Scenario
+from simulator.core.config import DefensesConfig, Scenario
+from simulator.core.device import resolve_device
+from simulator.core.errors import ScenarioError
+from simulator.core.memory import check_fits, estimate_memory, synthetic_size
+from simulator.core.timeline import assign_steps
 from simulator.defenses.stack import PlatformDefenses
-from simulator.device import resolve_device
-from simulator.errors import ScenarioError
-from simulator.memory import check_fits, estimate_memory, synthetic_size
 from simulator.metrics.accuracy import rating_errors
 from simulator.metrics.groups import build_groups, involvement_groups
 from simulator.metrics.measure import Measurer, StepInputs
@@ -44,7 +45,6 @@ from simulator.metrics.poisoning import TARGET_KS, TargetView, target_metrics, t
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.factor_model import FactorModel
 from simulator.recommenders.registry import make_recommender, recommender_class
-from simulator.timeline import assign_steps
 from simulator.world import Interactions, World, load_world, random_split, temporal_split
 from simulator.world.subsample import keep_items
 

@@ -15,7 +15,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from simulator.errors import DataFormatError
+from simulator.core.errors import DataFormatError
 
 GRAPH_KINDS = ("watts_strogatz", "barabasi_albert", "homophilous")
 

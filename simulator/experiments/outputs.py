@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from simulator.errors import PrivsimError
+from simulator.core.errors import PrivsimError
 
 RUN_FILES = ("config.yaml", "manifest.json", "metrics.parquet", "groups.parquet",
              "agents.parquet", "events.parquet")

@@ -16,8 +16,8 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.colors import TwoSlopeNorm
 
-from simulator.figures import save, subplots
-from simulator.intervals import t_half_width
+from simulator.analysis.figures import save, subplots
+from simulator.analysis.intervals import t_half_width
 
 KEYS = ["group_kind", "group"]
 DIFFERENCE_COLUMNS = ["seed", "group_kind", "group", "metric", "baseline", "changed",

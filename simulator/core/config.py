@@ -24,8 +24,8 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from simulator.errors import ScenarioError
-from simulator.schedule import schedule_problems
+from simulator.core.errors import ScenarioError
+from simulator.core.schedule import schedule_problems
 from simulator.world.parameters import validate_parameters
 
 SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default size

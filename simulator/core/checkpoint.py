@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from simulator.config import Scenario, scenario_to_yaml
-from simulator.errors import PrivsimError
-from simulator.state_codec import CheckpointFormatError, Decoder, Encoder
+from simulator.core.config import Scenario, scenario_to_yaml
+from simulator.core.errors import PrivsimError
+from simulator.core.state_codec import CheckpointFormatError, Decoder, Encoder
 
 if TYPE_CHECKING:
-    from simulator.model import PrivacyModel
+    from simulator.core.model import PrivacyModel
 
 CHECKPOINT = "checkpoint.zip"
 LEGACY_CHECKPOINT = "checkpoint.pkl"
@@ -83,7 +83,7 @@ def load_checkpoint(run_dir: Path, scenario: Scenario) -> tuple[PrivacyModel, di
     """The model saved in `run_dir/checkpoint.zip`, restored into one freshly built from
     `scenario`, and the checkpoint's extra values; refuses another version's or another
     scenario's checkpoint, and anything that is not a privsim checkpoint, in one line."""
-    from simulator.model import PrivacyModel
+    from simulator.core.model import PrivacyModel
 
     path = run_dir / CHECKPOINT
     state, arrays, tensors = _read(path)

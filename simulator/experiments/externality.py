@@ -17,17 +17,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.catalog import load_scenario
-from simulator.config import Scenario
-from simulator.errors import ScenarioError
-from simulator.externality_stats import (
+from simulator.analysis.externality_stats import (
     externality_matrix,
     paired_differences,
     plot_externality_heatmap,
     summarise,
 )
-from simulator.outputs import new_run_dir, write_parquet, write_text
-from simulator.sweep import _run_point
+from simulator.core.config import Scenario
+from simulator.core.errors import ScenarioError
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.outputs import new_run_dir, write_parquet, write_text
+from simulator.experiments.sweep import _run_point
 
 DEFAULT_METRICS = ("hr_10", "ndcg_10", "mae", "leak_gender_auc", "leak_age_auc",
                    "disclosure_mean")
@@ -47,7 +47,7 @@ def plan_runs(
     overrides: list[str] | None = None,
 ) -> ExternalityPlan:
     """Resolve every run; groups are `kind:name` (e.g. `involvement:High`) of one kind."""
-    from simulator.model import PrivacyModel
+    from simulator.core.model import PrivacyModel
 
     if not groups:
         raise ScenarioError("externality: give at least one --group kind:name")

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from simulator.compare import (
+from simulator.analysis.compare import (
     at_last_step,
     default_metrics,
     folder_kind,
@@ -22,7 +22,7 @@ from simulator.compare import (
     summarise_runs,
     write_figures,
 )
-from simulator.outputs import now_iso, write_text
+from simulator.experiments.outputs import now_iso, write_text
 
 # Shown among the key numbers when a run has them, after the accuracy and leakage metrics.
 EXTRA_METRICS = ("disclosure_mean", "beta_mean", "pop_hr_10", "target_hr_10",

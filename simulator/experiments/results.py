@@ -24,13 +24,13 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.budget import budget_table
-from simulator.catalog import find_scenario
-from simulator.config import load_model_file, read_yaml
-from simulator.errors import ScenarioError
-from simulator.intervals import t_half_width
-from simulator.outputs import write_text
-from simulator.sweep import load_sweep, run_sweep
+from simulator.analysis.budget import budget_table
+from simulator.analysis.intervals import t_half_width
+from simulator.core.config import load_model_file, read_yaml
+from simulator.core.errors import ScenarioError
+from simulator.experiments.catalog import find_scenario
+from simulator.experiments.outputs import write_text
+from simulator.experiments.sweep import load_sweep, run_sweep
 
 
 class _Strict(BaseModel):

@@ -10,7 +10,7 @@ def resolve_device(choice: str) -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        from simulator.errors import PrivsimError
+        from simulator.core.errors import PrivsimError
 
         raise PrivsimError("simulation.device is 'cuda' but no CUDA device is available")
     return torch.device(choice)

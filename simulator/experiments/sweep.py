@@ -26,7 +26,7 @@ give workers one thread per core:
 
     from pathlib import Path
     from dask_jobqueue import SLURMCluster
-    from simulator.sweep import run_sweep
+    from simulator.experiments.sweep import run_sweep
 
     cluster = SLURMCluster(cores=8, processes=8, memory="32GB", walltime="04:00:00")
     cluster.scale(jobs=4)  # 32 workers, one point each at a time
@@ -63,12 +63,12 @@ from pydantic import (
     model_validator,
 )
 
-from simulator.attack_study import write_attack_study
-from simulator.budget import write_budget_study
-from simulator.catalog import load_scenario
-from simulator.config import Scenario, load_model_file, scenario_to_yaml
-from simulator.errors import PrivsimError, ScenarioError
-from simulator.outputs import (
+from simulator.analysis.attack_study import write_attack_study
+from simulator.analysis.budget import write_budget_study
+from simulator.core.config import Scenario, load_model_file, scenario_to_yaml
+from simulator.core.errors import PrivsimError, ScenarioError
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.outputs import (
     new_run_dir,
     now_iso,
     read_manifest,
@@ -208,7 +208,7 @@ def _run_point(scenario_data: dict[str, Any], out: str, threads: int) -> dict[st
     import torch
 
     from simulator._allocator import keep_freed_memory
-    from simulator.runner import run_scenario
+    from simulator.experiments.runner import run_scenario
 
     keep_freed_memory()  # a worker process of privsim's own: tuned as the CLI is
     folder = Path(out)

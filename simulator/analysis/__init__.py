@@ -1,0 +1,1 @@
+"""Reading finished runs: comparisons over seeds, studies, figures and reports."""
