@@ -1,12 +1,14 @@
-"""Mesa agents of privsim: users, the platform and attackers."""
+"""Mesa agents of privsim: the user population, the platform (and its clean twin) and
+attackers."""
 
 from agents.attackers import InferenceAttacker
 from agents.item_owner import ItemOwner
 from agents.platform import PlatformAgent
 from agents.shilling import ShillingAttacker
-from agents.users import UserAgent, UserPopulation
+from agents.twin import CleanTwin
+from agents.users import UserPopulation
 
 __all__ = [
-    "InferenceAttacker", "ItemOwner", "PlatformAgent", "ShillingAttacker", "UserAgent",
+    "CleanTwin", "InferenceAttacker", "ItemOwner", "PlatformAgent", "ShillingAttacker",
     "UserPopulation",
 ]

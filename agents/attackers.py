@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import mesa
 import numpy as np
 import torch
 
+from agents.board import StepBoard
 from simulator.attacks.features import build_features
 from simulator.attacks.inference import AttackOutcome, infer_attribute
 from simulator.recommenders.base import Recommender
@@ -55,6 +58,24 @@ class InferenceAttacker(mesa.Agent):
         self.results: dict[str, list[AttackOutcome]] = {}
         self.attacks = 0  # how many times it attacked afresh (identifies the latest results)
         self._seen: tuple[int, ...] | None = None
+
+    def infer(self, board: StepBoard) -> None:
+        """Phase: attack the platform's current model (`board.attacks`), logging each fresh
+        attack; nothing before the platform first trains."""
+        platform = board.platform
+        if not platform.trained:
+            return
+        data = platform.data
+        fresh = self.is_stale(platform.version, data.revision)
+        started = time.perf_counter()
+        board.attacks = self.attack(platform.recommender, data.table, platform.version,
+                                    data.revision)
+        if fresh:
+            best = {a: max(o.cv_auc for o in outs) for a, outs in board.attacks.items()}
+            board.event("attribute_inference", "attacker", float("nan"),
+                        time.perf_counter() - started,
+                        {"cv_auc": best, "threat": self.threat,
+                         "cross_validated": self.cross_validated})
 
     def view_key(self, model_version: int, data_revision: int) -> tuple[int, ...]:
         """What the attacker's view depends on under its threat model: the model (embedding),

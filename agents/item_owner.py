@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import time
 
 import mesa
 import numpy as np
 
+from agents.board import StepBoard
 from simulator.attacks.item_perturbation import apply_perturbation, perturb_items
 from simulator.attacks.targets import configured_or_by_popularity
 from simulator.core.config import ItemPerturbationConfig
@@ -35,8 +37,10 @@ class ItemOwner(mesa.Agent):
         segment: np.ndarray,
         n_items: int,
         rng: np.random.Generator,
+        label: str = "item_owner0",
     ) -> None:
         super().__init__(model)
+        self.label = label  # names the attacker in the events table
         self.config = config
         self.segment = segment
         self.n_items = n_items
@@ -44,6 +48,26 @@ class ItemOwner(mesa.Agent):
         self.owned: np.ndarray | None = None
         self.true_features: np.ndarray | None = None
         self.last_gain = math.nan
+
+    # --- phases (run by the model through Mesa's AgentSet) ----------------------------------
+
+    def pick_items(self, board: StepBoard) -> None:
+        """Phase: fix the owned items as soon as there is public data to choose from."""
+        if self.owned is None and len(board.public):
+            self.choose_items(board.public)
+
+    def perturb(self, board: StepBoard) -> None:
+        """Phase, after a retrain: perturb the owned items in the new model."""
+        if self.owned is None:
+            return
+        started = time.perf_counter()
+        platform = board.platform
+        gain = self.act(board.step, platform.recommender, board.public, *platform.seen_items())
+        if not math.isnan(gain):
+            board.event("item_perturbation", self.label, gain, time.perf_counter() - started,
+                        {"items": self.owned.tolist()})
+
+    # --- acting -----------------------------------------------------------------------------
 
     def act(
         self, step: int, recommender: Recommender, public: Interactions,

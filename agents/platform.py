@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import mesa
 import numpy as np
 
+from agents.board import StepBoard
 from simulator.defenses.stack import PlatformDefenses
 from simulator.recommenders.base import Recommender, TrainingReport
 from simulator.world.base import Interactions
@@ -157,3 +158,25 @@ class PlatformAgent(mesa.Agent):
         """(user, item) pairs the platform holds, for excluding them from rankings."""
         table = self.data.table
         return table.user, table.item
+
+    # --- phases (run by the model through Mesa's AgentSet) ----------------------------------
+
+    def receive(self, board: StepBoard) -> None:
+        """Phase: take in what users disclosed this step."""
+        self.ingest(board.disclosed)
+
+    def retrain_if_due(self, board: StepBoard) -> None:
+        """Phase: retrain when the schedule says so, and log the retrain."""
+        if not self.due(board.step):
+            return
+        event = self.retrain(board.step)
+        if event is None:
+            return
+        board.retrained = True
+        board.event("retrain", "platform", event.final_loss, event.seconds, {
+            "warm_start": event.warm_start, "epochs": event.epochs,
+            "n_ratings": event.n_ratings, "defenses": event.defenses, **event.metrics,
+        })
+        if event.diverged is not None:
+            board.event("training_diverged", "platform", event.final_loss, 0.0,
+                        {"reason": event.diverged})

@@ -9,6 +9,7 @@ import mesa
 import numpy as np
 import torch
 
+from agents.board import StepBoard
 from simulator.attacks.shilling import PublicStats, fake_profiles, filler_count, profile_count
 from simulator.attacks.targets import configured_or_by_popularity
 from simulator.core.config import ShillingAttackerConfig
@@ -58,8 +59,10 @@ class ShillingAttacker(mesa.Agent):
         first_slot: int,
         implicit: bool,
         rng: np.random.Generator,
+        label: str = "shilling0",
     ) -> None:
         super().__init__(model)
+        self.label = label  # names the attacker in the events table
         self.config = config
         self.n_items = n_items
         self.first_slot = first_slot
@@ -176,6 +179,31 @@ class ShillingAttacker(mesa.Agent):
         user = np.concatenate(users)
         return Interactions(user, item, rating, np.full(len(user), step, np.int64))
 
+    # -- phases (run by the model through Mesa's AgentSet) -----------------------------------
+    def inject(self, board: StepBoard) -> None:
+        """Phase: send this step's fake ratings to the platform (rewritten profiles replace
+        their earlier ratings)."""
+        injection = self.act(board.step, board.public)
+        board.platform.data.drop_users(injection.replaced_users)
+        board.platform.ingest(injection.ratings)
+        if len(injection.ratings):
+            board.event("profile_injection", self.label,
+                        float(len(np.unique(injection.ratings.user))), 0.0, {
+                            "ratings": len(injection.ratings),
+                            "profiles_total": self.injected,
+                            "rewritten": len(injection.replaced_users),
+                            "targets": self.targets.tolist() if self.targets is not None else None,
+                        })
+
+    def probe(self, board: StepBoard) -> None:
+        """Phase, after a retrain: adaptive attackers look at the new model through their
+        probe accounts."""
+        if self.n_probes and self.started:
+            success = self.observe(board.platform.recommender)
+            board.event("attack_observation", self.label, success, 0.0, {
+                "goal_met": self.goal_met, "reserve_left": self.reserve,
+            })
+
     # -- observing ---------------------------------------------------------------------------
     def observe(self, recommender: Recommender) -> float:
         """After a retrain: the share of probes with a target in their top-10 (push), or the
@@ -185,8 +213,8 @@ class ShillingAttacker(mesa.Agent):
             return math.nan
         probes = self.probe_users
         with torch.no_grad():
-            scores = recommender.score(torch.as_tensor(probes, device=recommender.device))
-            scores = scores.float().cpu().numpy()
+            scored = recommender.score(torch.as_tensor(probes, device=recommender.device))
+            scores = scored.float().cpu().numpy()
         for row, probe in enumerate(probes):
             scores[row, self._probe_items[int(probe)]] = -np.inf
         target_scores = scores[:, self.targets]

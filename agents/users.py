@@ -1,4 +1,4 @@
-"""Users: vectorised state for the whole population, and Mesa agents that view it."""
+"""Users: the whole population as one Mesa agent over vectorised state."""
 
 from __future__ import annotations
 
@@ -7,26 +7,30 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
+from agents.board import StepBoard
 from agents.policies import DisclosurePolicy, StepSignals
-from simulator.core.config import PerturbationConfig
 from simulator.core.errors import ScenarioError
 from simulator.core.random_streams import stream_uniform
-from simulator.defenses.perturbation import perturb_with
+from simulator.defenses.perturbation import PerturbationConfig, perturb_with
 from simulator.world.base import Interactions
 
 if TYPE_CHECKING:
     from simulator.world.base import World
 
 
-class UserPopulation:
-    """Every user's privacy state as arrays, stepped in one vectorised update.
+class UserPopulation(mesa.Agent):
+    """Every user's privacy state as arrays: one Mesa agent for the whole population.
 
-    Per-agent Python would dominate a step with thousands of users, so the state lives
-    here and each `UserAgent` reads its own row.
+    A population runs from thousands to millions of users; one Python object per user
+    would make each step loop over them (and cost memory per user), while every decision
+    here is the same arithmetic for all users. So the state is numpy arrays indexed by
+    user, stepped in one vectorised update, and the population takes part in the model's
+    phases as a single agent (`disclose`, then `observe` at the end of the step).
     """
 
     def __init__(
         self,
+        model: mesa.Model,
         train: Interactions,
         train_step: np.ndarray,
         n_users: int,
@@ -39,6 +43,7 @@ class UserPopulation:
         perturbation: PerturbationConfig | None = None,
         disclosure_key: np.ndarray | None = None,
     ) -> None:
+        super().__init__(model)
         self.n_users = n_users
         self.seed = seed
         self.asks_unlearning = (
@@ -55,6 +60,10 @@ class UserPopulation:
         self.n_experienced = np.zeros(n_users, dtype=np.int64)
         self.n_disclosed = np.zeros(n_users, dtype=np.int64)
         self.policy = policy
+        # What users perceived of the platform at the end of the last step: per-user NDCG@k
+        # of its model and of the popularity baseline (None before any measurement).
+        self.perceived_quality: np.ndarray | None = None
+        self.perceived_baseline: np.ndarray | None = None
         self._train = train
         # One uniform key per training rating from the user's own stream: the ratings a
         # user discloses are those with the smallest keys among its new ones. A given
@@ -72,7 +81,22 @@ class UserPopulation:
         bounds = np.searchsorted(train_step[order], np.arange(int(train_step.max(initial=0)) + 2))
         self._step_rows = [order[bounds[s] : bounds[s + 1]] for s in range(len(bounds) - 1)]
 
-    def step(self, step: int, signals: StepSignals | None = None) -> Interactions:
+    # --- phases (run by the model through Mesa's AgentSet) ----------------------------------
+
+    def disclose(self, board: StepBoard) -> None:
+        """Phase: users weigh what they perceived and the breaches announced, then disclose
+        some of this step's ratings (`board.disclosed`)."""
+        signals = StepSignals(self.perceived_quality, self.perceived_baseline, board.breaches)
+        board.disclosed = self.experience(board.step, signals)
+
+    def observe(self, board: StepBoard) -> None:
+        """Phase: users take in this step's recommendation quality for their next decision."""
+        self.perceived_quality = board.hits.ndcg if board.hits is not None else None
+        self.perceived_baseline = board.popular.ndcg if board.popular is not None else None
+
+    # --- the vectorised update --------------------------------------------------------------
+
+    def experience(self, step: int, signals: StepSignals | None = None) -> Interactions:
         """Users experience this step's ratings and disclose ceil(beta * n) of all so far."""
         self.policy.update(self.beta, step, signals if signals is not None else StepSignals())
         rows = self._step_rows[step] if step < len(self._step_rows) else np.zeros(0, np.int64)
@@ -172,43 +196,3 @@ def initial_betas(
         for uid, value in overrides.items():
             beta[index_of[uid]] = value
     return beta
-
-
-class UserAgent(mesa.Agent):
-    """One user; its state is a row of the shared `UserPopulation` arrays."""
-
-    def __init__(self, model: mesa.Model, population: UserPopulation, index: int) -> None:
-        super().__init__(model)
-        self.population = population
-        self.index = index
-
-    @property
-    def inclination(self) -> str:
-        """The user's privacy inclination type."""
-        return self.population.type_names[self.population.inclination[self.index]]
-
-    @property
-    def beta(self) -> float:
-        """Current disclosure budget (fraction of experienced ratings disclosed)."""
-        return float(self.population.beta[self.index])
-
-    @beta.setter
-    def beta(self, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"beta must be in [0, 1], got {value}")
-        self.population.beta[self.index] = value
-
-    @property
-    def n_disclosed(self) -> int:
-        """Ratings disclosed to the platform so far."""
-        return int(self.population.n_disclosed[self.index])
-
-    @property
-    def n_experienced(self) -> int:
-        """Ratings experienced so far."""
-        return int(self.population.n_experienced[self.index])
-
-    @property
-    def active(self) -> bool:
-        """Whether the user still takes part."""
-        return bool(self.population.active[self.index])

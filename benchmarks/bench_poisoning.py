@@ -26,13 +26,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulator.attacks.shilling import PublicStats, fake_profiles  # noqa: E402
-from simulator.core.config import DetectionConfig  # noqa: E402
 from simulator.core.model import PrivacyModel  # noqa: E402
+from simulator.defenses.apr import FastGradientPerturbation
 from simulator.defenses.detection import (  # noqa: E402
     pca_varselect,
     profile_features,
     threshold_detect,
 )
+from simulator.defenses.fake_profile_detection import DetectionConfig  # noqa: E402
 from simulator.defenses.screening import screen  # noqa: E402
 from simulator.experiments.catalog import load_scenario  # noqa: E402
 from simulator.recommenders.base import ModelParams  # noqa: E402
@@ -55,7 +56,7 @@ def bench_apr(model_cls: type, ratings, rounds: int = 5) -> tuple[float, float]:
     params = ModelParams(factors=64)
     plain = model_cls(USERS, ITEMS, params, "cpu", 0)
     robust = model_cls(USERS, ITEMS, params, "cpu", 0)
-    robust.set_apr(0.5, 1.0)
+    robust.set_perturbation(FastGradientPerturbation(0.5, 1.0))
     plain.fit(ratings, 1)
     robust.fit(ratings, 1)  # warm-up: first-call allocations are not what we measure
     times: dict[str, list[float]] = {"plain": [], "apr": []}

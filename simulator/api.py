@@ -20,9 +20,9 @@ from simulator.analysis.figures import ShownFigure, subplots
 from simulator.core.agent_table import read_agents
 from simulator.core.config import Scenario, build_scenario
 from simulator.core.errors import PrivsimError
+from simulator.core.outputs import read_manifest
+from simulator.core.run_lock import run_status
 from simulator.experiments.catalog import load_scenario
-from simulator.experiments.outputs import read_manifest
-from simulator.experiments.run_lock import run_status
 
 ScenarioSource = str | Path | Mapping[str, Any] | Scenario | None
 Overrides = Mapping[str, Any] | Sequence[str] | None

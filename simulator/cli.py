@@ -201,7 +201,7 @@ def sweep(
         _fail(str(exc))
         return
     console.print(f"sweep results: {folder}")
-    from simulator.experiments.outputs import read_manifest
+    from simulator.core.outputs import read_manifest
 
     manifest = read_manifest(folder)
     if manifest["failed"]:

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from simulator.defenses.adversarial import AttributeAdversary
+from simulator.defenses.apr import NORM_FLOOR as APR_NORM_FLOOR
+from simulator.defenses.apr import FastGradientPerturbation
 from simulator.recommenders import _sparse_sgd as sgd
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.bpr import BPR
-from simulator.recommenders.factor_model import APR_NORM_FLOOR, FactorModel
+from simulator.recommenders.factor_model import FactorModel
 from simulator.recommenders.mf import MF
 from simulator.recommenders.registry import make_recommender
 from simulator.recommenders.robustness import (
@@ -103,10 +105,10 @@ def test_bpr_apr_step_matches_dense_autograd(planted) -> None:
     lr, reg, epsilon, weight = 0.1, 0.05, 0.3, 0.7
     model = _bpr(factors=8, lr=lr, reg=reg)
     model.fit(train, 2)
-    model.set_apr(epsilon, weight)
+    model.set_perturbation(FastGradientPerturbation(epsilon, weight))
     plan, batch = _one_batch(model, train, 64)
     table, bias = model.table.clone(), model.bias.clone()
-    loss = model._apr_apply(plan, batch.user, model.apr)
+    loss = model._gathered_apply(plan, batch.user, model.perturbation)
 
     u = batch.user
     i, j = plan.columns.view(-1, 2).unbind(1)
@@ -130,10 +132,10 @@ def test_mf_apr_step_matches_dense_autograd(planted) -> None:
     lr, reg, epsilon, weight = 0.05, 0.05, 0.2, 1.5
     model = _mf(lr=lr, reg=reg)
     model.fit(train, 2)
-    model.set_apr(epsilon, weight)
+    model.set_perturbation(FastGradientPerturbation(epsilon, weight))
     plan, batch = _one_batch(model, train, 64)
     table, bias = model.table.clone(), model.bias.clone()
-    model._apr_apply(plan, batch.user, model.apr)
+    model._gathered_apply(plan, batch.user, model.perturbation)
 
     u, i = batch.user, batch.item + N_USERS
     rating, mu = batch.value.double(), model.offset
@@ -164,7 +166,7 @@ def test_apr_with_zero_weight_follows_the_plain_step(make, planted) -> None:
     """The autograd APR path with no adversarial term is the hand-written step."""
     train, _ = planted
     plain, apr = make(), make()
-    apr.set_apr(0.5, 0.0)
+    apr.set_perturbation(FastGradientPerturbation(0.5, 0.0))
     plain.fit(train, 3)
     apr.fit(train, 3)
     np.testing.assert_allclose(apr.user_embeddings(), plain.user_embeddings(), atol=1e-5)
@@ -178,18 +180,18 @@ def test_apr_off_is_bit_identical_to_plain_training(make, planted) -> None:
     train, _ = planted
     never = make()
     cleared = make()
-    cleared.set_apr(0.5, 1.0)
-    cleared.clear_apr()
+    cleared.set_perturbation(FastGradientPerturbation(0.5, 1.0))
+    cleared.set_perturbation(None)
     zeroed = make()
-    zeroed.set_apr(0.5, 1.0)
-    zeroed.set_apr(0, 0)
+    zeroed.set_perturbation(FastGradientPerturbation(0.5, 1.0))
+    zeroed.set_perturbation(None)
     reports = [m.fit(train, 3) for m in (never, cleared, zeroed)]
     for model, report in zip((cleared, zeroed), reports[1:], strict=True):
-        assert model.apr is None
+        assert model.perturbation is None
         assert report.losses == reports[0].losses
         assert torch.equal(model.table, never.table) and torch.equal(model.bias, never.bias)
     with_apr = make()
-    with_apr.set_apr(0.5, 1.0)
+    with_apr.set_perturbation(FastGradientPerturbation(0.5, 1.0))
     with_apr.fit(train, 3)
     assert not torch.equal(with_apr.table, never.table)
 
@@ -209,8 +211,8 @@ def test_apr_off_is_bit_identical_to_plain_training(make, planted) -> None:
 def test_bad_apr_settings_raise(epsilon, weight, match) -> None:
     model = _bpr()
     with pytest.raises(ValueError, match=match):
-        model.set_apr(epsilon, weight)
-    assert model.apr is None
+        model.set_perturbation(FastGradientPerturbation(epsilon, weight))
+    assert model.perturbation is None
 
 
 @pytest.mark.parametrize("make", [_bpr, _mf])
@@ -222,7 +224,7 @@ def test_apr_training_is_deterministic_across_thread_budgets(make, planted) -> N
         for budget in (1, 2, 2):  # sequential, then twice with batches prepared in a thread
             torch.set_num_threads(budget)
             model = make(seed=3)
-            model.set_apr(0.3, 1.0)
+            model.set_perturbation(FastGradientPerturbation(0.3, 1.0))
             losses = model.fit(train, 2).losses
             results.append((losses, model.table.clone(), model.bias.clone()))
     finally:
@@ -231,7 +233,7 @@ def test_apr_training_is_deterministic_across_thread_budgets(make, planted) -> N
         assert losses == results[0][0]
         assert torch.equal(table, results[0][1]) and torch.equal(bias, results[0][2])
     other = make(seed=4)
-    other.set_apr(0.3, 1.0)
+    other.set_perturbation(FastGradientPerturbation(0.3, 1.0))
     other.fit(train, 2)
     assert not torch.equal(other.table, results[0][1])
 
@@ -249,7 +251,7 @@ def test_apr_makes_bpr_more_robust_at_similar_accuracy(planted) -> None:
         model.bias.copy_(pretrained[1])
         model.generator.set_state(pretrained[2])
         if apr:
-            model.set_apr(0.5, 1.0)
+            model.set_perturbation(FastGradientPerturbation(0.5, 1.0))
         assert model.fit(train, 20, warm_start=True).diverged is None
         drops.append(adversarial_score_drop(model, held.user, held.item, 0.5))
         aucs.append(pairwise_auc(model, held.user, held.item))
@@ -262,7 +264,7 @@ def test_apr_makes_bpr_more_robust_at_similar_accuracy(planted) -> None:
 def test_mf_with_apr_trains(planted) -> None:
     train, held = planted
     model = _mf(lr=0.02)
-    model.set_apr(0.1, 1.0)
+    model.set_perturbation(FastGradientPerturbation(0.1, 1.0))
     report = model.fit(train, 25)
     assert report.diverged is None and report.epochs == 25
     assert report.losses[-1] < 0.7 * report.losses[0]
@@ -278,7 +280,7 @@ def test_apr_and_attribute_adversary_combine(planted) -> None:
     def trained(apr: bool, adversary: bool) -> BPR:
         model = _bpr()
         if apr:
-            model.set_apr(0.3, 1.0)
+            model.set_perturbation(FastGradientPerturbation(0.3, 1.0))
         if adversary:
             model.set_adversary(AttributeAdversary(codes, weight=1.0, lr=0.05))
         report = model.fit(train, 2)

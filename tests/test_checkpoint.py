@@ -16,8 +16,8 @@ import pytest
 from simulator.analysis.compare import load_runs
 from simulator.core.errors import PrivsimError
 from simulator.core.model import PrivacyModel
+from simulator.core.run_lock import run_status
 from simulator.experiments.catalog import load_scenario
-from simulator.experiments.run_lock import run_status
 from simulator.experiments.runner import CHECKPOINT, resume_run, run_scenario
 
 TINY = [

@@ -10,6 +10,7 @@ import pytest
 
 from simulator.core.errors import ScenarioError
 from simulator.core.model import PrivacyModel
+from simulator.defenses.private_training import PrivateTraining
 from simulator.experiments.catalog import load_scenario
 
 TINY = [
@@ -42,7 +43,9 @@ def test_dp_starts_at_its_step_and_fills_the_ledger() -> None:
     assert metrics["dp_epsilon_user_max"].iloc[-1] == pytest.approx(
         metrics["dp_epsilon_retrain"].iloc[-1]
     )
-    users = model.platform.defenses.ledger.user_epsilons()
+    dp = model.platform.defenses.get("dp")
+    assert isinstance(dp, PrivateTraining)
+    users = dp.ledger.user_epsilons()
     assert users.max() > 0
     assert np.all(users[model.population.n_disclosed == 0] == 0)
 

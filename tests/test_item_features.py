@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from simulator.defenses.adversarial import AttributeAdversary
+from simulator.defenses.apr import NORM_FLOOR as APR_NORM_FLOOR
+from simulator.defenses.apr import FastGradientPerturbation
 from simulator.recommenders import _sparse_sgd as sgd
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.bpr import BPR
-from simulator.recommenders.factor_model import APR_NORM_FLOOR, AprSettings, FactorModel
+from simulator.recommenders.factor_model import FactorModel
 from simulator.recommenders.mf import MF
 from simulator.world.base import Interactions
 
@@ -107,7 +109,7 @@ def _reference(
     bias: torch.Tensor,
     weights: torch.Tensor,
     loss: Loss,
-    apr: AprSettings | None,
+    apr: FastGradientPerturbation | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of L (or of L(T) + weight * L(T + D) with APR, D from the per-row gradient
     of L on the whole table) with respect to dense float64 table, bias and W; and D (zero
@@ -130,7 +132,7 @@ def _vectors(t: torch.Tensor, w: torch.Tensor, features: torch.Tensor) -> torch.
     return t[N_USERS:] + features.double() @ w
 
 
-@pytest.mark.parametrize("apr", [None, AprSettings(0.3, 0.7)])
+@pytest.mark.parametrize("apr", [None, FastGradientPerturbation(0.3, 0.7)])
 def test_bpr_feature_step_matches_dense_autograd(planted, apr) -> None:
     lr, reg = 0.1, 0.05
     model = _fitted(lambda: _bpr(lr=lr, reg=reg), planted, epochs=3)
@@ -174,7 +176,7 @@ def test_mf_feature_fit_of_one_batch_matches_dense_autograd(planted, apr) -> Non
     model = _fitted(lambda: _mf(lr=lr, reg=reg, batch_size=len(data)), planted, epochs=6)
     assert np.abs(_weights(model)).max() > 1e-2
     if apr is not None:
-        model.set_apr(*apr)
+        model.set_perturbation(FastGradientPerturbation(*apr))
     table, bias = model.table.clone(), model.bias.clone()
     weights = torch.as_tensor(_weights(model))
     report = model.fit(data, 1, warm_start=True)
@@ -189,7 +191,7 @@ def test_mf_feature_fit_of_one_batch_matches_dense_autograd(planted, apr) -> Non
         predicted = (t[u] * v[i]).sum(1) + b[u] + b[i + N_USERS] + mu
         return 0.5 * (rating - predicted).square().sum()
 
-    settings = None if apr is None else AprSettings(*apr)
+    settings = None if apr is None else FastGradientPerturbation(*apr)
     grad_t, grad_b, grad_w, delta = _reference(table, bias, weights, mf_loss, settings)
     # Damping 1 / (1 + lr * curvature): per row the summed |other vector|^2 of its samples
     # plus weight times the perturbed ones, per bias its count times (1 + weight), per row k
@@ -412,7 +414,7 @@ def test_divergence_check_covers_item_vectors(planted) -> None:
 def test_apr_trains_with_features(make, planted) -> None:
     model = make()
     model.set_item_features(planted.features)
-    model.set_apr(0.1, 0.5)
+    model.set_perturbation(FastGradientPerturbation(0.1, 0.5))
     report = model.fit(_data(model, planted), 8)
     assert report.diverged is None and report.losses[-1] < 0.8 * report.losses[0]
     assert np.abs(_weights(model)).max() > 1e-2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.core.config import PerturbationConfig
 from simulator.defenses.perturbation import (
+    PerturbationConfig,
     keep_probability,
     laplace_scale,
     perturb_ratings,

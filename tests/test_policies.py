@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import mesa
 import numpy as np
 import pandas as pd
 import pytest
@@ -122,11 +123,13 @@ def test_sensitivity_aware_users_withhold_revealing_ratings_first() -> None:
     beta = np.full(world.n_users, 0.5)
     from agents.policies import FixedPolicy
 
-    plain = UserPopulation(train, steps, world.n_users, ["t"], inclination, beta, FixedPolicy(), 0)
-    aware = UserPopulation(train, steps, world.n_users, ["t"], inclination, beta, FixedPolicy(), 0,
-                           disclosure_key=sensitivity)
-    shown = {name: population.step(0) for name, population in (("plain", plain),
-                                                                 ("aware", aware))}
+    model = mesa.Model(rng=0)
+    plain = UserPopulation(model, train, steps, world.n_users, ["t"], inclination, beta,
+                           FixedPolicy(), 0)
+    aware = UserPopulation(model, train, steps, world.n_users, ["t"], inclination, beta,
+                           FixedPolicy(), 0, disclosure_key=sensitivity)
+    shown = {name: population.experience(0) for name, population in (("plain", plain),
+                                                                       ("aware", aware))}
     assert len(shown["plain"]) == len(shown["aware"])  # the same budgets
     key = {(u, i): s for u, i, s in zip(train.user, train.item, sensitivity, strict=True)}
 

@@ -16,9 +16,9 @@ import torch
 from simulator.core.checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
 from simulator.core.errors import PrivsimError
 from simulator.core.model import PrivacyModel
+from simulator.core.run_lock import RunLock, run_status
 from simulator.dashboard.discovery import discover
 from simulator.experiments.catalog import load_scenario
-from simulator.experiments.run_lock import RunLock, run_status
 from simulator.experiments.runner import resume_run, run_scenario
 
 TINY = [

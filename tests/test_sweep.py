@@ -274,7 +274,7 @@ def test_a_grid_with_non_finite_values_resumes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["../../../escaped", "/abs/path", "..", "a b/c"])
 def test_a_sweep_name_cannot_leave_the_output_folder(tmp_path: Path, name: str) -> None:
-    from simulator.experiments.outputs import new_run_dir
+    from simulator.core.outputs import new_run_dir
 
     folder = new_run_dir(tmp_path / "sweeps", name)
     assert folder.parent == tmp_path / "sweeps" and folder.is_dir()

@@ -11,7 +11,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from simulator.core.config import UnlearningConfig
+from simulator.defenses.attribute_unlearning import UnlearningConfig
 from simulator.defenses.distinguishability import (
     distinguishability,
     kl_distinguishability,

@@ -1,4 +1,4 @@
-"""User population: the fixed disclosure policy, inclination mix and agent views."""
+"""User population: the fixed disclosure policy, inclination mix and the population agent."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agents.policies import FixedPolicy, make_policy
-from agents.users import UserAgent, UserPopulation, draw_inclinations
+from agents.users import UserPopulation, draw_inclinations
 from simulator.core.config import PopulationConfig
 from simulator.core.errors import ScenarioError
 from simulator.core.timeline import assign_steps
@@ -23,7 +23,7 @@ def _population(beta_by_type: list[float], steps: int = 5, seed: int = 0) -> Use
     inclination = np.arange(world.n_users) % len(beta_by_type)
     beta = np.asarray(beta_by_type)[inclination]
     return UserPopulation(
-        train, assign_steps(train, steps), world.n_users,
+        mesa.Model(rng=seed), train, assign_steps(train, steps), world.n_users,
         [f"t{i}" for i in range(len(beta_by_type))], inclination, beta, FixedPolicy(), seed,
     )
 
@@ -32,7 +32,7 @@ def test_fixed_policy_discloses_exactly_ceil_beta_n_each_step() -> None:
     population = _population([1.0, 0.5, 0.1, 0.0], steps=5)
     seen = []
     for step in range(5):
-        disclosed = population.step(step)
+        disclosed = population.experience(step)
         expected = np.ceil(np.round(population.beta * population.n_experienced, 9))
         assert np.array_equal(population.n_disclosed, expected.astype(np.int64))
         seen.append(disclosed)
@@ -45,7 +45,7 @@ def test_fixed_policy_discloses_exactly_ceil_beta_n_each_step() -> None:
 
 def test_every_rating_is_experienced_once_and_disclosures_are_unique() -> None:
     population = _population([0.5], steps=4)
-    disclosed = [population.step(s) for s in range(4)]
+    disclosed = [population.experience(s) for s in range(4)]
     pairs = np.concatenate([d.user * 10_000 + d.item for d in disclosed])
     assert len(np.unique(pairs)) == len(pairs)
     assert population.n_experienced.sum() == len(population._train)
@@ -57,9 +57,10 @@ def test_disclosure_is_uniform_over_a_users_ratings() -> None:
     train, _ = temporal_split(world.ratings, world.n_users, 0.2)
     counts = np.zeros(len(train))
     for seed in range(200):
-        pop = UserPopulation(train, np.zeros(len(train), np.int64), world.n_users, ["t"],
+        pop = UserPopulation(mesa.Model(rng=seed), train, np.zeros(len(train), np.int64),
+                             world.n_users, ["t"],
                              np.zeros(50, np.int64), np.full(50, 0.3), FixedPolicy(), seed)
-        chosen = pop.step(0)
+        chosen = pop.experience(0)
         key = chosen.user * 10_000 + chosen.item
         counts += np.isin(train.user * 10_000 + train.item, key)
     rates = counts / 200
@@ -75,7 +76,7 @@ def test_changing_one_users_budget_leaves_others_unchanged() -> None:
     b = _population([0.5], steps=3, seed=9)
     b.beta[0] = 0.1
     for step in range(3):
-        da, db = a.step(step), b.step(step)
+        da, db = a.experience(step), b.experience(step)
         keep_a, keep_b = da.user != 0, db.user != 0
         assert np.array_equal(da.item[keep_a], db.item[keep_b])
 
@@ -90,18 +91,14 @@ def test_draw_inclinations_respects_shares() -> None:
     assert all(math.isclose(c / 1001, s, abs_tol=0.002) for c, s in pairs)
 
 
-def test_user_agent_views_population_state() -> None:
+def test_the_population_is_one_mesa_agent_over_the_arrays() -> None:
     population = _population([0.5, 1.0], steps=2)
-    model = mesa.Model(rng=0)
-    agents = [UserAgent(model, population, i) for i in range(population.n_users)]
-    population.step(0)
-    assert agents[1].inclination == "t1"
-    assert agents[3].n_disclosed == population.n_disclosed[3]
-    agents[0].beta = 0.25
-    assert population.beta[0] == 0.25
-    with pytest.raises(ValueError, match="beta"):
-        agents[0].beta = 1.5
-    assert len(model.agents) == population.n_users
+    model = population.model
+    assert len(model.agents) == 1
+    assert list(model.agents_by_type[UserPopulation]) == [population]
+    population.experience(0)
+    assert population.n_disclosed.shape == (population.n_users,)
+    assert population.type_names[population.inclination[1]] == "t1"
 
 
 def test_unknown_policy() -> None:

@@ -73,7 +73,7 @@ def plot_attack(table: pd.DataFrame, path: Path) -> Path:
 
 def write_attack_study(folder: Path, metrics: pd.DataFrame) -> pd.DataFrame:
     """Write `attack.csv`, `attack.parquet` and `plots/attack_success.png` into a sweep folder."""
-    from simulator.experiments.outputs import write_parquet, write_text
+    from simulator.core.outputs import write_parquet, write_text
 
     table = attack_table(metrics)
     write_parquet(folder / "attack.parquet", table)

@@ -70,7 +70,7 @@ def plot_budget(table: pd.DataFrame, path: Path) -> Path:
 
 def write_budget_study(folder: Path, metrics: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
     """Write `budget.csv`, `budget.parquet` and `plots/budget_dmae.png` into a sweep folder."""
-    from simulator.experiments.outputs import write_parquet, write_text
+    from simulator.core.outputs import write_parquet, write_text
 
     table = budget_table(metrics, groups)
     write_parquet(folder / "budget.parquet", table)

@@ -23,8 +23,8 @@ from matplotlib.ticker import MaxNLocator
 
 from simulator.analysis.figures import save, subplots
 from simulator.analysis.intervals import t_half_width
-from simulator.experiments.outputs import read_manifest, write_parquet, write_text
-from simulator.experiments.run_lock import run_status
+from simulator.core.outputs import read_manifest, write_parquet, write_text
+from simulator.core.run_lock import run_status
 
 ID_COLUMNS = ["variant", "seed", "source"]
 SUMMARY_COLUMNS = ["variant", "step", "metric", "mean", "ci_low", "ci_high", "n"]
@@ -264,8 +264,8 @@ def higher_is_better(metric: str) -> bool:
 
 
 def pareto_front(
-    leakage: Sequence[float] | np.ndarray,
-    utility: Sequence[float] | np.ndarray,
+    leakage: Sequence[float] | np.ndarray | pd.Series,
+    utility: Sequence[float] | np.ndarray | pd.Series,
     higher_utility_is_better: bool = True,
 ) -> np.ndarray:
     """Mask of the points no other point dominates (leakage as low or lower and utility as

@@ -75,11 +75,13 @@ def paired_differences(
     for seed in sorted(baseline):
         before = _rows_at_step(baseline[seed], step, metrics, f"baseline[{seed}]")
         after = _rows_at_step(changed[seed], step, metrics, f"changed[{seed}]")
-        before, after = before.set_index(keys)["value"], after.set_index(keys)["value"]
+        before_values = before.set_index(keys)["value"]
+        after_values = after.set_index(keys)["value"]
         # An outer merge would sort the groups; keep the tables' own order instead.
-        index = before.index.append(after.index.difference(before.index, sort=False))
-        pair = pd.DataFrame({"baseline": before.reindex(index),
-                             "changed": after.reindex(index)}).reset_index()
+        index = before_values.index.append(
+            after_values.index.difference(before_values.index, sort=False))
+        pair = pd.DataFrame({"baseline": before_values.reindex(index),
+                             "changed": after_values.reindex(index)}).reset_index()
         pair.insert(0, "seed", seed)
         parts.append(pair)
     frame = pd.concat(parts, ignore_index=True)

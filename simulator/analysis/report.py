@@ -22,7 +22,7 @@ from simulator.analysis.compare import (
     summarise_runs,
     write_figures,
 )
-from simulator.experiments.outputs import now_iso, write_text
+from simulator.core.outputs import now_iso, write_text
 
 # Shown among the key numbers when a run has them, after the accuracy and leakage metrics.
 EXTRA_METRICS = ("disclosure_mean", "beta_mean", "pop_hr_10", "target_hr_10",
@@ -80,7 +80,7 @@ def _sweep_numbers(summary: pd.DataFrame, metrics: list[str]) -> str:
         cells = part.set_index("metric")
         row: list[Any] = [variant, int(cells["step"].iloc[0]), int(cells["n"].max())]
         for metric in metrics:
-            mean, low, high = (float(cells.loc[metric, c]) for c in ("mean", "ci_low", "ci_high"))
+            mean, low, high = (float(cells[c].loc[metric]) for c in ("mean", "ci_low", "ci_high"))
             interval = "" if math.isnan(low) else f" [{_number(low)}, {_number(high)}]"
             row.append(f"{_number(mean)}{interval}")
         rows.append(row)

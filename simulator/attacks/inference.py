@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -249,7 +250,7 @@ def _xgboost_matrix(x: Features) -> object:
 
 def _fit_predict(
     name: str, seed: int, device: torch.device, x_train: Features, y_train: np.ndarray,
-    x: object, n_classes: int, rounds: int | None = None,
+    x: Any, n_classes: int, rounds: int | None = None,
 ) -> tuple[np.ndarray, int | None]:
     """Fit on (x_train, y_train); probabilities over all n_classes codes for the rows of `x`
     (features, or for XGBoost an `xgboost.DMatrix` of them), and XGBoost's rounds (early

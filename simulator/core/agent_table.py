@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from simulator.experiments.outputs import atomic_path
+from simulator.core.outputs import atomic_path
 
 SPILL_FOLDER = ".agents-steps"
 
@@ -27,7 +27,7 @@ def agents_frame(rows: list[dict[str, np.ndarray]], type_names: list[str]) -> pd
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame({key: np.concatenate([row[key] for row in rows]) for key in rows[0]})
-    frame["inclination"] = pd.Categorical.from_codes(frame["inclination"], type_names)
+    frame["inclination"] = pd.Categorical.from_codes(frame["inclination"], pd.Index(type_names))
     return frame
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 CHECKPOINT = "checkpoint.zip"
 LEGACY_CHECKPOINT = "checkpoint.pkl"
-FORMAT = 1
+FORMAT = 2  # the layout of the saved state; a checkpoint of another layout is refused
 MEMBERS = ("state.json", "arrays.npz", "tensors.pt")
 
 
@@ -59,7 +59,8 @@ def save_checkpoint(model: PrivacyModel, run_dir: Path, extra: dict[str, Any]) -
     state = {"format": FORMAT, "privsim": privsim_version(), "step": model.step_index,
              "scenario_sha256": scenario_digest(model.scenario), "extra": extra, "tree": tree}
     arrays = io.BytesIO()
-    np.savez(arrays, **encoder.arrays)
+    # No object arrays reach here (the encoder refuses them); the loader does not unpickle.
+    np.savez(arrays, allow_pickle=False, **encoder.arrays)
     tensors = io.BytesIO()
     torch.save(encoder.tensors, tensors)
     path = run_dir / CHECKPOINT

@@ -13,12 +13,10 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -26,49 +24,29 @@ from pydantic.fields import FieldInfo
 
 from simulator.core.errors import ScenarioError
 from simulator.core.schedule import schedule_problems
+from simulator.core.settings import (
+    MAX_EPOCHS,
+    MAX_ITEMS,
+    MAX_LR,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_USERS,
+    MAX_WEIGHT,
+    MAX_WIDTH,
+    TYPE_NAME,
+    Section,
+)
+from simulator.defenses.perturbation import PerturbationConfig
+from simulator.defenses.registry import (
+    DefensesConfig,
+    platform_defense_problems,
+    poisoning_problems,
+)
+from simulator.recommenders.registry import capabilities, models_with
 from simulator.world.parameters import validate_parameters
 
 SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default size
 DEFAULT_MOVIELENS = "${PRIVSIM_DATA:-../shared/data}/ml-100k"
-
-ATTRIBUTES = ("gender", "age", "occupation")
-# Upper bounds of the settings: far beyond any study, low enough to refuse a typo at once.
-MAX_STEPS = 100_000
-MAX_SEED = 2**32 - 1
-MAX_USERS = 10_000_000
-MAX_ITEMS = 1_000_000
-MAX_WIDTH = 16_384
-MAX_EPOCHS = 10_000
-MAX_WEIGHT = 10_000.0
-MAX_LR = 10.0
-TYPE_NAME = r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,39}"  # printed in tables, legends and file names
-
-
-class Section(BaseModel):
-    """Base of every scenario section: unknown keys are errors, numbers are finite, and
-    true/false is not a number."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and info.field_name is not None:
-            leaves = _leaf_types(cls.model_fields[info.field_name].annotation)
-            if bool not in leaves and leaves & {int, float}:
-                raise ValueError("expected a number, not true/false")
-        return value
-
-
-def _leaf_types(annotation: Any) -> set[Any]:
-    """The plain types an annotation is made of (int | None -> {int, NoneType})."""
-    args = get_args(annotation)
-    if not args:
-        return {annotation}
-    if get_origin(annotation) in (list, dict, tuple, set):
-        return set()
-    return set().union(*(_leaf_types(a) for a in args))
-
 
 class WorldConfig(Section):
     """Where the ground truth comes from."""
@@ -107,10 +85,12 @@ class WorldConfig(Section):
     @model_validator(mode="after")
     def _check_source(self) -> WorldConfig:
         if self.source == "movielens":
-            if not self.path:
+            path = self.path
+            if not path:
                 # The shared MovieLens 100K copy, so `--set world.source=movielens` is enough.
-                self.__dict__["path"] = expand_env(DEFAULT_MOVIELENS)
-            folder = Path(self.path)
+                path = expand_env(DEFAULT_MOVIELENS)
+                self.__dict__["path"] = path
+            folder = Path(path)
             if not folder.is_dir():
                 raise ValueError(f"data folder not found: {folder}")
         else:
@@ -142,21 +122,6 @@ def _default_types() -> dict[str, InclinationType]:
         "fundamentalist": InclinationType(share=0.25, beta=0.2),
     }
 
-
-class DefenseSection(Section):
-    """What every defense shares: a switch and the step from which it acts."""
-
-    enabled: bool = True
-    start_step: int = Field(
-        0, ge=0, le=MAX_STEPS, description="first step at which the defense acts"
-    )
-
-
-class PerturbationConfig(DefenseSection):
-    """User-side local perturbation of disclosed ratings before the platform sees them."""
-
-    mechanism: Literal["randomized_response", "laplace"] = "laplace"
-    epsilon: float = Field(1.0, gt=0.0, le=50.0, description="local privacy parameter per rating")
 
 class CalculusConfig(Section):
     """The privacy-calculus update: each step a user moves its budget toward a target that
@@ -268,115 +233,6 @@ class MetaMFConfig(Section):
                           "before a training stops")
 
 
-class AdversarialConfig(DefenseSection):
-    """Privacy-adversarial training: gradient-reversal read-outs on the user embeddings."""
-
-    attributes: list[Literal["gender", "age", "occupation"]] = Field(
-        default_factory=lambda: ["gender"], min_length=1
-    )
-    weight: float = Field(
-        1.0, ge=0.0, le=MAX_WEIGHT, description="lambda, the reversed gradient's weight"
-    )
-    readout: Literal["linear", "mlp"] = "linear"
-    hidden: int = Field(32, ge=1, le=MAX_WIDTH, description="hidden width of the mlp read-out")
-    lr: float = Field(0.1, gt=0.0, le=MAX_LR, description="read-out learning rate (Adam)")
-    head_steps: int = Field(
-        5, ge=1, le=1000,
-        description="read-out updates per training batch (it must keep up with p_u)"
-    )
-
-
-class UnlearningConfig(DefenseSection):
-    """Post-training attribute unlearning: edits user embeddings after each retrain."""
-
-    attribute: Literal["gender", "age", "occupation"] = "gender"
-    distance: Literal["kl", "mmd", "kl+mmd"] = Field(
-        "kl+mmd", description="Gaussian KL between classes, unbiased multi-kernel MMD, or both "
-        "(each in units of its value before the edit)",
-    )
-    covariance: Literal["diagonal", "shrunk"] = "shrunk"
-    utility: Literal["model", "distance", "topk"] = "topk"
-    weighting: Literal["mgda", "fixed"] = "mgda"
-    weight: float = Field(
-        1.0, ge=0.0, le=MAX_WEIGHT,
-        description="utility weight when weighting is fixed (per-user utility)"
-    )
-    steps: int = Field(300, ge=1, le=100_000)
-    lr: float = Field(3e-3, gt=0.0, le=MAX_LR)
-    top_k: int = Field(20, ge=2, le=1000, description="list length kept by the topk utility")
-    scope: Literal["all", "requested"] = Field(
-        "all", description="every user, or only users who asked for unlearning"
-    )
-    stop: Literal["probe", "steps"] = Field(
-        "probe", description="end the edit when held-out probes (fresh classifiers trained "
-        "on half of the users) are at chance, keeping the check closest to chance; or run "
-        "all `steps`, driving the distance to its minimum",
-    )
-    probe_every: int = Field(10, ge=1, le=100_000, description="stop: probe: steps between checks")
-
-
-class DPConfig(DefenseSection):
-    """DP-SGD training (Opacus); rating-level adjacency."""
-
-    noise_multiplier: float | None = Field(1.0, ge=0.0, le=1000.0)
-    target_epsilon: float | None = Field(None, gt=0.0, le=1e4)
-    max_grad_norm: float = Field(1.0, gt=0.0, le=1e4)
-    delta: float | None = Field(None, gt=0.0, lt=1.0, description="default: 1 / ratings")
-
-    @model_validator(mode="after")
-    def _one_noise_setting(self) -> DPConfig:
-        if self.target_epsilon is not None:
-            self.__dict__["noise_multiplier"] = None
-        elif self.noise_multiplier is None:
-            raise ValueError("set noise_multiplier or target_epsilon")
-        return self
-
-
-class APRConfig(DefenseSection):
-    """Adversarial personalised ranking (He et al. 2018): train against worst-case
-    embedding perturbations of per-row norm epsilon, weighted by `weight`."""
-
-    epsilon: float = Field(
-        0.5, gt=0.0, le=100.0, description="per-row L2 budget of the perturbation"
-    )
-    weight: float = Field(
-        1.0, ge=0.0, le=MAX_WEIGHT, description="lambda, weight of the perturbed loss"
-    )
-
-
-class DetectionConfig(DefenseSection):
-    """Fake-profile detection on the platform's data before every retrain; flagged users'
-    ratings are left out of training."""
-
-    method: Literal["threshold", "pca", "supervised"] = Field(
-        "threshold", description="a robust z-score threshold on generic profile features, "
-        "PCA VarSelect, or a classifier trained on profiles the platform generates itself",
-    )
-    assumed_attack_size: float | None = Field(
-        0.03, gt=0.0, le=0.5,
-        description="share of users to flag (pca, threshold); null: threshold on z",
-    )
-    z: float = Field(
-        2.0, gt=0.0, le=100.0, description="threshold: combined z-score above which to flag"
-    )
-
-    @model_validator(mode="after")
-    def _pca_needs_a_size(self) -> DetectionConfig:
-        if self.method == "pca" and self.assumed_attack_size is None:
-            raise ValueError("method pca flags a fixed share: set assumed_attack_size")
-        return self
-
-
-class DefensesConfig(Section):
-    """The platform's defenses; each is off unless its section is present."""
-
-    adversarial: AdversarialConfig | None = None
-    unlearning: UnlearningConfig | None = None
-    dp: DPConfig | None = None
-    apr: APRConfig | None = None
-    detection: DetectionConfig | None = None
-
-
 class PlatformConfig(Section):
     """The platform's recommender and its retraining schedule."""
 
@@ -403,33 +259,22 @@ class PlatformConfig(Section):
     defenses: DefensesConfig = Field(default_factory=DefensesConfig)
 
     @model_validator(mode="after")
-    def _factor_model_defenses(self) -> PlatformConfig:
-        for name in ("dp", "apr"):
-            if getattr(self.defenses, name) is not None and self.model not in ("bpr", "mf"):
-                raise ValueError(f"defenses.{name} trains bpr or mf models, not {self.model!r}")
-        if self.item_features and self.model not in ("bpr", "mf"):
-            raise ValueError(f"item_features needs a bpr or mf model, not {self.model!r}")
-        dp = self.defenses.dp
-        if dp is not None and dp.enabled:
-            adversarial, unlearning = self.defenses.adversarial, self.defenses.unlearning
-            if adversarial is not None and adversarial.enabled:
-                raise ValueError(
-                    "defenses.dp and defenses.adversarial cannot both be on: DP-SGD's training "
-                    "loop has no gradient-reversal step, so adversarial training would be "
-                    "listed as used without acting"
-                )
-            if unlearning is not None and unlearning.enabled and unlearning.utility == "model":
-                raise ValueError(
-                    "defenses.unlearning.utility: 'model' trains the edit on the ratings "
-                    "outside DP-SGD, which voids defenses.dp's epsilon; use topk or distance"
-                )
-        for name in ("dp", "unlearning"):
-            if self.item_features and getattr(self.defenses, name) is not None:
-                raise ValueError(
-                    f"defenses.{name} cannot yet run with item_features (it reads the item "
-                    "factors without the side information)"
-                )
+    def _model_can_do_it(self) -> PlatformConfig:
+        if self.item_features and "item_features" not in capabilities(self.model):
+            models = " or ".join(models_with(frozenset({"item_features"})))
+            raise ValueError(f"item_features needs a {models} model, not {self.model!r}")
+        problem = platform_defense_problems(self.model, self.item_features, self.defenses)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+
+def _default_inferred() -> list[Literal["gender", "age", "occupation"]]:
+    return ["gender", "age"]
+
+
+def _default_classifiers() -> list[Literal["logreg", "xgboost", "mlp", "forest"]]:
+    return ["logreg", "xgboost"]
 
 
 class InferenceAttackerConfig(Section):
@@ -444,10 +289,10 @@ class InferenceAttackerConfig(Section):
     top_k: int = Field(10, ge=1, le=1000, description="threat recommendations: length of each list")
     known_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of users it knows")
     attributes: list[Literal["gender", "age", "occupation"]] = Field(
-        default_factory=lambda: ["gender", "age"]
+        default_factory=_default_inferred
     )
     classifiers: list[Literal["logreg", "xgboost", "mlp", "forest"]] = Field(
-        default_factory=lambda: ["logreg", "xgboost"]
+        default_factory=_default_classifiers
     )
     folds: int = Field(5, ge=2, le=20)
     selection_every: int = Field(
@@ -578,6 +423,10 @@ ATTACKER_CLASSES: dict[str, type[Section]] = {
 }
 
 
+def _default_attackers() -> list[AttackerConfig]:
+    return [InferenceAttackerConfig()]
+
+
 class EventConfig(Section):
     """Something that happens at a given step.
 
@@ -673,7 +522,7 @@ class Scenario(Section):
     population: PopulationConfig = Field(default_factory=PopulationConfig)
     platform: PlatformConfig = Field(default_factory=PlatformConfig)
     attackers: list[AttackerConfig] = Field(
-        default_factory=lambda: [InferenceAttackerConfig()],
+        default_factory=_default_attackers,
         description="at most one inference attacker, and any number of poisoning attackers",
     )
     events: list[EventConfig] = Field(default_factory=list, description="scheduled events")
@@ -718,16 +567,13 @@ class Scenario(Section):
         poisoning = [a for a in self.attackers if a.kind != "inference"]
         if not poisoning:
             return self
-        defenses = self.platform.defenses
-        for name in ("adversarial", "unlearning"):
-            if getattr(defenses, name) is not None:
-                raise ValueError(
-                    f"platform.defenses.{name} cannot yet run with poisoning attackers "
-                    "(fake users have no attributes to train or edit against)"
-                )
+        problem = poisoning_problems(self.platform.defenses)
+        if problem is not None:
+            raise ValueError(problem)
         owners = [a for a in poisoning if a.kind == "item_perturbation"]
-        if owners and self.platform.model not in ("bpr", "mf"):
-            raise ValueError("item_perturbation attackers need a bpr or mf platform model")
+        if owners and "settable_items" not in capabilities(self.platform.model):
+            models = " or ".join(models_with(frozenset({"settable_items"})))
+            raise ValueError(f"item_perturbation attackers need a {models} platform model")
         if any(a.target == "features" for a in owners) and not self.platform.item_features:
             raise ValueError(
                 "an item_perturbation attacker with target: features needs "

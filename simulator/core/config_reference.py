@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from simulator.core.config import ATTACKER_CLASSES, Scenario, _leaf_types, field_bounds
+from simulator.core.config import ATTACKER_CLASSES, Scenario, field_bounds
+from simulator.core.settings import _leaf_types
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scenario-reference.md"
 HEADER = """# Scenario reference
@@ -70,6 +71,23 @@ def _nested(annotation: Any) -> list[type[BaseModel]]:
             if isinstance(leaf, type) and issubclass(leaf, BaseModel)]
 
 
+def _defense_note(prefix: str) -> str:
+    """What a defense's declarations say about where it runs (from the defense registry)."""
+    from simulator.defenses.registry import BY_KEY
+    from simulator.recommenders.registry import models_with
+
+    key = prefix.removeprefix("platform.defenses.")
+    defense = BY_KEY.get(key) if prefix.startswith("platform.defenses.") else None
+    if defense is None:
+        return ""
+    limits = [f"Models: {', '.join(models_with(defense.requires))}."]
+    if not defense.with_item_features:
+        limits.append("Not with `platform.item_features`.")
+    if not defense.with_fake_users:
+        limits.append("Not with poisoning attackers.")
+    return " " + " ".join(limits)
+
+
 def reference() -> str:
     """The whole reference as Markdown."""
     sections: list[tuple[str, type[BaseModel]]] = []
@@ -87,6 +105,7 @@ def reference() -> str:
             continue
         seen.add(prefix)
         doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
+        doc += _defense_note(prefix)
         lines += [f"## `{prefix or '(top level)'}`", "", doc, "",
                   "| key | type | default | range | description |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():

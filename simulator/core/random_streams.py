@@ -9,6 +9,7 @@ across thousands of users without a Python loop per user, hence this small hash.
 from __future__ import annotations
 
 import zlib
+from typing import TypeVar
 
 import numpy as np
 
@@ -16,8 +17,10 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
+_Words = TypeVar("_Words", np.ndarray, np.uint64)
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
+
+def _splitmix64(x: _Words) -> _Words:
     """The SplitMix64 finaliser, elementwise on uint64 (wrap-around is intended)."""
     with np.errstate(over="ignore"):
         z = x + _GOLDEN

@@ -439,7 +439,7 @@ def _rebuild(target: Any, name: str, path: str) -> Any:
     return rebuild(name)
 
 
-def _own_class_named(name: Any, path: str) -> type:
+def _own_class_named(name: Any, path: str) -> type[object]:
     """A class privsim defines, by `module:qualname`; nothing else is ever looked up."""
     module_name, _, qualname = str(name).partition(":")
     if not module_name.startswith(OWN_PACKAGES) or not qualname.isidentifier():

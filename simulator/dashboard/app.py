@@ -159,13 +159,13 @@ def _groups(runs: list[RunInfo], kinds: list[str]) -> None:
     if not kinds:
         st.info("Pick at least one group kind in the sidebar.")
         return
-    with_groups = [run for run in runs if _load(run, "groups") is not None]
+    with_groups = [(run, frame) for run in runs if (frame := _load(run, "groups")) is not None]
     if not with_groups:
         st.info("None of the selected runs has a groups table.")
         return
     left, right = st.columns(2)
-    label = _selectbox(left, "Run", [run.label for run in with_groups], key="group_run")
-    groups = _load(next(r for r in with_groups if r.label == label), "groups")
+    label = _selectbox(left, "Run", [run.label for run, _ in with_groups], key="group_run")
+    groups = next(frame for run, frame in with_groups if run.label == label)
     present = [kind for kind in kinds if kind in data.group_kinds(groups)]
     metrics = [m for m in data.metric_columns(groups) if m != "n_users"]
     if not present or not metrics:
@@ -193,6 +193,7 @@ def _social_graph(runs: list[RunInfo]) -> None:
         str(graph_path), graph_path.stat().st_mtime_ns,
         str(agents_path), agents_path.stat().st_mtime_ns)
     agents = _load(run, "agents")
+    assert agents is not None, "with_graph holds only runs with an agents table"
     steps = sorted(int(s) for s in agents["step"].unique())
     if len(steps) > 1:
         step = st.slider("Step", steps[0], steps[-1], steps[-1], key="graph_step")

@@ -88,7 +88,7 @@ def tradeoff_points(
         valid = frame.dropna(subset=[privacy, utility])
         if valid.empty:
             continue
-        last = valid.loc[valid["step"].idxmax()]
+        last = valid.iloc[valid["step"].argmax()]
         rows.append({"run": label, "step": int(last["step"]),
                      privacy: float(last[privacy]), utility: float(last[utility])})
     return pd.DataFrame(rows, columns=["run", "step", privacy, utility])
@@ -155,7 +155,7 @@ def spring_positions(
         raise ValueError(f"n_nodes: expected a positive integer, got {n_nodes!r}")
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy Generator, got {type(rng).__name__}")
-    graph = nx.Graph()
+    graph: nx.Graph[int] = nx.Graph()
     graph.add_nodes_from(range(n_nodes))
     graph.add_edges_from(map(tuple, np.asarray(edges, dtype=np.int64).tolist()))
     start = rng.random((n_nodes, 2))
@@ -187,7 +187,7 @@ def _snowball(adjacency: sp.csr_matrix, budget: int, rng: np.random.Generator) -
     """Breadth-first sample of `budget` nodes, restarting at a random unvisited node."""
     visited = np.zeros(adjacency.shape[0], dtype=bool)
     taken = 0
-    frontier = np.empty(0, dtype=np.int64)
+    frontier: np.ndarray = np.empty(0, dtype=np.int64)
     while taken < budget:
         if frontier.size == 0:
             frontier = np.array([rng.choice(np.flatnonzero(~visited))])

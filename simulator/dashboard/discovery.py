@@ -16,14 +16,14 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from simulator.experiments.run_lock import run_status
+from simulator.core.run_lock import run_status
 
 DEFAULT_OUTPUTS = "outputs"
 OUTPUTS_ENV = "PRIVSIM_OUTPUTS"
@@ -183,15 +183,15 @@ def _run_info(root: Path, run_dir: Path, point: dict[str, Any] | None) -> RunInf
     ))
     scenario = str(config.get("name") or manifest.get("scenario") or run_dir.name)
     seed = manifest.get("seed")
-    common = {"path": run_dir, "label": _label(root, run_dir), "scenario": scenario,
-              "seed": int(seed) if isinstance(seed, int) else None, "settings": settings,
-              "has_graph": (run_dir / "graph.parquet").is_file()}
-    if point is not None:
-        params = point["params"]
-        digest = _digest(params)
-        return RunInfo(**common, variant=f"{point['sweep']}|{digest}", sweep=point["sweep"],
-                       point=point["point"], params=params)
-    return RunInfo(**common, variant=f"{scenario}|{_digest(settings)}")
+    info = RunInfo(path=run_dir, label=_label(root, run_dir), scenario=scenario,
+                   seed=int(seed) if isinstance(seed, int) else None,
+                   variant=f"{scenario}|{_digest(settings)}", settings=settings,
+                   has_graph=(run_dir / "graph.parquet").is_file())
+    if point is None:
+        return info
+    params = point["params"]
+    return replace(info, variant=f"{point['sweep']}|{_digest(params)}", sweep=point["sweep"],
+                   point=point["point"], params=params)
 
 
 def _sweep_points(sweep_dir: Path, sweep_label: str) -> dict[Path, dict[str, Any]]:

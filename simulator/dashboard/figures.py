@@ -91,7 +91,7 @@ def graph_figure(
     axes = figure.subplots()
     if len(edges):
         segments = positions[np.asarray(edges, dtype=np.int64)]
-        axes.add_collection(LineCollection(segments, colors="0.7", linewidths=0.4, zorder=1))
+        axes.add_collection(LineCollection(list(segments), colors="0.7", linewidths=0.4, zorder=1))
     # Users without a budget at this step (no agents row) are drawn grey.
     cmap = colormaps["viridis"].with_extremes(bad="lightgrey")
     dots = axes.scatter(positions[:, 0], positions[:, 1], c=betas, cmap=cmap, vmin=0.0,

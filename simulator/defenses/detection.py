@@ -193,8 +193,9 @@ def profile_features(
     rdma, wdma = _deviation_features(table, n_users, n_items, counts_u)
     degsim = _degsim(table, n_users, n_items, int(k))
     log_count = np.log1p(np.bincount(table.item, minlength=n_items).astype(np.float64))
-    popularity = np.bincount(table.user, weights=log_count[table.item], minlength=n_users)
-    popularity /= np.maximum(counts_u, 1.0)
+    weighted: np.ndarray = np.bincount(table.user, weights=log_count[table.item],
+                                       minlength=n_users)
+    popularity = weighted / np.maximum(counts_u, 1.0)
     features = np.column_stack([rdma, wdma, degsim, _length_var(counts_u), popularity])
     features[counts_u == 0] = 0.0
     return features

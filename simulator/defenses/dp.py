@@ -14,13 +14,13 @@ Poisson sampling; its RDP accountant turns (noise multiplier, sample rate, steps
 epsilon. BPR negatives are drawn uniformly over all items from a seeded generator, without
 rejecting the user's known positives, so an example depends on its own rating only.
 
-APR (`model.apr` set by the APR defense) composes with DP-SGD: each example's loss becomes
-its APR objective l(theta) + weight * l(theta + D), D the fast-gradient perturbation of the
-rows that example reads (user and item factors), each row normalised to norm epsilon. D is
-built from the example's own gradient (in closed form, held constant as in APR), not from the
-batch's summed one as in non-private APR, so the objective of an example depends on that
-example alone; its gradient is clipped and noised like any other, and the accountant's
-epsilon holds unchanged.
+APR (a row perturbation the APR defense sets on the model) composes with DP-SGD: each
+example's loss becomes its APR objective l(theta) + weight * l(theta + D), D the
+fast-gradient perturbation of the rows that example reads (user and item factors), each row
+normalised to norm epsilon. D is built from the example's own gradient (in closed form, held
+constant as in APR), not from the batch's summed one as in non-private APR, so the objective
+of an example depends on that example alone; its gradient is clipped and noised like any
+other, and the accountant's epsilon holds unchanged.
 
 Data-independent starting point: a cold start uses the model's own seeded initialisation and,
 for MF, the scale midpoint 3 as the starting global offset (the exact mean rating would be an
@@ -43,6 +43,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,11 +52,9 @@ from opacus.grad_sample.utils import register_norm_sampler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from simulator.core.config import DPConfig
-from simulator.recommenders.base import TrainingReport
-from simulator.recommenders.bpr import BPR
-from simulator.recommenders.factor_model import APR_NORM_FLOOR, AprSettings, FactorModel
-from simulator.recommenders.mf import MF
+from simulator.defenses.private_training import DPConfig
+from simulator.recommenders.base import Recommender, TrainingReport
+from simulator.recommenders.dense import DenseTable
 from simulator.world.base import Interactions
 
 DEFAULT_LR = 0.01
@@ -92,21 +91,17 @@ class _Rows(Dataset):
     def __getitems__(self, indices: list[int]) -> torch.Tensor:
         return torch.as_tensor(indices, dtype=torch.int64)
 
-    def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def gather(self, index: Any) -> tuple[torch.Tensor, ...]:
         """The columns at the given rows (the loader's collate function; the sampler's
         indices are on the CPU, the columns on the model's device)."""
         index = index.to(self.columns[0].device)
         return tuple(c.index_select(0, index) for c in self.columns)
 
 
-class _Table(nn.Embedding):
-    """A dense embedding table with a cheap per-example gradient-norm rule (below)."""
-
-
-@register_norm_sampler(_Table)
+@register_norm_sampler(DenseTable)
 def _table_norm_sample(
-    layer: _Table, activations: list[torch.Tensor], backprops: torch.Tensor
-) -> dict[nn.Parameter, torch.Tensor]:
+    layer: DenseTable, activations: list[torch.Tensor], backprops: torch.Tensor
+) -> dict[torch.Tensor, torch.Tensor]:
     """Per-example gradient norms of an embedding looked up k times per example.
 
     Example b's gradient is the sum of its k backprops at their rows, so its squared norm is
@@ -123,104 +118,10 @@ def _table_norm_sample(
     return {layer.weight: squared.clamp_min(0.0).sqrt()}
 
 
-def _table(weights: torch.Tensor) -> _Table:
-    """A trainable dense embedding holding a copy of `weights` (rows, dim), on their device."""
-    return _Table.from_pretrained(weights.detach().clone(), freeze=False)
-
-
-def _direction(gradient: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """APR's perturbation of one row: epsilon times the gradient's direction."""
-    return nn.functional.normalize(gradient, dim=-1, eps=APR_NORM_FLOOR) * epsilon
-
-
-class _MFNet(nn.Module):
-    """r_hat = base + g + b_u + b_i + p_u . q_i with every term an embedding; with APR the
-    output has a second column, the prediction under the example's own perturbation."""
-
-    def __init__(self, model: MF, base: float, apr: AprSettings | None = None) -> None:
-        super().__init__()
-        n = model.n_users
-        self.base = base
-        self.apr = apr
-        self.user = _table(model.table[:n])
-        self.item = _table(model.table[n:])
-        self.user_bias = _table(model.bias[:n].unsqueeze(1))
-        self.item_bias = _table(model.bias[n:].unsqueeze(1))
-        self.offset = _table(torch.zeros(1, 1, device=model.table.device))
-
-    def forward(
-        self, user: torch.Tensor, item: torch.Tensor, rating: torch.Tensor
-    ) -> torch.Tensor:
-        p, q = self.user(user), self.item(item)
-        biases = self.user_bias(user) + self.item_bias(item) + self.offset(torch.zeros_like(user))
-        clean = (p * q).sum(1) + biases.squeeze(1) + self.base
-        if self.apr is None:
-            return clean
-        with torch.no_grad():  # d (r_hat - r)^2 / d p = 2 (r_hat - r) q, and the same for q
-            error = (clean - rating).unsqueeze(1)
-            dp = _direction(error * q, self.apr.epsilon)
-            dq = _direction(error * p, self.apr.epsilon)
-        shifted = ((p + dp) * (q + dq)).sum(1) + biases.squeeze(1) + self.base
-        return torch.stack([clean, shifted], 1)
-
-    def write_back(self, model: MF) -> None:
-        """Copy the trained parameters into the model's tensors."""
-        n = model.n_users
-        with torch.no_grad():
-            model.table[:n].copy_(self.user.weight)
-            model.table[n:].copy_(self.item.weight)
-            model.bias[:n].copy_(self.user_bias.weight.squeeze(1))
-            model.bias[n:].copy_(self.item_bias.weight.squeeze(1))
-        model.mu = self.base + float(self.offset.weight.detach()[0, 0])
-
-
-class _BPRNet(nn.Module):
-    """x_uij = (p_u . q_i + b_i) - (p_u . q_j + b_j); the item tables are read once per batch.
-    With APR the output has a second column, x_uij under the example's own perturbation."""
-
-    def __init__(self, model: BPR, apr: AprSettings | None = None) -> None:
-        super().__init__()
-        n = model.n_users
-        self.apr = apr
-        self.user = _table(model.table[:n])
-        self.item = _table(model.table[n:])
-        self.item_bias = _table(model.bias[n:].unsqueeze(1))
-
-    def forward(self, user: torch.Tensor, pair: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
-        p, q = self.user(user), self.item(pair)  # (B, d), (B, 2, d)
-        bias = self.item_bias(pair).squeeze(2)
-        clean = (p * (q[:, 0] - q[:, 1])).sum(1) + bias[:, 0] - bias[:, 1]
-        if self.apr is None:
-            return clean
-        with torch.no_grad():
-            # -log sigmoid(x) falls along +d x: d/dp = -s (q_i - q_j), d/dq_i = -s p,
-            # d/dq_j = s p, with s = sigmoid(-x) > 0 dropping out of each direction.
-            dp = _direction(q[:, 1] - q[:, 0], self.apr.epsilon)
-            dq = _direction(p, self.apr.epsilon)
-        shifted_q = (q[:, 0] - dq) - (q[:, 1] + dq)
-        shifted = ((p + dp) * shifted_q).sum(1) + bias[:, 0] - bias[:, 1]
-        return torch.stack([clean, shifted], 1)
-
-    def write_back(self, model: BPR) -> None:
-        """Copy the trained parameters into the model's tensors (user biases stay 0)."""
-        n = model.n_users
-        with torch.no_grad():
-            model.table[:n].copy_(self.user.weight)
-            model.table[n:].copy_(self.item.weight)
-            model.bias[n:].copy_(self.item_bias.weight.squeeze(1))
-
-
-def _squared_error(prediction: torch.Tensor, rating: torch.Tensor) -> torch.Tensor:
-    return (prediction - rating).square()
-
-
-def _bpr_loss(x: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
-    return nn.functional.softplus(-x)
-
-
 class _Objective(nn.Module):
-    """Per-example loss (squared error or -log sigmoid); with APR weight w and a two-column
-    output, l(clean) + w * l(perturbed). `reduction` as in torch losses (Opacus switches it)."""
+    """Per-example loss (squared error or -log sigmoid); with a perturbation of weight w and
+    a two-column output, l(clean) + w * l(perturbed). `reduction` as in torch losses (Opacus
+    switches it)."""
 
     def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  apr_weight: float | None = None, reduction: str = "mean") -> None:
@@ -228,7 +129,7 @@ class _Objective(nn.Module):
         self.loss, self.apr_weight, self.reduction = loss, apr_weight, reduction
 
     def per_example(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The clean loss of each example (the first column with APR)."""
+        """The clean loss of each example (the first column with a perturbation)."""
         return self.loss(output if self.apr_weight is None else output[:, 0], target)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -267,7 +168,7 @@ def _generators(
 
 
 def dp_fit(
-    model: FactorModel,
+    model: Recommender,
     data: Interactions,
     epochs: int,
     warm_start: bool,
@@ -277,42 +178,37 @@ def dp_fit(
     batch_size: int | None = None,
     lr: float = DEFAULT_LR,
 ) -> DPTrainingReport:
-    """Train `model` (MF or BPR) with DP-SGD on `data` and write the parameters back into it;
-    with APR set on the model (`set_apr`), on the per-example APR objective.
+    """Train `model` (one with dense training: MF, BPR) with DP-SGD on `data` and write the
+    parameters back into it; with a row perturbation set on the model (`set_perturbation`,
+    e.g. by APR), on the per-example perturbed objective.
 
     A cold start first re-initialises the model from its seed; a warm start continues from
     its current parameters. delta defaults to 1 / len(data). With `settings.target_epsilon`
     the noise multiplier is the smallest that keeps epsilon at or below the target after
     `epochs` epochs. Training runs on the model's device (batches are sampled on the CPU).
     """
-    if not isinstance(model, (MF, BPR)):
-        raise TypeError(f"dp_fit trains MF or BPR models, got {type(model).__name__}")
+    dense_training = getattr(model, "dense_training", None)
+    if not callable(dense_training):
+        raise TypeError(
+            f"dp_fit trains models with dense per-example training (mf, bpr), got "
+            f"{type(model).__name__}")
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     start = time.perf_counter()
     if not warm_start:
-        model.fit(Interactions.empty(), 0, warm_start=False)
+        model.reset()
     model.check_indices(data)
     n = len(data)
     delta = settings.delta if settings.delta is not None else 1.0 / max(n, 1)
     if n == 0 or epochs == 0:
         return DPTrainingReport(0, [], time.perf_counter() - start, warm_start, delta=delta)
 
-    device = model.table.device
-    sampling, noise, negatives = _generators(seed, device)
-    user = torch.as_tensor(data.user, dtype=torch.int64, device=device)
-    item = torch.as_tensor(data.item, dtype=torch.int64, device=device)
-    net: _MFNet | _BPRNet
-    apr = model.apr
-    rating = torch.as_tensor(data.rating, dtype=torch.float32, device=device)
-    if isinstance(model, MF):
-        net = _MFNet(model, model.offset, apr)
-        rows = _Rows(user, item, rating)
-        criterion = _Objective(_squared_error, apr.weight if apr else None)
-    else:
-        net = _BPRNet(model, apr)
-        rows = _Rows(user, torch.stack([item, item], 1), torch.zeros(n, device=device))
-        criterion = _Objective(_bpr_loss, apr.weight if apr else None)
+    sampling, noise, negatives = _generators(seed, model.device)
+    training = dense_training(data)
+    perturbation = getattr(model, "perturbation", None)
+    net = training.net
+    rows = _Rows(*training.columns)
+    criterion = _Objective(training.loss, perturbation.weight if perturbation else None)
 
     batch = batch_size or default_batch_size(n)
     loader = DataLoader(rows, batch_size=batch, collate_fn=rows.gather, generator=sampling)
@@ -334,22 +230,21 @@ def dp_fit(
         module, optimizer, dp_criterion, dp_loader = private
         losses: list[float] = []
         for _ in range(epochs):
-            if isinstance(model, BPR):
-                rows.columns[1][:, 1] = torch.randint(
-                    model.n_items, (n,), generator=negatives).to(device)
+            if training.resample is not None:
+                training.resample(negatives)
             total, seen = 0.0, 0
             for inputs in dp_loader:
                 optimizer.zero_grad()
-                output = module(inputs[0], inputs[1], inputs[2])
-                loss = dp_criterion(output, inputs[2])
+                output = module(*inputs)
+                loss = dp_criterion(output, inputs[-1])
                 loss.backward()
                 optimizer.step()
                 # Reported: the clean loss, as the non-private fit reports it.
-                total += float(criterion.per_example(output.detach(), inputs[2]).sum())
+                total += float(criterion.per_example(output.detach(), inputs[-1]).sum())
                 seen += len(inputs[0])
             losses.append(total / max(seen, 1))
 
-    net.write_back(model)  # type: ignore[arg-type]
+    training.write_back()
     noise_multiplier, sample_rate, steps = engine.accountant.history[0]
     return DPTrainingReport(
         epochs=epochs,

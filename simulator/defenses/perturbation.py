@@ -16,17 +16,26 @@ The noise of a rating is a pure function of (seed, user, item) through
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from simulator.core.config import PerturbationConfig
 from simulator.core.random_streams import stream_uniform
+from simulator.core.settings import DefenseSection
 from simulator.world.base import Interactions
 
 LEVELS = 5
 RATING_MIN, RATING_MAX = 1.0, 5.0
 MECHANISMS = ("randomized_response", "laplace")
 _DRAWS_PER_RATING = 2  # random numbers a rating may use; counters are item * 2 + k
+
+
+class PerturbationConfig(DefenseSection):
+    """User-side local perturbation of disclosed ratings before the platform sees them."""
+
+    mechanism: Literal["randomized_response", "laplace"] = "laplace"
+    epsilon: float = Field(1.0, gt=0.0, le=50.0, description="local privacy parameter per rating")
 
 
 def _check_epsilon(epsilon: float) -> float:

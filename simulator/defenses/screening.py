@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.attacks.shilling import PublicStats, fake_profiles
-from simulator.core.config import DetectionConfig
 from simulator.defenses.detection import (
     detection_report,
     pca_varselect,
@@ -24,6 +23,7 @@ from simulator.defenses.detection import (
     supervised_detector,
     threshold_detect,
 )
+from simulator.defenses.fake_profile_detection import DetectionConfig
 from simulator.world.base import Interactions
 
 # Attack models the supervised detector is shown, and how many of each it makes (as a

@@ -1,13 +1,11 @@
-"""The platform's defenses from a scenario, each switched on from its own start step.
+"""The platform's configured defenses around each retrain, each switched on from its own start
+step: the hooks of every registered defense (`registry.DEFENSES`) run in order.
 
-One retrain goes: screen the data for fake profiles (detection), choose the training (DP-SGD
-or the model's own fit, with or without the gradient-reversal adversary or APR; DP-SGD
-trains on the per-example APR objective when APR is on), train, then edit the user
-embeddings by attribute unlearning. Every defense a retrain lists has acted on it;
-combinations that cannot (DP-SGD with gradient reversal) are refused by the configuration.
-DP-SGD never continues from parameters trained without it: a warm start from a non-private
-model would carry its unprotected use of the ratings into every later release, so the first
-DP retrain after non-private training starts from scratch.
+One retrain goes: `prepare` the training table (detection), `configure` the model's training
+hooks (APR's perturbation, the gradient-reversal adversary), train (a defense's `fit`, such
+as DP-SGD, or the model's own), then `after_fit` (attribute unlearning edits the embeddings;
+DP records the privacy cost). Every defense a retrain lists has acted on it; combinations
+that cannot act together are refused by the scenario check (`registry`).
 The platform knows every user's attributes (profile data given at sign-up, as in MovieLens);
 users who ask for unlearning are given by a callable so the user side can change them.
 """
@@ -17,23 +15,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from simulator.core.config import DefensesConfig, DefenseSection
-from simulator.defenses.adversarial import AttributeAdversary
-from simulator.defenses.dp import dp_fit
-from simulator.defenses.ledger import PrivacyLedger
-from simulator.defenses.screening import screen
-from simulator.defenses.unlearning import unlearn_attribute
+from simulator.core.settings import DefenseSection, is_active
+from simulator.defenses.protocol import Defense, DefenseContext, Retrain
+from simulator.defenses.registry import BY_KEY, configured
 from simulator.recommenders.base import Recommender, TrainingReport
-from simulator.recommenders.factor_model import FactorModel
 from simulator.world.base import Interactions
 
-
-def is_active(section: DefenseSection | None, step: int) -> bool:
-    """Whether a defense section is configured, enabled and past its start step."""
-    return section is not None and section.enabled and step >= section.start_step
+__all__ = ["PlatformDefenses", "RetrainOutcome", "is_active"]
 
 
 @dataclass
@@ -46,11 +38,11 @@ class RetrainOutcome:
 
 
 class PlatformDefenses:
-    """Applies the configured defenses around each retrain and keeps their state."""
+    """Runs the configured defenses' hooks around each retrain and keeps their state."""
 
     def __init__(
         self,
-        config: DefensesConfig,
+        config: Any,
         attributes: dict[str, np.ndarray],
         n_classes: dict[str, int],
         n_users: int,
@@ -59,32 +51,24 @@ class PlatformDefenses:
         n_genuine: int | None = None,
     ) -> None:
         self.config = config
-        self.attributes = attributes
-        self.n_classes = n_classes
-        self.seed = seed
-        self.requested_users = requested_users
         self.n_users = n_users
         self.n_genuine = n_users if n_genuine is None else n_genuine
-        self.ledger = PrivacyLedger(n_users) if config.dp is not None else None
-        self._adversary: AttributeAdversary | None = None
-        self._last_fit_private = False
+        self.seed = seed
+        context = DefenseContext(attributes, n_classes, n_users, self.n_genuine, seed,
+                                 requested_users)
+        sections: dict[str, DefenseSection] = configured(config)
+        self.defenses: list[Defense] = [BY_KEY[key](section, context)
+                                        for key, section in sections.items()]
         self._retrains = 0
         self.latest: dict[str, float] = {name: math.nan for name in self.metric_names()}
 
+    def get(self, key: str) -> Defense | None:
+        """The configured defense of that key (e.g. "dp" for its ledger), or None."""
+        return next((d for d in self.defenses if d.key == key), None)
+
     def metric_names(self) -> list[str]:
         """The per-step columns the configured defenses report (NaN until they act)."""
-        names: list[str] = []
-        if self.config.adversarial is not None:
-            names += [f"adversary_readout_acc_{a}" for a in self.config.adversarial.attributes]
-        if self.config.unlearning is not None:
-            names += ["unlearning_distance_before", "unlearning_distance_after",
-                      "unlearning_alpha", "unlearning_users", "unlearning_steps",
-                      "unlearning_probe_auc_before", "unlearning_probe_auc_after"]
-        if self.config.dp is not None:
-            names += ["dp_epsilon_retrain", "dp_noise_multiplier", "dp_epsilon_user_max",
-                      "dp_epsilon_user_mean"]
-        if self.config.detection is not None:
-            names += ["detection_flagged", "detection_precision", "detection_recall"]
+        names = [name for defense in self.defenses for name in defense.metric_names()]
         if self.n_genuine < self.n_users:
             names += ["fake_users_trained"]
         return names
@@ -98,98 +82,36 @@ class PlatformDefenses:
         warm_start: bool,
     ) -> RetrainOutcome:
         """Train `recommender` on `table` under the defenses active at `step`."""
-        cfg = self.config
+        retrain = Retrain(step, recommender, table, self.seed + 1000 * self._retrains)
+        self._retrains += 1
         used: list[str] = []
         metrics: dict[str, float] = {}
-        if is_active(cfg.detection, step):
-            assert cfg.detection is not None
-            screening = screen(table, recommender.n_items, self.n_genuine, cfg.detection,
-                               self.seed + 1000 * self._retrains)
-            table = screening.table
-            metrics.update(screening.metrics)
-            used.append("detection")
+        for defense in self.defenses:
+            prepared = defense.prepare(retrain)
+            if prepared is not None:
+                retrain.table, found = prepared
+                metrics.update(found)
+                used.append(defense.key)
         if self.n_genuine < self.n_users:
-            fake = np.unique(table.user[table.user >= self.n_genuine])
+            fake = np.unique(retrain.table.user[retrain.table.user >= self.n_genuine])
             metrics["fake_users_trained"] = float(len(fake))
-        recommender.set_adversary(self._adversary_for(step))
-        if cfg.apr is not None:
-            assert isinstance(recommender, FactorModel)
-            if is_active(cfg.apr, step):
-                recommender.set_apr(cfg.apr.epsilon, cfg.apr.weight)
-                used.append("apr")
-            else:
-                recommender.clear_apr()
-        if self._adversary is not None and is_active(cfg.adversarial, step):
-            used.append("adversarial")
-        seed = self.seed + 1000 * self._retrains
-        self._retrains += 1
-        if is_active(cfg.dp, step):
-            assert cfg.dp is not None and self.ledger is not None
-            warm = warm_start and self._last_fit_private
-            report = dp_fit(recommender, table, epochs, warm, cfg.dp, seed)
-            self._last_fit_private = True
-            if report.epochs:
-                index = self.ledger.record_fit(report, table)
-                users = self.ledger.user_epsilons()[: self.n_genuine]  # real users only
-                metrics.update({
-                    "dp_epsilon_retrain": self.ledger.retrain_epsilon(index),
-                    "dp_noise_multiplier": float(report.noise_multiplier),
-                    "dp_epsilon_user_max": float(users.max()),
-                    "dp_epsilon_user_mean": float(users.mean()),
-                })
-            used.append("dp")
-        else:
-            report = recommender.fit(table, epochs, warm_start=warm_start)
-            self._last_fit_private = False
-        if "adversarial" in used and self._adversary is not None and self._adversary.history:
-            for name, stats in self._adversary.history[-1].items():
-                metrics[f"adversary_readout_acc_{name}"] = stats["accuracy"]
-        if is_active(cfg.unlearning, step) and report.diverged is None:
-            # After DP-SGD the edit must not read the ratings (it would void the epsilon):
-            # top-k lists then range over all items, and every user's row moves.
-            edit_data = None if "dp" in used else table
-            edited = self._unlearn(recommender, edit_data, seed)
-            metrics.update(edited)
-            if edited.get("unlearning_steps", 0.0) > 0:  # listed only when the rows moved
-                used.append("unlearning")
+        for defense in self.defenses:
+            if defense.configure(retrain):
+                used.append(defense.key)
+        report = None
+        for defense in self.defenses:
+            report = defense.fit(retrain, epochs, warm_start)
+            if report is not None:
+                used.append(defense.key)
+                break
+        if report is None:
+            report = recommender.fit(retrain.table, epochs, warm_start=warm_start)
+        retrain.report = report
+        for defense in self.defenses:
+            retrain.used = tuple(used)
+            found, acted = defense.after_fit(retrain)
+            metrics.update(found)
+            if acted:
+                used.append(defense.key)
         self.latest.update(metrics)
         return RetrainOutcome(report, metrics, used)
-
-    def _adversary_for(self, step: int) -> AttributeAdversary | None:
-        """The adversary to train against at `step` (built once, kept across retrains)."""
-        cfg = self.config.adversarial
-        if not is_active(cfg, step):
-            return None
-        assert cfg is not None
-        if self._adversary is None:
-            self._adversary = AttributeAdversary(
-                {a: self.attributes[a] for a in cfg.attributes},
-                {a: self.n_classes[a] for a in cfg.attributes},
-                weight=cfg.weight, readout=cfg.readout, hidden=cfg.hidden, lr=cfg.lr,
-                head_steps=cfg.head_steps, seed=self.seed,
-            )
-        return self._adversary
-
-    def _unlearn(self, recommender: Recommender, table: Interactions | None, seed: int) -> dict:
-        cfg = self.config.unlearning
-        assert cfg is not None
-        mask = None
-        if cfg.scope == "requested":
-            mask = (
-                self.requested_users() if self.requested_users is not None
-                else np.zeros(recommender.n_users, dtype=bool)
-            )
-            if not mask.any():
-                return {"unlearning_users": 0.0, "unlearning_steps": 0.0}
-        report = unlearn_attribute(
-            recommender, self.attributes[cfg.attribute], cfg, data=table, users=mask, seed=seed
-        )
-        return {
-            "unlearning_distance_before": report.distance_before,
-            "unlearning_distance_after": report.distance_after,
-            "unlearning_alpha": report.mean_alpha,
-            "unlearning_users": float(report.edited_users),
-            "unlearning_steps": float(report.steps),
-            "unlearning_probe_auc_before": report.probe_auc_before,
-            "unlearning_probe_auc_after": report.probe_auc_after,
-        }

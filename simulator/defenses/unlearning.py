@@ -10,20 +10,23 @@ rows only.
 
 from __future__ import annotations
 
+import functools
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from simulator.core.config import UnlearningConfig
+from simulator.defenses.attribute_unlearning import UnlearningConfig
 from simulator.defenses.distinguishability import distinguishability
 from simulator.defenses.mgda import mgda_direction
 from simulator.defenses.probes import held_out_auc
-from simulator.defenses.user_scores import UserScorer
 from simulator.recommenders.base import Recommender
+from simulator.recommenders.user_scores import UserScorer
 from simulator.world.base import Interactions
 
 TOPK_MARGIN = 0.05
@@ -184,7 +187,7 @@ def unlearn_attribute(
         codes = np.where(learned, codes, -1)
         scope &= learned
     rows = torch.as_tensor(np.flatnonzero(scope), device=device)
-    scorer = UserScorer(model)
+    scorer = model.user_scorer()
     e0 = torch.as_tensor(model.user_embeddings(), dtype=torch.float32, device=device)
     label_t = torch.as_tensor(codes, device=device)
     generator = torch.Generator().manual_seed(seed)
@@ -194,14 +197,18 @@ def unlearn_attribute(
     def full(edit: torch.Tensor) -> torch.Tensor:
         return e0.index_copy(0, rows, edit)
 
-    kinds = ("kl", "mmd") if settings.distance == "kl+mmd" else (settings.distance,)
+    kinds: tuple[Literal["kl", "mmd"], ...] = (
+        ("kl", "mmd") if settings.distance == "kl+mmd"
+        else ("kl",) if settings.distance == "kl" else ("mmd",)
+    )
     with torch.no_grad():  # each part in units of its value before the edit
         units = [max(float(distinguishability(e0, label_t, k, settings.covariance, generator)),
                      1e-12) if len(kinds) > 1 else 1.0 for k in kinds]
 
     def dist(emb: torch.Tensor) -> torch.Tensor:
-        return sum(distinguishability(emb, label_t, k, settings.covariance, generator) / unit
-                   for k, unit in zip(kinds, units, strict=True))
+        parts = [distinguishability(emb, label_t, k, settings.covariance, generator) / unit
+                 for k, unit in zip(kinds, units, strict=True)]
+        return functools.reduce(operator.add, parts)
 
     with torch.no_grad():
         dist_before, util_before = float(dist(e0)), float(utility(e0))

@@ -25,8 +25,8 @@ from simulator.analysis.externality_stats import (
 )
 from simulator.core.config import Scenario
 from simulator.core.errors import ScenarioError
+from simulator.core.outputs import new_run_dir, write_parquet, write_text
 from simulator.experiments.catalog import load_scenario
-from simulator.experiments.outputs import new_run_dir, write_parquet, write_text
 from simulator.experiments.sweep import _run_point
 
 DEFAULT_METRICS = ("hr_10", "ndcg_10", "mae", "leak_gender_auc", "leak_age_auc",

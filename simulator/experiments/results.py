@@ -28,8 +28,8 @@ from simulator.analysis.budget import budget_table
 from simulator.analysis.intervals import t_half_width
 from simulator.core.config import load_model_file, read_yaml
 from simulator.core.errors import ScenarioError
+from simulator.core.outputs import write_text
 from simulator.experiments.catalog import find_scenario
-from simulator.experiments.outputs import write_text
 from simulator.experiments.sweep import load_sweep, run_sweep
 
 
@@ -258,7 +258,9 @@ def evaluate(
     result = HeadlineResult(row, question)
     group, ref_group = headline_groups(row, seeds)
     folder = folders.get(group.slug)
-    table = _completed_metrics(folder) if folder is not None else None
+    if folder is None:
+        return result
+    table = _completed_metrics(folder)
     if table is None:
         return result
     needs_groups = row.group is not None or (row.reference is not None
@@ -276,7 +278,9 @@ def evaluate(
         else:
             assert ref_group is not None
             ref_folder = folders.get(ref_group.slug)
-            ref_table = _completed_metrics(ref_folder) if ref_folder is not None else None
+            if ref_folder is None:
+                return result
+            ref_table = _completed_metrics(ref_folder)
             if ref_table is None:
                 return result
             ref_groups = pd.read_parquet(ref_folder / "groups.parquet") if row.group else None
@@ -444,21 +448,25 @@ def study_section(study: Study, folder: Path | None) -> str:
         seeds = int(table["seeds"].max())
         pivot = table.pivot_table(index=["group", "beta"], columns="model",
                                   values=["mae", "dmae"])
+        stats, models = pivot.columns.get_level_values(0), pivot.columns.get_level_values(1)
         header = "| group | beta | " + " | ".join(
-            f"{stat} {model}" for stat, model in pivot.columns) + " |"
+            f"{stat} {model}" for stat, model in zip(stats, models, strict=True)) + " |"
         lines += [f"Mean over {seeds} seed{'s' if seeds != 1 else ''}.", "", header,
                   "|---|---|" + "---|" * len(pivot.columns)]
-        for (group, beta), values in pivot.sort_index(ascending=[True, False]).iterrows():
+        ordered = pivot.sort_index(ascending=[True, False])
+        for group, beta, values in zip(ordered.index.get_level_values("group"),
+                                       ordered.index.get_level_values("beta"),
+                                       ordered.to_numpy(), strict=True):
             lines.append(f"| {group} | {beta:g} | " + " | ".join(
-                f"{v:.3f}" for v in values.to_numpy()) + " |")
+                f"{v:.3f}" for v in values) + " |")
         return "\n".join([*lines, ""])
     header = "| " + " | ".join(keys) + " | seeds | " + " | ".join(study.columns) + " |"
     lines += [header, "|" + "---|" * (len(keys) + 1 + len(study.columns))]
-    for values, part in last.groupby(keys, sort=False, dropna=False):
-        values = values if isinstance(values, tuple) else (values,)
-        values = tuple("none" if v is None or v != v else v for v in values)
+    for key, part in last.groupby(keys, sort=False, dropna=False):
+        key_values = key if isinstance(key, tuple) else (key,)
+        shown = tuple("none" if v is None or v != v else v for v in key_values)
         cells = [_summary(part[c]) if c in part else "-" for c in study.columns]
-        lines.append("| " + " | ".join(str(v) for v in values) + f" | {part['seed'].nunique()} | "
+        lines.append("| " + " | ".join(str(v) for v in shown) + f" | {part['seed'].nunique()} | "
                      + " | ".join(cells) + " |")
     return "\n".join([*lines, ""])
 

@@ -31,8 +31,7 @@ from simulator.core.config import Scenario, scenario_to_yaml
 from simulator.core.device import resolve_device
 from simulator.core.errors import PrivsimError
 from simulator.core.model import PrivacyModel, Records
-from simulator.experiments.catalog import load_scenario
-from simulator.experiments.outputs import (
+from simulator.core.outputs import (
     check_writable,
     new_run_dir,
     now_iso,
@@ -42,7 +41,8 @@ from simulator.experiments.outputs import (
     write_parquet,
     write_text,
 )
-from simulator.experiments.run_lock import RunLock
+from simulator.core.run_lock import RunLock
+from simulator.experiments.catalog import load_scenario
 from simulator.world import World
 
 # Per-step phases summed into the manifest's timings (attack is part of measurement).
@@ -237,7 +237,11 @@ def _stop_on_sigterm() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _step_all(

@@ -67,8 +67,7 @@ from simulator.analysis.attack_study import write_attack_study
 from simulator.analysis.budget import write_budget_study
 from simulator.core.config import Scenario, load_model_file, scenario_to_yaml
 from simulator.core.errors import PrivsimError, ScenarioError
-from simulator.experiments.catalog import load_scenario
-from simulator.experiments.outputs import (
+from simulator.core.outputs import (
     new_run_dir,
     now_iso,
     read_manifest,
@@ -76,6 +75,7 @@ from simulator.experiments.outputs import (
     write_parquet,
     write_text,
 )
+from simulator.experiments.catalog import load_scenario
 
 EXECUTORS = ("local", "dask")
 # The sweep fields that decide which points run and how; the others (name, report, workers)
@@ -165,13 +165,14 @@ def expand_points(spec: SweepSpec, sweep_file: Path) -> list[SweepPoint]:
         base = str(relative)
     keys = list(spec.grid)
     combos = list(itertools.product(*(spec.grid[k] for k in keys))) if keys else [()]
+    runs: list[list[tuple[int | None, int]]]  # (replication, seed) of each combination
     if spec.replications is not None:
         spawned = spawn_seeds(spec.root_seed, len(combos) * spec.replications)
         runs = [list(enumerate(spawned[g * spec.replications:(g + 1) * spec.replications]))
                 for g in range(len(combos))]
     else:
         runs = [[(None, seed) for seed in spec.seeds or [0]] for _ in combos]
-    points = []
+    points: list[SweepPoint] = []
     for combo, seeds in zip(combos, runs, strict=True):
         params = dict(zip(keys, combo, strict=True))
         for replication, seed in seeds:

@@ -36,7 +36,7 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -289,7 +289,9 @@ class _End:
         self.error = error
 
 
-def prefetch(produce: Callable[[], Iterator[Plan]], depth: int = _PREFETCH_DEPTH) -> Iterator[Plan]:
+def prefetch(
+    produce: Callable[[], Iterator[Plan]], depth: int = _PREFETCH_DEPTH
+) -> Generator[Plan, None, None]:
     """Iterate over `produce()` run in a background thread, at most `depth` items ahead.
 
     Exceptions of the producer are re-raised here; closing the iterator stops the producer.
@@ -359,7 +361,7 @@ def train_epochs(
     """
     device = pairs.key_user_major.device
 
-    def produce() -> Iterator[Plan | None]:
+    def produce() -> Generator[Plan | None, None, None]:
         for _ in range(epochs):
             for batch in epoch_batches(pairs, n_batches, generator):
                 yield plan(batch)

@@ -13,7 +13,8 @@ import torch
 from simulator.world.base import Interactions
 
 if TYPE_CHECKING:
-    from simulator.defenses.adversarial import AttributeAdversary
+    from simulator.recommenders.hooks import DenseTraining, RowPerturbation, UserEmbeddingAdversary
+    from simulator.recommenders.user_scores import UserScorer
 
 # Training stops when a user or item embedding row grows beyond this norm (divergence).
 MAX_ROW_NORM = 1e3
@@ -64,7 +65,8 @@ class Recommender(ABC):
 
     name: str = ""
     predicts_ratings: bool = False
-    adversary: AttributeAdversary | None = None
+    adversary: UserEmbeddingAdversary | None = None
+    perturbation: RowPerturbation | None = None
 
     def __init__(
         self, n_users: int, n_items: int, params: ModelParams, device: torch.device, seed: int
@@ -79,7 +81,25 @@ class Recommender(ABC):
     def fit(self, data: Interactions, epochs: int, warm_start: bool = False) -> TrainingReport:
         """Train for `epochs` epochs; warm_start continues from the current parameters."""
 
-    def set_adversary(self, adversary: AttributeAdversary | None) -> None:
+    def reset(self) -> None:
+        """Fresh parameters from the seed, as a cold start draws them."""
+        raise NotImplementedError(f"{self.name} cannot reset its parameters")
+
+    def user_scorer(self) -> UserScorer:
+        """Scores as a differentiable function of a substitute user-embedding table (what
+        post-training edits of the user embeddings optimise)."""
+        raise NotImplementedError(f"{self.name} has no user scorer")
+
+    def set_perturbation(self, perturbation: RowPerturbation | None) -> None:
+        """Train on the perturbed objective from the next fit on (`gradient_perturbation`
+        capability); None returns to plain training."""
+        raise NotImplementedError(f"{self.name} cannot train with a row perturbation")
+
+    def dense_training(self, data: Interactions) -> DenseTraining:
+        """The model on `data` as dense per-example tables (`dense_training` capability)."""
+        raise NotImplementedError(f"{self.name} has no dense per-example training")
+
+    def set_adversary(self, adversary: UserEmbeddingAdversary | None) -> None:
         """Train the user embeddings against `adversary`'s read-outs from the next fit on
         (gradient reversal); None returns to plain training. Binds the adversary's heads to
         this model's embedding width and device."""

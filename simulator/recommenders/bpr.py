@@ -9,7 +9,10 @@ import numpy as np
 import torch
 
 from simulator.recommenders import _sparse_sgd as sgd
+from simulator.recommenders.dense import bpr_training
 from simulator.recommenders.factor_model import FactorModel
+from simulator.recommenders.hooks import DenseTraining
+from simulator.world.base import Interactions
 
 DEFAULT_LR = 0.03
 DEFAULT_REG = 0.01
@@ -39,8 +42,8 @@ class BPR(FactorModel):
     Defaults: lr 0.03, reg 0.01, batch about n/16 capped at 65,536 (see
     `_sparse_sgd.auto_batch_size`), factors N(0, 0.1), biases 0. User and item factors live in
     one table, users first; `bias` holds b_i at the item rows (its user entries stay 0).
-    With `set_apr` it trains by APR (AMF in He et al. 2018): the perturbation covers p_u, q_i
-    and q_j of every sample, the biases are not perturbed.
+    With a row perturbation (`set_perturbation`; APR's gives AMF, He et al. 2018) the shift
+    covers p_u, q_i and q_j of every sample, the biases are not shifted.
 
     With item features (`set_item_features`) q_i becomes v_i = q_i + f_i W throughout (see
     `FactorModel`); W takes plain, undamped SGD steps like the rows.
@@ -128,12 +131,12 @@ class BPR(FactorModel):
         return loss
 
     # -- APR ---------------------------------------------------------------------------------
-    def _apr_roles(self, plan: _Plan, user: torch.Tensor) -> list[torch.Tensor]:
+    def _gathered_roles(self, plan: _Plan, user: torch.Tensor) -> list[torch.Tensor]:
         """Rows read per sample: user u, positive i, negative j (table rows)."""
         pairs = plan.columns.view(-1, 2)
         return [user, pairs[:, 0], pairs[:, 1]]
 
-    def _apr_losses(
+    def _gathered_losses(
         self, factors: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], plan: _Plan
     ) -> torch.Tensor:
         """-log sigmoid(x_ui - x_uj) per sample."""
@@ -142,6 +145,10 @@ class BPR(FactorModel):
         return torch.nn.functional.softplus(-x)
 
     # -- inference ---------------------------------------------------------------------------
+    def dense_training(self, data: Interactions) -> DenseTraining:
+        """BPR on `data` as dense tables, with this model's row perturbation (DP-SGD)."""
+        return bpr_training(self, data, self.perturbation)
+
     def score(self, users: torch.Tensor) -> torch.Tensor:
         """p_u . v_i + b_i for every item, shape (len(users), n_items)."""
         users = torch.as_tensor(users, dtype=torch.int64, device=self.device)

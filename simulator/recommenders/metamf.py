@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,10 +70,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulator.recommenders.base import ModelParams, Recommender, TrainingReport, divergence
+from simulator.recommenders.user_scores import MetaMFScorer, UserScorer
 from simulator.world.base import Interactions
 
 if TYPE_CHECKING:
-    from simulator.defenses.adversarial import AttributeAdversary
+    from simulator.recommenders.hooks import UserEmbeddingAdversary
 
 DEFAULT_LR = 1e-3
 DEFAULT_REG = 1e-3
@@ -295,6 +297,14 @@ class MetaMF(Recommender):
         self._initialise()
 
     # -- parameters --------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Fresh parameters from the seed, as a cold start draws them."""
+        self._initialise()
+
+    def user_scorer(self) -> UserScorer:
+        """The network with a substitute user table (`user_scores.MetaMFScorer`)."""
+        return MetaMFScorer(self)
+
     def _initialise(self) -> None:
         """Reseed, draw fresh parameters (on CPU, so any device gets the same values) and
         fresh optimisers."""
@@ -336,28 +346,12 @@ class MetaMF(Recommender):
             group["lr"] = lr
         self.table_opt.lr = lr
 
-    def _clip(self) -> None:
-        """Scale all gradients so their global 2-norm is at most GRAD_CLIP."""
-        grads = []
-        for p in self.net.parameters():
-            if p.grad is None:
-                continue
-            if p.grad.is_sparse:
-                p.grad = p.grad.coalesce()
-                grads.append(p.grad._values())
-            else:
-                grads.append(p.grad)
-        total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        coef = torch.clamp(GRAD_CLIP / (total + 1e-6), max=1.0)
-        for g in grads:
-            g.mul_(coef)
-
     def _step(
         self,
         users: torch.Tensor,
         items: torch.Tensor,
         rating: torch.Tensor,
-        adversary: AttributeAdversary | None = None,
+        adversary: UserEmbeddingAdversary | None = None,
     ) -> float:
         """One Adam step on a batch; returns the batch's mean squared error.
 
@@ -374,7 +368,7 @@ class MetaMF(Recommender):
             adversary.zero_grad()
             loss = mse + adversary.loss(distinct, self.net.user_emb.index_select(0, distinct))
         loss.backward()
-        self._clip()
+        _clip_gradients(self.net.parameters())
         self.dense_opt.step()
         self.table_opt.step()
         if adversary is not None:
@@ -463,7 +457,7 @@ class MetaMF(Recommender):
         if diverged is None and best is not None and best[1] + 1 < len(losses):
             self._restore(best[2])
         self.last_best_epoch = None if best is None else best[1] + 1
-        self._place_unseen_users(users[fit_rows])
+        _place_unseen_users(self.net.user_emb, users[fit_rows], self.n_users)
         return TrainingReport(
             len(losses), losses, time.perf_counter() - start, warm_start, diverged
         )
@@ -491,20 +485,6 @@ class MetaMF(Recommender):
                            .square().sum())
         self.net.train()
         return total / len(users)
-
-    @torch.no_grad()
-    def _place_unseen_users(self, users: torch.Tensor) -> None:
-        """Users without a rating in this fit get the mean embedding of those with one.
-
-        Their own rows are still the initialisation (near zero), a point the generators
-        never learned to serve, so the model would rate everything for them as no real
-        user; the mean user's parameters are the platform's best guess for someone it
-        knows nothing about (a rating model's global and item biases play that role in MF).
-        """
-        seen = torch.bincount(users, minlength=self.n_users) > 0
-        if seen.all() or not seen.any():
-            return
-        self.net.user_emb[~seen] = self.net.user_emb[seen].mean(0)
 
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -546,6 +526,40 @@ class MetaMF(Recommender):
         shape (n_items, rank)."""
         _, bias = self.net._split_rows(self.net.item_rows.detach())
         return bias.cpu().numpy().astype(np.float32, copy=True)
+
+
+def _clip_gradients(parameters: Iterable[nn.Parameter]) -> None:
+    """Scale all gradients so their global 2-norm is at most GRAD_CLIP (sparse gradients
+    are coalesced first)."""
+    grads = []
+    for p in parameters:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            grads.append(p.grad._values())
+        else:
+            grads.append(p.grad)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    coef = torch.clamp(GRAD_CLIP / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef)
+
+
+@torch.no_grad()
+def _place_unseen_users(user_emb: torch.Tensor, users: torch.Tensor, n_users: int) -> None:
+    """Users without a rating in this fit (`users`: the fitted rows' users) get the mean
+    embedding of those with one.
+
+    Their own rows are still the initialisation (near zero), a point the generators never
+    learned to serve, so the model would rate everything for them as no real user; the mean
+    user's parameters are the platform's best guess for someone it knows nothing about (a
+    rating model's global and item biases play that role in MF).
+    """
+    seen = torch.bincount(users, minlength=n_users) > 0
+    if seen.all() or not seen.any():
+        return
+    user_emb[~seen] = user_emb[seen].mean(0)
 
 
 class NoMetaMF(MetaMF):

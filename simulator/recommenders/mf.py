@@ -9,7 +9,9 @@ import numpy as np
 import torch
 
 from simulator.recommenders import _sparse_sgd as sgd
+from simulator.recommenders.dense import mf_training
 from simulator.recommenders.factor_model import FactorModel
+from simulator.recommenders.hooks import DenseTraining
 from simulator.world.base import Interactions
 
 DEFAULT_LR = 0.01
@@ -43,9 +45,9 @@ class MF(FactorModel):
     `bias` holds b_u then b_i in the same row order. `user_embeddings()` returns p_u only (no
     bias, like BPR); `user_biases()` gives b_u.
 
-    `set_apr` trains with APR's min-max objective carried over from ranking to rating
-    prediction (an analogue: He et al. define APR for BPR only): L is the squared error, p_u
-    and q_i are perturbed, and the damping uses the curvature of the combined objective,
+    A row perturbation (`set_perturbation`; APR's min-max objective carried over from
+    ranking to rating prediction, an analogue: He et al. define APR for BPR only) shifts p_u
+    and q_i of the squared error, and the damping uses the curvature of the combined objective,
     sum |x|^2 + weight * sum |x + delta|^2 over the row's samples (x the other row of each).
 
     With item features (`set_item_features`) q_i becomes v_i = q_i + f_i W throughout (see
@@ -123,11 +125,11 @@ class MF(FactorModel):
         return loss
 
     # -- APR ---------------------------------------------------------------------------------
-    def _apr_roles(self, plan: _Plan, user: torch.Tensor) -> list[torch.Tensor]:
+    def _gathered_roles(self, plan: _Plan, user: torch.Tensor) -> list[torch.Tensor]:
         """Rows read per sample: user u, item i."""
         return [user, plan.rows[: len(user)]]
 
-    def _apr_losses(
+    def _gathered_losses(
         self, factors: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], plan: _Plan
     ) -> torch.Tensor:
         """Squared error per sample."""
@@ -170,6 +172,10 @@ class MF(FactorModel):
         return curvature.mul_(self.lr).add_(1.0).reciprocal_()
 
     # -- inference ---------------------------------------------------------------------------
+    def dense_training(self, data: Interactions) -> DenseTraining:
+        """MF on `data` as dense tables, with this model's row perturbation (DP-SGD)."""
+        return mf_training(self, data, self.perturbation)
+
     def score(self, users: torch.Tensor) -> torch.Tensor:
         """Predicted ratings of every item, clipped to [1, 5], shape (len(users), n_items)."""
         users = torch.as_tensor(users, dtype=torch.int64, device=self.device)

@@ -1,34 +1,78 @@
-"""Look up platform models by name."""
+"""The platform models by name, with the capabilities each declares.
+
+Capabilities say what a model offers beyond fit-and-score, so that defenses and attackers
+state what they need and the scenario check refuses an impossible pairing before anything
+runs (without importing torch: the classes are imported when a model is built).
+`tests/test_recommenders.py` checks that every class has the methods its capabilities name.
+"""
 
 from __future__ import annotations
 
-import torch
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from simulator.recommenders.base import ModelParams, Recommender
-from simulator.recommenders.bpr import BPR
-from simulator.recommenders.metamf import MetaMF, NoMetaMF
-from simulator.recommenders.mf import MF
+if TYPE_CHECKING:
+    import torch
 
-_MODELS: dict[str, type[Recommender]] = {
-    BPR.name: BPR,
-    MF.name: MF,
-    MetaMF.name: MetaMF,
-    NoMetaMF.name: NoMetaMF,
+    from simulator.recommenders.base import ModelParams, Recommender
+
+CAPABILITIES = {
+    "gradient_perturbation": "trains with a row perturbation (`set_perturbation`)",
+    "dense_training": "can train as dense per-example tables (`dense_training`)",
+    "user_adversary": "trains against an adversary on the user embeddings (`set_adversary`)",
+    "user_scorer": "scores from a substitute user table (`user_scorer`)",
+    "item_features": "learns from item side information (`set_item_features`)",
+    "settable_items": "has free item embeddings (`set_item_embeddings`)",
+}
+_FACTOR = frozenset(CAPABILITIES)
+_META = frozenset({"user_adversary", "user_scorer"})
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: where its class lives and what it can do."""
+
+    path: str  # "module:Class"
+    capabilities: frozenset[str]
+
+
+MODELS: dict[str, ModelEntry] = {
+    "bpr": ModelEntry("simulator.recommenders.bpr:BPR", _FACTOR),
+    "mf": ModelEntry("simulator.recommenders.mf:MF", _FACTOR),
+    "metamf": ModelEntry("simulator.recommenders.metamf:MetaMF", _META),
+    "nometamf": ModelEntry("simulator.recommenders.metamf:NoMetaMF", _META),
 }
 
 
 def available_models() -> list[str]:
     """Names accepted by `make_recommender`, sorted."""
-    return sorted(_MODELS)
+    return sorted(MODELS)
+
+
+def _entry(name: str) -> ModelEntry:
+    try:
+        return MODELS[name]
+    except KeyError:
+        known = ", ".join(available_models())
+        raise ValueError(f"unknown recommender {name!r}; available: {known}") from None
+
+
+def capabilities(name: str) -> frozenset[str]:
+    """What the model called `name` declares it can do."""
+    return _entry(name).capabilities
+
+
+def models_with(needed: frozenset[str]) -> list[str]:
+    """The models that have every capability in `needed`, in registry order."""
+    return [name for name, entry in MODELS.items() if needed <= entry.capabilities]
 
 
 def recommender_class(name: str) -> type[Recommender]:
     """The class of the model called `name`; an unknown name raises ValueError."""
-    try:
-        return _MODELS[name]
-    except KeyError:
-        known = ", ".join(available_models())
-        raise ValueError(f"unknown recommender {name!r}; available: {known}") from None
+    module, _, attribute = _entry(name).path.partition(":")
+    cls: type[Recommender] = getattr(importlib.import_module(module), attribute)
+    return cls
 
 
 def make_recommender(
@@ -40,4 +84,6 @@ def make_recommender(
     seed: int,
 ) -> Recommender:
     """Build the model called `name`; an unknown name raises ValueError listing the known ones."""
+    import torch
+
     return recommender_class(name)(n_users, n_items, params, torch.device(device), seed)

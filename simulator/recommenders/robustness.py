@@ -9,7 +9,10 @@ import numpy as np
 import torch
 
 from simulator.recommenders import _sparse_sgd as sgd
-from simulator.recommenders.factor_model import APR_NORM_FLOOR, FactorModel
+from simulator.recommenders.factor_model import FactorModel
+
+# Floor on a gradient row's norm when it is normalised into a perturbation (as APR's).
+APR_NORM_FLOOR = 1e-6
 
 # Pairs are scored against the whole catalogue in chunks of about this many scores.
 _CHUNK_SCORES = 1 << 22

@@ -28,8 +28,8 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.user)
 
-    def subset(self, index: np.ndarray) -> Interactions:
-        """Rows selected by a boolean mask or an index array."""
+    def subset(self, index: np.ndarray | slice) -> Interactions:
+        """Rows selected by a boolean mask, an index array or a slice."""
         return Interactions(
             self.user[index], self.item[index], self.rating[index], self.timestamp[index]
         )

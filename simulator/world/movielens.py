@@ -329,6 +329,7 @@ def _read_items_1m(path: Path) -> _Items:
 def _read_ratings(path: Path, sep: str, user_ids: np.ndarray, item_ids: np.ndarray) -> _Ratings:
     """Bulk-parse and validate the rating file; on any failure, scan it line by line."""
     raw = path.read_bytes()
+    reason: str | None
     ratings, reason = _parse_bulk(raw, sep)
     if ratings is not None:
         reason = _bulk_problem(ratings, user_ids, item_ids)

@@ -26,10 +26,10 @@ def validate_parameters(
         raise ValueError(f"factors must be >= 1, got {factors}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    for name, value in (("signal", signal), ("mean_ratings_per_user", mean_ratings),
-                        ("popularity_exponent", popularity_exponent)):
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    for name, number in (("signal", signal), ("mean_ratings_per_user", mean_ratings),
+                         ("popularity_exponent", popularity_exponent)):
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be a finite number, got {number!r}")
     if signal < 0:
         raise ValueError(f"signal must be >= 0, got {signal}")
     if popularity_exponent < 0:

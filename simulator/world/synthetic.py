@@ -192,8 +192,8 @@ def _select_items(
         out_affinity.append(np.take_along_axis(affinity.numpy(), top, axis=1)[keep])
     user = np.repeat(order, sorted_counts).astype(np.int64)
     item = np.concatenate(out_items).astype(np.int64)
-    affinity = np.concatenate(out_affinity).astype(np.float64) / SELECTION_TAU
-    return user, item, affinity
+    selected_affinity = np.concatenate(out_affinity).astype(np.float64) / SELECTION_TAU
+    return user, item, selected_affinity
 
 
 def _top_k(keys: np.ndarray, k: int) -> np.ndarray:
@@ -270,7 +270,7 @@ def _draw_genres(rng: np.random.Generator, item_f: np.ndarray) -> np.ndarray:
     noise = rng.gumbel(size=(n_items, len(ML1M_GENRES)))
     scores = item_f @ directions.T / math.sqrt(factors) + prior + noise
     p = np.asarray(GENRES_PER_ITEM_SHARES)
-    n_genres = rng.choice(len(p), size=n_items, p=p) + 1
+    n_genres = rng.choice(len(p), size=(n_items,), p=p) + 1
     ranked = np.argsort(-scores, axis=1, kind="stable")
     keep = np.arange(len(ML1M_GENRES)) < n_genres[:, None]
     features = np.zeros((n_items, len(ML1M_GENRES)), dtype=np.float32)

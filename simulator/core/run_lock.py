@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from simulator.core.errors import PrivsimError
-from simulator.experiments.outputs import now_iso
+from simulator.core.outputs import now_iso
 
 LOCK_FILE = ".writer.lock"
 

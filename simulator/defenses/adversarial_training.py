@@ -1,0 +1,89 @@
+"""Privacy-adversarial training: the user embeddings are trained against read-out heads that
+try to predict private attributes from them (gradient reversal, `defenses.adversarial`).
+
+The adversary is built once, at the first retrain it acts on, and kept across retrains (its
+heads keep learning); its read-out accuracy on the last epoch is reported after each fit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from simulator.core.settings import MAX_LR, MAX_WEIGHT, MAX_WIDTH, DefenseSection
+from simulator.defenses.protocol import Defense, DefenseContext, Retrain
+
+if TYPE_CHECKING:
+    from simulator.defenses.adversarial import AttributeAdversary
+
+
+def _default_attributes() -> list[Literal["gender", "age", "occupation"]]:
+    return ["gender"]
+
+
+class AdversarialConfig(DefenseSection):
+    """Privacy-adversarial training: gradient-reversal read-outs on the user embeddings."""
+
+    attributes: list[Literal["gender", "age", "occupation"]] = Field(
+        default_factory=_default_attributes, min_length=1
+    )
+    weight: float = Field(
+        1.0, ge=0.0, le=MAX_WEIGHT, description="lambda, the reversed gradient's weight"
+    )
+    readout: Literal["linear", "mlp"] = "linear"
+    hidden: int = Field(32, ge=1, le=MAX_WIDTH, description="hidden width of the mlp read-out")
+    lr: float = Field(0.1, gt=0.0, le=MAX_LR, description="read-out learning rate (Adam)")
+    head_steps: int = Field(
+        5, ge=1, le=1000,
+        description="read-out updates per training batch (it must keep up with p_u)"
+    )
+
+
+class AdversarialTraining(Defense):
+    """Sets the adversary on the model while active, and reports its read-out accuracy."""
+
+    key = "adversarial"
+    settings = AdversarialConfig
+    requires: ClassVar[frozenset[str]] = frozenset({"user_adversary"})
+    with_fake_users = False  # fake users have no attributes to train against
+
+    def __init__(self, config: DefenseSection, context: DefenseContext) -> None:
+        super().__init__(config, context)
+        self.adversary: AttributeAdversary | None = None
+
+    def metric_names(self) -> list[str]:
+        """One read-out accuracy per attribute."""
+        config = self.config
+        assert isinstance(config, AdversarialConfig)
+        return [f"adversary_readout_acc_{a}" for a in config.attributes]
+
+    def configure(self, retrain: Retrain) -> bool:
+        """Train against the adversary while active; plain training otherwise."""
+        active = self.active(retrain.step)
+        if active and self.adversary is None:
+            self.adversary = self._build()
+        retrain.recommender.set_adversary(self.adversary if active else None)
+        return active
+
+    def _build(self) -> AttributeAdversary:
+        from simulator.defenses.adversarial import AttributeAdversary
+
+        config = self.config
+        assert isinstance(config, AdversarialConfig)
+        context = self.context
+        return AttributeAdversary(
+            {a: context.attributes[a] for a in config.attributes},
+            {a: context.n_classes[a] for a in config.attributes},
+            weight=config.weight, readout=config.readout, hidden=config.hidden, lr=config.lr,
+            head_steps=config.head_steps, seed=context.seed,
+        )
+
+    def after_fit(self, retrain: Retrain) -> tuple[dict[str, float], bool]:
+        """The read-out accuracy of the fit's last epoch, per attribute."""
+        metrics: dict[str, Any] = {}
+        if "adversarial" in retrain.used and self.adversary is not None \
+                and self.adversary.history:
+            for name, stats in self.adversary.history[-1].items():
+                metrics[f"adversary_readout_acc_{name}"] = stats["accuracy"]
+        return metrics, False

@@ -1,0 +1,92 @@
+"""Post-training attribute unlearning: after each retrain from `start_step` on, the user
+embeddings are edited so that a private attribute can no longer be read from them
+(`defenses.unlearning`), for every user or only those who asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from simulator.core.settings import MAX_LR, MAX_WEIGHT, DefenseSection
+from simulator.defenses.protocol import Defense, Retrain
+
+METRICS = ["unlearning_distance_before", "unlearning_distance_after", "unlearning_alpha",
+           "unlearning_users", "unlearning_steps", "unlearning_probe_auc_before",
+           "unlearning_probe_auc_after"]
+
+
+class UnlearningConfig(DefenseSection):
+    """Post-training attribute unlearning: edits user embeddings after each retrain."""
+
+    attribute: Literal["gender", "age", "occupation"] = "gender"
+    distance: Literal["kl", "mmd", "kl+mmd"] = Field(
+        "kl+mmd", description="Gaussian KL between classes, unbiased multi-kernel MMD, or both "
+        "(each in units of its value before the edit)",
+    )
+    covariance: Literal["diagonal", "shrunk"] = "shrunk"
+    utility: Literal["model", "distance", "topk"] = "topk"
+    weighting: Literal["mgda", "fixed"] = "mgda"
+    weight: float = Field(
+        1.0, ge=0.0, le=MAX_WEIGHT,
+        description="utility weight when weighting is fixed (per-user utility)"
+    )
+    steps: int = Field(300, ge=1, le=100_000)
+    lr: float = Field(3e-3, gt=0.0, le=MAX_LR)
+    top_k: int = Field(20, ge=2, le=1000, description="list length kept by the topk utility")
+    scope: Literal["all", "requested"] = Field(
+        "all", description="every user, or only users who asked for unlearning"
+    )
+    stop: Literal["probe", "steps"] = Field(
+        "probe", description="end the edit when held-out probes (fresh classifiers trained "
+        "on half of the users) are at chance, keeping the check closest to chance; or run "
+        "all `steps`, driving the distance to its minimum",
+    )
+    probe_every: int = Field(10, ge=1, le=100_000, description="stop: probe: steps between checks")
+
+
+class AttributeUnlearning(Defense):
+    """Edits the user embeddings after every healthy retrain while active."""
+
+    key = "unlearning"
+    settings = UnlearningConfig
+    requires: ClassVar[frozenset[str]] = frozenset({"user_scorer"})
+    with_item_features = False  # the edit reads the item factors without the side information
+    with_fake_users = False  # fake users have no attributes to edit against
+
+    def metric_names(self) -> list[str]:
+        """The class distance and probe AUC before and after the edit, and its size."""
+        return list(METRICS)
+
+    def after_fit(self, retrain: Retrain) -> tuple[dict[str, float], bool]:
+        """Edit the embeddings; listed as acting only when rows moved. After DP-SGD the edit
+        must not read the ratings (it would void the epsilon): top-k lists then range over
+        all items, and every user's row moves."""
+        report = retrain.report
+        if not self.active(retrain.step) or report is None or report.diverged is not None:
+            return {}, False
+        from simulator.defenses.unlearning import unlearn_attribute
+
+        config = self.config
+        assert isinstance(config, UnlearningConfig)
+        recommender = retrain.recommender
+        mask = None
+        if config.scope == "requested":
+            requested = self.context.requested_users
+            mask = requested() if requested is not None else None
+            if mask is None or not mask.any():
+                return {"unlearning_users": 0.0, "unlearning_steps": 0.0}, False
+        data = None if "dp" in retrain.used else retrain.table
+        edit = unlearn_attribute(recommender, self.context.attributes[config.attribute], config,
+                                 data=data, users=mask, seed=retrain.seed)
+        metrics: dict[str, Any] = {
+            "unlearning_distance_before": edit.distance_before,
+            "unlearning_distance_after": edit.distance_after,
+            "unlearning_alpha": edit.mean_alpha,
+            "unlearning_users": float(edit.edited_users),
+            "unlearning_steps": float(edit.steps),
+            "unlearning_probe_auc_before": edit.probe_auc_before,
+            "unlearning_probe_auc_after": edit.probe_auc_after,
+        }
+        return metrics, edit.steps > 0

@@ -1,0 +1,90 @@
+"""The platform's defenses, in the order their hooks run, and the scenario checks that follow
+from what each declares.
+
+Adding a defense: write its module (settings, declarations, hooks: see `protocol`) and add
+its class to `DEFENSES`. The `platform.defenses` section of a scenario, its reference, the
+checks against the model and the other defenses, and the retrain loop all follow from here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import create_model
+
+from simulator.core.settings import DefenseSection, Section
+from simulator.defenses.adversarial_training import AdversarialTraining
+from simulator.defenses.apr import APR
+from simulator.defenses.attribute_unlearning import AttributeUnlearning
+from simulator.defenses.fake_profile_detection import FakeProfileDetection
+from simulator.defenses.private_training import PrivateTraining
+from simulator.defenses.protocol import Defense
+from simulator.recommenders.registry import capabilities, models_with
+
+# Hook order: screen the data, set the training hooks, train (DP-SGD or the model's own
+# fit), then edit the trained model.
+DEFENSES: tuple[type[Defense], ...] = (
+    FakeProfileDetection,
+    APR,
+    AdversarialTraining,
+    PrivateTraining,
+    AttributeUnlearning,
+)
+BY_KEY: dict[str, type[Defense]] = {d.key: d for d in DEFENSES}
+
+if TYPE_CHECKING:
+
+    class DefensesConfig(Section):
+        """The platform's defenses; each is off unless its section is present."""
+
+        def __getattr__(self, key: str) -> DefenseSection | None: ...
+
+else:
+    DefensesConfig = create_model(
+        "DefensesConfig",
+        __base__=Section,
+        __doc__="The platform's defenses; each is off unless its section is present.",
+        **{d.key: (d.settings | None, None) for d in DEFENSES},
+    )
+
+
+def configured(config: Any) -> dict[str, DefenseSection]:
+    """The defense sections present in a `DefensesConfig`, by key, in hook order."""
+    sections = {d.key: getattr(config, d.key) for d in DEFENSES}
+    return {key: section for key, section in sections.items() if section is not None}
+
+
+def platform_defense_problems(model: str, item_features: bool, config: Any) -> str | None:
+    """Why the configured defenses cannot run with this platform model, or None."""
+    present = configured(config)
+    have = capabilities(model)
+    for key, section in present.items():
+        defense = BY_KEY[key]
+        if not defense.requires <= have:
+            models = " or ".join(models_with(defense.requires))
+            return f"defenses.{key} trains {models} models, not {model!r}"
+        if not section.enabled:
+            continue
+        problem = defense.conflicts(section, {k: s for k, s in present.items() if k != key})
+        if problem is not None:
+            return problem
+    for key in present:
+        if item_features and not BY_KEY[key].with_item_features:
+            return (f"defenses.{key} cannot yet run with item_features (it reads the item "
+                    "factors without the side information)")
+    return None
+
+
+def poisoning_problems(config: Any) -> str | None:
+    """Why the configured defenses cannot run beside fake accounts, or None."""
+    for key in configured(config):
+        if not BY_KEY[key].with_fake_users:
+            return (f"platform.defenses.{key} cannot yet run with poisoning attackers "
+                    "(fake users have no attributes to train or edit against)")
+    return None
+
+
+def clean_twin_config(config: Any) -> Any:
+    """The defenses of the attack-free twin platform: those kept on it (`on_clean_twin`)."""
+    dropped = {d.key: None for d in DEFENSES if not d.on_clean_twin}
+    return config.model_copy(update=dropped)

@@ -1,0 +1,43 @@
+"""How much users disclose: the share of their experienced ratings, and their budgets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.board import StepBoard
+from simulator.measurements.base import EVERYONE, Columns, Measurement, ModelView, Shared
+
+
+class Disclosure(Measurement):
+    """Mean disclosed share and mean budget beta, overall and per group."""
+
+    grouped = True
+
+    def __init__(self, model: ModelView, shared: Shared) -> None:
+        self.everyone = shared.everyone
+
+    def measure(self, model: ModelView, board: StepBoard) -> Columns:
+        """The overall slice."""
+        return self.group_columns(model, board, self.everyone, EVERYONE)
+
+    def group_columns(
+        self, model: ModelView, board: StepBoard, mask: np.ndarray,
+        key: tuple[str, str] | None,
+    ) -> Columns:
+        """`disclosure_mean` (NaN before anyone in the group experienced anything) and
+        `group_beta_mean`."""
+        fractions = board.disclosure_fraction[mask]
+        beta = model.population.beta
+        return {
+            "disclosure_mean": (float(np.nanmean(fractions)) if np.any(~np.isnan(fractions))
+                                else float("nan")),
+            "group_beta_mean": float(beta[mask].mean()) if mask.any() else float("nan"),
+        }
+
+
+class BudgetMean(Measurement):
+    """Everyone's mean disclosure budget beta."""
+
+    def measure(self, model: ModelView, board: StepBoard) -> Columns:
+        """`beta_mean`."""
+        return {"beta_mean": float(model.population.beta.mean())}

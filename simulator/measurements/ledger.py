@@ -1,0 +1,25 @@
+"""State the users' policy and the platform's defenses report about themselves."""
+
+from __future__ import annotations
+
+from agents.board import StepBoard
+from simulator.measurements.base import Columns, Measurement, ModelView
+
+
+class PolicyLedger(Measurement):
+    """The disclosure policy's own columns (perceived benefit, breach salience, who heard a
+    breach, budget assortativity on the social graph...)."""
+
+    def measure(self, model: ModelView, board: StepBoard) -> Columns:
+        """The policy's columns."""
+        population = model.population
+        return dict(population.policy.metrics(population.beta))
+
+
+class DefenseMetrics(Measurement):
+    """The latest values the platform's defenses report (privacy spent, read-out accuracy,
+    unlearning distances...; NaN until a defense acts, nothing without defenses)."""
+
+    def measure(self, model: ModelView, board: StepBoard) -> Columns:
+        """The defenses' columns."""
+        return dict(model.platform.defenses.latest)
