@@ -19,13 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from simulator.core.settings import DefenseSection, is_active
+from simulator.core.settings import DefenseSection
 from simulator.defenses.protocol import Defense, DefenseContext, Retrain
 from simulator.defenses.registry import BY_KEY, configured
 from simulator.recommenders.base import Recommender, TrainingReport
 from simulator.world.base import Interactions
-
-__all__ = ["PlatformDefenses", "RetrainOutcome", "is_active"]
 
 
 @dataclass

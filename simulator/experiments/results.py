@@ -228,6 +228,19 @@ def _completed_metrics(folder: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.is_file() else None
 
 
+def _sweep_tables(
+    folder: Path | None, with_groups: bool
+) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
+    """A sweep's stacked metrics and (when asked) groups tables; None when it has not run
+    or not completed."""
+    if folder is None:
+        return None
+    table = _completed_metrics(folder)
+    if table is None:
+        return None
+    return table, pd.read_parquet(folder / "groups.parquet") if with_groups else None
+
+
 def _read_value(table: pd.DataFrame, groups: pd.DataFrame | None, row: Headline,
                 step: int | None, metric: str | None = None,
                 group: str | None = None) -> pd.Series:
@@ -257,15 +270,12 @@ def evaluate(
     """Read a headline's values from its runs and judge them."""
     result = HeadlineResult(row, question)
     group, ref_group = headline_groups(row, seeds)
-    folder = folders.get(group.slug)
-    if folder is None:
-        return result
-    table = _completed_metrics(folder)
-    if table is None:
-        return result
     needs_groups = row.group is not None or (row.reference is not None
                                              and row.reference.group is not None)
-    groups = pd.read_parquet(folder / "groups.parquet") if needs_groups else None
+    tables = _sweep_tables(folders.get(group.slug), needs_groups)
+    if tables is None:
+        return result
+    table, groups = tables
     values = _read_value(table, groups, row, row.step)
     ref = row.reference
     if ref is not None:
@@ -277,14 +287,10 @@ def evaluate(
             other = _read_value(table, groups, row, row.step, group=ref.group)
         else:
             assert ref_group is not None
-            ref_folder = folders.get(ref_group.slug)
-            if ref_folder is None:
+            ref_tables = _sweep_tables(folders.get(ref_group.slug), bool(row.group))
+            if ref_tables is None:
                 return result
-            ref_table = _completed_metrics(ref_folder)
-            if ref_table is None:
-                return result
-            ref_groups = pd.read_parquet(ref_folder / "groups.parquet") if row.group else None
-            other = _read_value(ref_table, ref_groups, row, row.step)
+            other = _read_value(*ref_tables, row, row.step)
         values, other = values.align(other, join="inner")
         values = values - other if ref.compare == "difference" else values / other
     values = values.dropna()

@@ -5,20 +5,24 @@ from __future__ import annotations
 import numpy as np
 
 from agents.board import StepBoard
-from simulator.measurements.base import EVERYONE, Columns, Measurement, ModelView, Shared
+from simulator.measurements.base import (
+    Columns,
+    GroupedMeasurement,
+    Measurement,
+    ModelView,
+    Shared,
+)
 from simulator.metrics.accuracy import rating_errors
 
 
-class Accuracy(Measurement):
+class Accuracy(GroupedMeasurement):
     """MAE and RMSE (rating models) and HR@k and NDCG@k (full ranking over the items a user
     has not disclosed) of the platform's model, overall and per group; none before it first
     trains. Leaves the errors and hits on the board (users perceive their NDCG)."""
 
-    grouped = True
-
     def __init__(self, model: ModelView, shared: Shared) -> None:
+        super().__init__(model, shared)
         self.ranking = shared.ranking
-        self.everyone = shared.everyone
         self.k = model.scenario.metrics.k
 
     def measure(self, model: ModelView, board: StepBoard) -> Columns:
@@ -31,7 +35,7 @@ class Accuracy(Measurement):
                                              model.world.n_users)
             board.hits = self.ranking.evaluate(recommender.score, *platform.seen_items(),
                                                (platform.version, platform.data.rewrites))
-        return self.group_columns(model, board, self.everyone, EVERYONE)
+        return super().measure(model, board)
 
     def group_columns(
         self, model: ModelView, board: StepBoard, mask: np.ndarray,

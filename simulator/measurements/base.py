@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -57,7 +58,7 @@ class Shared:
     everyone: np.ndarray
 
 
-class Measurement:
+class Measurement(ABC):
     """One thing measured at every step (in the spirit of T-RECS's `Measurement`).
 
     `measure` returns the measurement's columns of the step's metrics row, after the step's
@@ -74,16 +75,19 @@ class Measurement:
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         """Keep what the measurement needs of the built model (nothing by default)."""
+        return None
 
     def before_retrain(self, model: ModelView, board: StepBoard) -> None:
         """When a retrain is due, before it (nothing by default)."""
+        return None
 
     def after_retrain(self, model: ModelView, board: StepBoard) -> None:
         """Right after a retrain (nothing by default)."""
+        return None
 
+    @abstractmethod
     def measure(self, model: ModelView, board: StepBoard) -> Columns:
         """This step's columns of the metrics row."""
-        raise NotImplementedError
 
     def group_columns(
         self, model: ModelView, board: StepBoard, mask: np.ndarray,
@@ -95,3 +99,18 @@ class Measurement:
 
     def groups_changed(self) -> None:
         """Users moved between fixed groups: drop anything cached per group."""
+        return None
+
+
+class GroupedMeasurement(Measurement):
+    """A measurement sliced by user group: its columns of the metrics row are its slice over
+    everyone (subclasses that do work first call `super().measure` at the end)."""
+
+    grouped = True
+
+    def __init__(self, model: ModelView, shared: Shared) -> None:
+        self.everyone = shared.everyone
+
+    def measure(self, model: ModelView, board: StepBoard) -> Columns:
+        """The slice over everyone."""
+        return self.group_columns(model, board, self.everyone, EVERYONE)

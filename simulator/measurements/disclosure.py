@@ -5,20 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from agents.board import StepBoard
-from simulator.measurements.base import EVERYONE, Columns, Measurement, ModelView, Shared
+from simulator.measurements.base import (
+    Columns,
+    GroupedMeasurement,
+    Measurement,
+    ModelView,
+)
 
 
-class Disclosure(Measurement):
+class Disclosure(GroupedMeasurement):
     """Mean disclosed share and mean budget beta, overall and per group."""
-
-    grouped = True
-
-    def __init__(self, model: ModelView, shared: Shared) -> None:
-        self.everyone = shared.everyone
-
-    def measure(self, model: ModelView, board: StepBoard) -> Columns:
-        """The overall slice."""
-        return self.group_columns(model, board, self.everyone, EVERYONE)
 
     def group_columns(
         self, model: ModelView, board: StepBoard, mask: np.ndarray,

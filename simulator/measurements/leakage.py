@@ -6,30 +6,30 @@ import numpy as np
 
 from agents.board import StepBoard
 from simulator.attacks.inference import AttackOutcome, pick_best
-from simulator.measurements.base import EVERYONE, Columns, Measurement, ModelView, Shared
+from simulator.measurements.base import (
+    Columns,
+    GroupedMeasurement,
+    Measurement,
+    ModelView,
+    Shared,
+)
 from simulator.metrics.leakage import leakage_scores
 
 
-class Leakage(Measurement):
+class Leakage(GroupedMeasurement):
     """AUC, balanced accuracy and accuracy of the attacker's chosen classifier on the users
     it did not know, next to chance and the majority rate, overall and per group (none
     before its first attack). Fixed groups are cached until the attacker attacks afresh
     (its predictions only change then)."""
 
-    grouped = True
-
     def __init__(self, model: ModelView, shared: Shared) -> None:
-        self.everyone = shared.everyone
+        super().__init__(model, shared)
         self.attributes = model.world.attributes
         self._cache: dict[tuple[int, str, str], Columns] = {}
 
     def groups_changed(self) -> None:
         """Group memberships changed: every group's leakage is recomputed."""
         self._cache = {}
-
-    def measure(self, model: ModelView, board: StepBoard) -> Columns:
-        """The overall slice."""
-        return self.group_columns(model, board, self.everyone, EVERYONE)
 
     def group_columns(
         self, model: ModelView, board: StepBoard, mask: np.ndarray,

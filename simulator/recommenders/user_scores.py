@@ -6,6 +6,7 @@ the user table E is substituted for the model's own.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 import torch
@@ -32,7 +33,7 @@ class _ScoreAll(nn.Module):
         return self.net.score_all(users)
 
 
-class UserScorer:
+class UserScorer(ABC):
     """Scores s_u(i) given E; models with a user scorer return a subclass
     (`Recommender.user_scorer`). Scores are unclipped, as in training."""
 
@@ -40,13 +41,13 @@ class UserScorer:
         self.model = model
         self.device = model.device
 
+    @abstractmethod
     def pairs(self, emb: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """s_u(i) for parallel index tensors, differentiable in `emb` (n_users, d)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def full(self, emb: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         """Scores of every item for `users`, (len(users), n_items), without gradient."""
-        raise NotImplementedError
 
     def chunk_size(self) -> int:
         """Users per block so that a users x items block stays small."""
