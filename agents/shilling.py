@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from agents.board import StepBoard
+from simulator.attacks.declared import declare
 from simulator.attacks.shilling import PublicStats, fake_profiles, filler_count, profile_count
 from simulator.attacks.targets import configured_or_by_popularity
 from simulator.core.config import ShillingAttackerConfig
@@ -23,6 +24,19 @@ IMPLICIT_THRESHOLD = 4.0
 OBSERVED_LIST = 50
 # The top-k a push attack wants its targets in.
 GOAL_K = 10
+
+
+@dataclass
+class Declarations:
+    """Where the fake accounts' declared attributes go and what the attacker knows to choose
+    them: `accounts` are the platform's per-account attribute codes (shared, every account;
+    the attacker fills its own slots), `public_labels` the genuine users' attributes it
+    knows (-1 elsewhere), `n_classes` each attribute's class count."""
+
+    accounts: dict[str, np.ndarray]
+    public_labels: dict[str, np.ndarray]
+    n_classes: dict[str, int]
+    rng: np.random.Generator
 
 
 @dataclass
@@ -60,8 +74,10 @@ class ShillingAttacker(mesa.Agent):
         implicit: bool,
         rng: np.random.Generator,
         label: str = "shilling0",
+        declarations: Declarations | None = None,
     ) -> None:
         super().__init__(model)
+        self.declarations = declarations
         self.label = label  # names the attacker in the events table
         self.config = config
         self.n_items = n_items
@@ -184,6 +200,7 @@ class ShillingAttacker(mesa.Agent):
         """Phase: send this step's fake ratings to the platform (rewritten profiles replace
         their earlier ratings)."""
         injection = self.act(board.step, board.public)
+        self.declare(injection.ratings, board.public)
         board.platform.data.drop_users(injection.replaced_users)
         board.platform.ingest(injection.ratings)
         if len(injection.ratings):
@@ -194,6 +211,21 @@ class ShillingAttacker(mesa.Agent):
                             "rewritten": len(injection.replaced_users),
                             "targets": self.targets.tolist() if self.targets is not None else None,
                         })
+
+    def declare(self, ratings: Interactions, public: Interactions) -> None:
+        """New fake accounts declare their attributes at sign-up (`declared_attributes`);
+        accounts that declared before keep what they declared."""
+        known = self.declarations
+        if known is None or not len(ratings):
+            return
+        users = np.unique(ratings.user)
+        for name, accounts in known.accounts.items():
+            new = users[accounts[users] < 0]
+            if len(new):
+                accounts[new] = declare(
+                    self.config.declared_attributes, ratings, new, public,
+                    known.public_labels[name], known.n_classes[name], self.n_items, known.rng,
+                )
 
     def probe(self, board: StepBoard) -> None:
         """Phase, after a retrain: adaptive attackers look at the new model through their

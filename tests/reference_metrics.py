@@ -2,12 +2,14 @@
 before a restructuring: a change that should not alter results is checked against them.
 
 `python -m tests.reference_metrics` rewrites `tests/reference_metrics.json` (only do that
-when a change is meant to alter results, and say so).
+when a change is meant to alter results, and say so); `python -m tests.reference_metrics NAME`
+records only the named scenarios (a newly shipped one) and keeps the others.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -45,11 +47,12 @@ def metrics_of(name: str) -> dict[str, list[float]]:
             and not pd.api.types.is_bool_dtype(table[column])}
 
 
-def record() -> None:
-    """Rewrite the reference file from the current code."""
-    found = {name: metrics_of(name) for name in sorted(list_scenarios())}
+def record(names: list[str] | None = None) -> None:
+    """Rewrite the reference file from the current code: every scenario, or only `names`."""
+    found = json.loads(REFERENCE.read_text(encoding="utf-8")) if names else {}
+    found.update({name: metrics_of(name) for name in sorted(names or list_scenarios())})
     REFERENCE.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
-    record()
+    record(sys.argv[1:] or None)

@@ -47,6 +47,14 @@ SCENARIOS = {
         "{kind: shilling, start_step: 1}, "
         "{kind: item_perturbation, n_items: 1, start_step: 2, steps: 3}]",
     ],
+    "metamf-dp-adversarial-flipped-fakes": [
+        "platform.model=metamf", "platform.metamf={hidden: 32, memory_dim: 16}",
+        "platform.defenses.dp={noise_multiplier: 1.0}",
+        "platform.defenses.adversarial={attributes: [gender]}",
+        "attackers=[{kind: inference, classifiers: [logreg], folds: 3}, "
+        "{kind: shilling, start_step: 1, spread_steps: 3, declared_attributes: flipped}, "
+        "{kind: item_perturbation, n_items: 1, start_step: 2, steps: 3}]",
+    ],
 }
 
 

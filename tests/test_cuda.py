@@ -27,6 +27,8 @@ SMALL = [
     "platform.first_epochs=15", "platform.epochs=5", "attackers.0.folds=3",
     "attackers.0.attributes=[gender]",
 ]
+SMALL_METAMF = ["platform.model=metamf", "platform.metamf={hidden: 64, memory_dim: 32}",
+                "platform.lr=0.01", "platform.batch_size=256"]
 VARIANTS = {
     "bpr": [],
     "mf": ["platform.model=mf"],
@@ -38,6 +40,15 @@ VARIANTS = {
     "apr": ["platform.defenses.apr={epsilon: 0.2}"],
     "dp+apr": ["platform.model=mf", "platform.defenses.dp={noise_multiplier: 0.5}",
                "platform.defenses.apr={epsilon: 0.2}"],
+    "dp+adversarial": ["platform.model=mf", "platform.defenses.dp={noise_multiplier: 0.5}",
+                       "platform.defenses.adversarial={attributes: [gender]}"],
+    "metamf-dp+adversarial": [*SMALL_METAMF, "platform.defenses.dp={noise_multiplier: 0.5}",
+                              "platform.defenses.adversarial={attributes: [gender]}"],
+    "metamf-apr": [*SMALL_METAMF, "platform.defenses.apr={epsilon: 0.05}"],
+    "metamf-fakes-item-owner": [
+        *SMALL_METAMF, "platform.defenses.unlearning={attribute: gender}",
+        "attackers=[{kind: inference, folds: 3, attributes: [gender]}, "
+        "{kind: shilling, declared_attributes: flipped}, {kind: item_perturbation}]"],
 }
 
 

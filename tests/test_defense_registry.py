@@ -26,6 +26,7 @@ CAPABILITY_METHODS = {
     "user_scorer": "user_scorer",
     "item_features": "set_item_features",
     "settable_items": "set_item_embeddings",
+    "item_parameters": "score_item_parameters",
 }
 
 
@@ -48,10 +49,14 @@ def test_models_have_the_methods_their_capabilities_name(name: str) -> None:
         assert own == (capability in MODELS[name].capabilities), (name, capability)
 
 
-def test_a_defense_needing_a_capability_refuses_models_without_it() -> None:
+def test_a_defense_needing_a_capability_refuses_models_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for defense in ("adversarial", "unlearning", "dp", "apr"):  # every model runs these
+        PlatformConfig.model_validate({"model": "metamf", "defenses": {defense: {}}})
+    monkeypatch.setattr(APR, "requires", frozenset({"settable_items"}))
     with pytest.raises(ValueError, match="defenses.apr trains bpr or mf models, not 'metamf'"):
         PlatformConfig.model_validate({"model": "metamf", "defenses": {"apr": {}}})
-    PlatformConfig.model_validate({"model": "metamf", "defenses": {"adversarial": {}}})
 
 
 def test_the_check_follows_the_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,11 +70,11 @@ def test_the_check_follows_the_declaration(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_conflicts_come_from_the_defense() -> None:
-    with pytest.raises(ValueError, match="cannot both be on"):
-        PlatformConfig.model_validate({"model": "mf",
-                                       "defenses": {"dp": {}, "adversarial": {}}})
+    with pytest.raises(ValueError, match="voids defenses.dp's epsilon"):
+        PlatformConfig.model_validate({"model": "mf", "defenses": {
+            "dp": {}, "unlearning": {"utility": "model"}}})
     PlatformConfig.model_validate({"model": "mf", "defenses": {
-        "dp": {}, "adversarial": {"enabled": False}}})
+        "dp": {"enabled": False}, "unlearning": {"utility": "model"}}})
 
 
 class _Recording(Defense):

@@ -119,7 +119,7 @@ def test_local_perturbation_changes_what_the_platform_holds_from_its_step() -> N
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("platform.model=metamf", "defenses.dp trains bpr or mf"),
+        ("platform.defenses.unlearning={utility: model}", "voids defenses.dp's epsilon"),
         ("platform.defenses.dp.noise_multipler=1", "unknown key"),
     ],
 )

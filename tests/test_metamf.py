@@ -10,21 +10,15 @@ from simulator.recommenders.base import ModelParams, Recommender
 from simulator.recommenders.metamf import MetaMF, NoMetaMF
 from simulator.recommenders.registry import make_recommender
 from simulator.world.base import Interactions
+from tests.planted import TINY_METAMF, planted_ratings
 
 N_USERS, N_ITEMS = 200, 150
-TINY = {"user_dim": 8, "memory_dim": 16, "hidden": 32, "item_dim": 8, "rank": 4}
+TINY = TINY_METAMF
 
 
 def _planted(seed: int = 0) -> Interactions:
     """About 40 ratings per user from a rank-3 model with biases, rounded to 1..5."""
-    rng = np.random.default_rng(seed)
-    keys = np.unique(rng.integers(0, N_USERS * N_ITEMS, size=9000))
-    user, item = keys // N_ITEMS, keys % N_ITEMS
-    p, q = rng.normal(size=(N_USERS, 3)), rng.normal(size=(N_ITEMS, 3))
-    bu, bi = rng.normal(0, 0.5, N_USERS), rng.normal(0, 0.6, N_ITEMS)
-    raw = 3.5 + bu[user] + bi[item] + 0.5 * (p[user] * q[item]).sum(1)
-    rating = np.clip(np.rint(raw + rng.normal(0, 0.3, len(user))), 1, 5).astype(np.float32)
-    return Interactions(user, item, rating, np.zeros(len(user), np.int64))
+    return planted_ratings(N_USERS, N_ITEMS, 9000, seed)
 
 
 @pytest.fixture(scope="module")

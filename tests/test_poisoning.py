@@ -132,10 +132,8 @@ def test_item_owner_lifts_its_item_for_the_segment() -> None:
     (["attackers=[{kind: poison}]"], "unknown kind 'poison'"),
     (["attackers=[{kind: shilling, attack_size: 0}]"], "attackers.0.attack_size"),
     (["attackers=[{kind: inference}, {kind: inference}]"], "at most one inference"),
-    ([f"attackers=[{PUSH}]", "platform.defenses.adversarial={attributes: [gender]}"],
-     "cannot yet run with poisoning attackers"),
-    (["platform.model=metamf", "platform.defenses.apr={epsilon: 0.5}"], "defenses.apr"),
-    (["platform.model=metamf", "attackers=[{kind: item_perturbation}]"], "bpr or mf"),
+    (["platform.model=metamf", "attackers=[{kind: item_perturbation, target: features}]"],
+     "bpr or mf models learn from"),
     (["platform.defenses.detection={method: pca, assumed_attack_size: null}"],
      "assumed_attack_size"),
 ])

@@ -24,6 +24,12 @@ Objectives:
   fixed; -inf when fewer than k such items exist, making the pair a sure hit). Pairs whose
   item the user has seen are left out. tau defaults to the standard deviation of the
   segment's clean scores over all items, so the sigmoid's width follows the score scale.
+
+`perturb_items` works on dot-product models in closed form. `perturb_item_parameters` is the
+same attack on any model whose items own a parameter row (MetaMF's row of the L generator):
+it takes the segment's scores as a differentiable function of the owned rows and follows the
+gradient through autograd, with the same methods, norms, objectives and per-item budget,
+which then bounds the change of each owned item's own parameter row.
 """
 
 from __future__ import annotations
@@ -161,6 +167,62 @@ def _project(delta: torch.Tensor, epsilon: float, norm: str) -> torch.Tensor:
 
 
 # -- objectives --------------------------------------------------------------------------------
+PairScores = Callable[[torch.Tensor], torch.Tensor]  # delta -> (n_segment, n_owned) scores
+
+
+def _dot_scores(
+    users: torch.Tensor, items: torch.Tensor, bias: torch.Tensor, owned: np.ndarray,
+    segment: np.ndarray,
+) -> PairScores:
+    """s(u, i) = p_u . (q_i + delta_i) + b_i for segment users and owned items."""
+    seg_users, owned_items, owned_bias = users[segment], items[owned], bias[owned]
+
+    def scores(delta: torch.Tensor) -> torch.Tensor:
+        return seg_users @ (owned_items + delta).T + owned_bias
+
+    return scores
+
+
+def _mean_objective(scores: PairScores) -> Objective:
+    """Mean score over segment users and owned items."""
+
+    def objective(delta: torch.Tensor) -> torch.Tensor:
+        return scores(delta).mean()
+
+    return objective
+
+
+def _share_objective(
+    scores: PairScores,
+    clean: torch.Tensor,
+    owned: np.ndarray,
+    seen: torch.Tensor | None,
+    k: int,
+    tau: float | None,
+) -> Objective:
+    """mean over unseen (segment user, owned item) pairs of sigmoid((s - s_k) / tau), from the
+    segment's clean scores of every item (`clean`, n_segment x n_items) and, optionally, what
+    each segment user has seen (same shape)."""
+    if tau is None:
+        spread = float(clean.std())
+        tau = spread if spread > 0.0 else 1.0
+    competitors = clean.clone()
+    competitors[:, owned] = -math.inf
+    valid = torch.ones(len(clean), len(owned), dtype=torch.bool)
+    if seen is not None:
+        competitors.masked_fill_(seen, -math.inf)
+        valid = ~seen[:, owned]
+    if not bool(valid.any()):
+        raise ValueError("seen: every segment user has already seen every owned item")
+    threshold = torch.topk(competitors, k, dim=1).values[:, k - 1 : k]  # (n_segment, 1)
+    weight = valid.to(clean.dtype) / valid.sum()
+
+    def objective(delta: torch.Tensor) -> torch.Tensor:
+        return (torch.sigmoid((scores(delta) - threshold) / tau) * weight).sum()
+
+    return objective
+
+
 def _rank_objective(
     users: torch.Tensor,
     items: torch.Tensor,
@@ -171,49 +233,53 @@ def _rank_objective(
     k: int,
     tau: float | None,
 ) -> Objective:
-    """mean over unseen (segment user, owned item) pairs of sigmoid((s - s_k) / tau)."""
-    seg_users = users[segment]
-    clean = seg_users @ items.T + bias  # (n_segment, n_items)
-    if tau is None:
-        spread = float(clean.std())
-        tau = spread if spread > 0.0 else 1.0
-    competitors = clean.clone()
-    competitors[:, owned] = -math.inf
-    valid = torch.ones(len(segment), len(owned), dtype=torch.bool)
-    if seen is not None:
-        seg_seen = torch.from_numpy(seen[segment])
-        competitors.masked_fill_(seg_seen, -math.inf)
-        valid = ~seg_seen[:, owned]
-    if not bool(valid.any()):
-        raise ValueError("seen: every segment user has already seen every owned item")
-    threshold = torch.topk(competitors, k, dim=1).values[:, k - 1 : k]  # (n_segment, 1)
-    owned_items, owned_bias = items[owned], bias[owned]
-    weight = valid.to(clean.dtype) / valid.sum()
-
-    def objective(delta: torch.Tensor) -> torch.Tensor:
-        scores = seg_users @ (owned_items + delta).T + owned_bias
-        return (torch.sigmoid((scores - threshold) / tau) * weight).sum()
-
-    return objective
-
-
-def _score_objective(
-    users: torch.Tensor, items: torch.Tensor, bias: torch.Tensor, owned: np.ndarray,
-    segment: np.ndarray,
-) -> Objective:
-    """Mean s(u, i) over segment users and owned items."""
-    seg_users, owned_items, owned_bias = users[segment], items[owned], bias[owned]
-
-    def objective(delta: torch.Tensor) -> torch.Tensor:
-        return (seg_users @ (owned_items + delta).T + owned_bias).mean()
-
-    return objective
+    """The smooth top-k share of the dot-product scores."""
+    clean = users[segment] @ items.T + bias  # (n_segment, n_items)
+    seg_seen = None if seen is None else torch.from_numpy(seen[segment])
+    return _share_objective(
+        _dot_scores(users, items, bias, owned, segment), clean, owned, seg_seen, k, tau
+    )
 
 
 def _gradient(objective: Objective, delta: torch.Tensor) -> torch.Tensor:
     point = delta.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(objective(point), point)
     return grad
+
+
+def _ascend(
+    target: Objective, delta: torch.Tensor, eps: float, method: str, steps: int, alpha: float,
+    norm: str,
+) -> tuple[torch.Tensor, int]:
+    """FGSM or PGD from `delta` (zeros); returns the perturbation and the steps taken."""
+    if method == "fgsm":
+        return eps * _direction(_gradient(target, delta), norm), 1
+    for _ in range(steps):
+        delta = _project(delta + alpha * _direction(_gradient(target, delta), norm), eps, norm)
+    return delta, steps
+
+
+def _check_settings(
+    epsilon: float, method: str, steps: int, norm: str, step_size: float | None,
+    objective: str, tau: float | None,
+) -> tuple[float, float, float | None]:
+    """Checks shared by both entry points; returns (epsilon, step size, tau)."""
+    eps = _check_positive("epsilon", epsilon)
+    _check_choice("method", method, METHODS)
+    _check_choice("norm", norm, NORMS)
+    _check_choice("objective", objective, OBJECTIVES)
+    if method == "pgd" and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    alpha = (
+        PGD_STEP_FACTOR * eps / steps if step_size is None
+        else _check_positive("step_size", step_size)
+    )
+    return eps, alpha, None if tau is None else _check_positive("tau", tau)
+
+
+def _check_k(k: int, n_items: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_items:
+        raise ValueError(f"k must be an integer in [1, {n_items}], got {k!r}")
 
 
 # -- public API --------------------------------------------------------------------------------
@@ -245,39 +311,20 @@ def perturb_items(
     owned_idx = _check_owned(owned, n_items)
     segment_idx = _check_segment(segment, n_users)
     seen_mask = _check_seen(seen, n_users, n_items)
-    eps = _check_positive("epsilon", epsilon)
-    _check_choice("method", method, METHODS)
-    _check_choice("norm", norm, NORMS)
-    _check_choice("objective", objective, OBJECTIVES)
-    if method == "pgd" and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_items:
-        raise ValueError(f"k must be an integer in [1, {n_items}], got {k!r}")
-    alpha = (
-        PGD_STEP_FACTOR * eps / steps if step_size is None
-        else _check_positive("step_size", step_size)
-    )
-    if tau is not None:
-        tau = _check_positive("tau", tau)
+    eps, alpha, tau = _check_settings(epsilon, method, steps, norm, step_size, objective, tau)
+    _check_k(k, n_items)
 
     # float64 keeps the sigmoid's gradient from vanishing for pairs far below the threshold
     users = torch.as_tensor(np.asarray(user_emb), dtype=torch.float64)
     items = torch.as_tensor(np.asarray(item_emb), dtype=torch.float64)
     bias = torch.as_tensor(bias_np, dtype=torch.float64)
-    score = _score_objective(users, items, bias, owned_idx, segment_idx)
+    score = _mean_objective(_dot_scores(users, items, bias, owned_idx, segment_idx))
     target = (
         score if objective == "score"
         else _rank_objective(users, items, bias, owned_idx, segment_idx, seen_mask, k, tau)
     )
-
-    delta = torch.zeros(len(owned_idx), items.shape[1], dtype=torch.float64)
-    if method == "fgsm":
-        delta = eps * _direction(_gradient(target, delta), norm)
-        taken = 1
-    else:
-        for _ in range(steps):
-            delta = _project(delta + alpha * _direction(_gradient(target, delta), norm), eps, norm)
-        taken = steps
+    start = torch.zeros(len(owned_idx), items.shape[1], dtype=torch.float64)
+    delta, taken = _ascend(target, start, eps, method, steps, alpha, norm)
 
     out_dtype = np.result_type(np.asarray(item_emb).dtype, np.float32)
     delta_np = delta.numpy().astype(out_dtype)
@@ -287,6 +334,91 @@ def perturb_items(
         after = float(score(final))
         largest = float(_row_norms(final, norm).max())
     return PerturbationResult(delta_np, before, after, largest, taken)
+
+
+def perturb_item_parameters(
+    score: Callable[[torch.Tensor], torch.Tensor],
+    rows: np.ndarray,
+    epsilon: float,
+    *,
+    method: str = "pgd",
+    steps: int = 10,
+    norm: str = "l2",
+    step_size: float | None = None,
+    objective: str = "score",
+    owned: np.ndarray | None = None,
+    clean_scores: np.ndarray | None = None,
+    seen: np.ndarray | None = None,
+    k: int = 10,
+    tau: float | None = None,
+) -> PerturbationResult:
+    """Perturb the owned items' own parameter rows of any differentiable model within a
+    per-item budget, with the methods, norms and objectives of `perturb_items`.
+
+    `score(rows)` maps the owned items' rows (n_owned, width; a float64 CPU tensor) to the
+    target segment's unclipped scores of those items, (n_segment, n_owned), on any device or
+    dtype, differentiably; `rows` are their current rows. epsilon bounds each owned item's
+    change of its own row, ||delta_i|| <= epsilon in the chosen norm, so its meaning follows
+    the scale of that row: for MetaMF the row is the item's m weight rows and m biases of
+    the L generator (width rank * hidden + rank), whose l2 norm differs from that of a
+    factor embedding, and an l-infinity budget bounds every one of those entries.
+
+    Objective "rank" also needs `owned` (the owned items' columns in `clean_scores`) and
+    `clean_scores` (n_segment, n_items): the segment users' clean unclipped scores of every
+    item, from which s_k(u) and tau are taken and held fixed; `seen` (boolean, same shape)
+    marks what each segment user has already seen. The inputs are not modified; `delta` has
+    the dtype of `rows` (at least float32) and score_before / score_after are the segment's
+    mean score of the owned items with `rows` and with `rows + delta`.
+    """
+    base_np = np.asarray(rows)
+    if base_np.ndim != 2 or base_np.shape[0] == 0 or base_np.shape[1] == 0:
+        raise ValueError(f"rows must be a non-empty 2-D array, got shape {base_np.shape}")
+    if not np.isfinite(base_np).all():
+        raise ValueError("rows must be finite")
+    eps, alpha, tau = _check_settings(epsilon, method, steps, norm, step_size, objective, tau)
+    base = torch.as_tensor(base_np, dtype=torch.float64)
+
+    def pair_scores(delta: torch.Tensor) -> torch.Tensor:
+        return score(base + delta).to(device="cpu", dtype=torch.float64)
+
+    mean = _mean_objective(pair_scores)
+    target = mean
+    if objective == "rank":
+        if owned is None or clean_scores is None:
+            raise ValueError("objective 'rank' needs owned and clean_scores")
+        clean = torch.as_tensor(np.asarray(clean_scores), dtype=torch.float64)
+        if clean.ndim != 2 or not bool(torch.isfinite(clean).all()):
+            raise ValueError(
+                f"clean_scores must be a finite 2-D array, got shape {tuple(clean.shape)}"
+            )
+        n_segment, n_items = clean.shape
+        owned_idx = _check_owned(owned, n_items)
+        if len(owned_idx) != len(base):
+            raise ValueError(f"owned must name one item per row, got {len(owned_idx)} items "
+                             f"for {len(base)} rows")
+        _check_k(k, n_items)
+        seen_mask = None
+        if seen is not None:
+            seen_mask = torch.from_numpy(_check_seen(seen, n_segment, n_items))
+        target = _share_objective(pair_scores, clean, owned_idx, seen_mask, k, tau)
+
+    start = torch.zeros_like(base)
+    with torch.no_grad():
+        before = pair_scores(start)
+    if before.shape != (before.shape[0], len(base)) or before.shape[0] == 0:
+        raise ValueError(
+            f"score must return (n_segment, {len(base)}) scores, got {tuple(before.shape)}"
+        )
+    delta, taken = _ascend(target, start, eps, method, steps, alpha, norm)
+
+    out_dtype = np.result_type(base_np.dtype, np.float32)
+    delta_np = delta.numpy().astype(out_dtype)
+    moved = base_np.astype(out_dtype) + delta_np  # the rows a caller sets
+    change = torch.from_numpy(moved.astype(np.float64)) - base
+    with torch.no_grad():
+        after = float(pair_scores(change).mean())
+        largest = float(_row_norms(change, norm).max())
+    return PerturbationResult(delta_np, float(before.mean()), after, largest, taken)
 
 
 def apply_perturbation(item_emb: np.ndarray, owned: np.ndarray, delta: np.ndarray) -> np.ndarray:

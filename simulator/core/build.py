@@ -21,6 +21,7 @@ from agents import (
 )
 from agents.policies import make_policy
 from agents.sensitivity import rating_sensitivity
+from agents.shilling import Declarations
 from agents.users import draw_inclinations, initial_betas
 from simulator.core.config import DefensesConfig, Scenario
 from simulator.core.device import resolve_device
@@ -89,19 +90,25 @@ def build_users(model: PrivacyModel, seed: int) -> None:
 
 def build_poisoners(model: PrivacyModel, seed: int) -> None:
     """Shilling attackers (each with its own block of fake-account slots after the genuine
-    users) and item owners."""
+    users) and item owners; then every platform account's declared attributes (genuine
+    users' true ones, fake accounts' filled in by their attacker at sign-up)."""
     scenario, world = model.scenario, model.world
     model.n_genuine = world.n_users
     model.shillers = []
     model.item_owners = []
     model_cls = recommender_class(scenario.platform.model)
     slot = model.n_genuine
+    accounts: dict[str, np.ndarray] = {}
     for index, cfg in enumerate(scenario.attackers):
         rng = np.random.default_rng([seed, 20, index])
         if cfg.kind == "shilling":
             attacker = ShillingAttacker(
                 model, cfg, model.n_genuine, world.n_items, slot,
                 not model_cls.predicts_ratings, rng, label=f"shilling{len(model.shillers)}",
+                declarations=Declarations(accounts, public_labels(world, cfg.known_fraction,
+                                                                  [seed, 22, index]),
+                                          n_classes(world), np.random.default_rng(
+                                              [seed, 23, index])),
             )
             slot += attacker.n_slots
             model.shillers.append(attacker)
@@ -112,6 +119,23 @@ def build_poisoners(model: PrivacyModel, seed: int) -> None:
             ))
     model.n_platform_users = slot
     model.poisoned = bool(model.shillers or model.item_owners)
+    for name, codes in world.attributes.items():
+        accounts[name] = np.full(slot, -1, dtype=np.int64)
+        accounts[name][: world.n_users] = codes
+    model.account_attributes = accounts
+
+
+def n_classes(world: World) -> dict[str, int]:
+    """Each attribute's number of classes."""
+    return {a: len(labels) for a, labels in world.attribute_labels.items()}
+
+
+def public_labels(world: World, fraction: float, seed: list[int]) -> dict[str, np.ndarray]:
+    """The genuine users' attributes an attacker knows: a seeded `fraction` of the users made
+    their profile public (-1 for the others)."""
+    public = np.random.default_rng(seed).random(world.n_users) < fraction
+    return {name: np.where(public, codes, -1).astype(np.int64)
+            for name, codes in world.attributes.items()}
 
 
 def segment(world: World, index: int, attribute: str | None, value: int) -> np.ndarray:
@@ -164,9 +188,8 @@ def platform_agent(
         assert isinstance(recommender, FactorModel)
         recommender.set_item_features(world.item_features.astype(np.float32))
     defenses = PlatformDefenses(
-        defense_config, dict(world.attributes),
-        {a: len(labels) for a, labels in world.attribute_labels.items()},
-        model.n_platform_users, seed, requested_users=model.unlearning_requests,
+        defense_config, model.account_attributes, n_classes(world), model.n_platform_users,
+        seed, requested_users=model.unlearning_requests,
         n_genuine=model.n_genuine,
     )
     return kind(

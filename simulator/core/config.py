@@ -40,7 +40,6 @@ from simulator.defenses.perturbation import PerturbationConfig
 from simulator.defenses.registry import (
     DefensesConfig,
     platform_defense_problems,
-    poisoning_problems,
 )
 from simulator.recommenders.registry import capabilities, models_with
 from simulator.world.parameters import validate_parameters
@@ -363,6 +362,16 @@ class ShillingAttackerConfig(Section):
         0.5, ge=0.0, lt=1.0, description="adaptive: share of the profiles held back for "
         "re-injection when the goal is not reached",
     )
+    declared_attributes: Literal["marginal", "flipped"] = Field(
+        "marginal", description="what each fake account declares about itself (gender, age, "
+        "occupation) at sign-up, which defenses trained on declared attributes take at face "
+        "value: drawn from the public class shares, or the class its own ratings look least "
+        "like (to turn the platform's read-outs around)",
+    )
+    known_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of genuine users whose attributes the "
+        "attacker knows (public profiles): its class shares and its flipped declarations",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ShillingAttackerConfig:
@@ -377,8 +386,9 @@ class ShillingAttackerConfig(Section):
 
 
 class ItemPerturbationConfig(Section):
-    """A white-box item owner: after every retrain it perturbs its items' embeddings within
-    a budget to push them to a target segment of users."""
+    """A white-box item owner: after every retrain it perturbs its items' own parameters (a
+    factor model's item embeddings, a MetaMF item's row of the item table) within a budget
+    to push them to a target segment of users."""
 
     kind: Literal["item_perturbation"] = "item_perturbation"
     target: Literal["embedding", "features"] = Field(
@@ -395,7 +405,11 @@ class ItemPerturbationConfig(Section):
         None, description="target segment: users with this attribute value (None: everyone)"
     )
     segment_value: int = Field(0, ge=0, le=1000, description="the attribute code of the segment")
-    epsilon: float = Field(0.5, gt=0.0, le=100.0, description="per-item budget")
+    epsilon: float = Field(
+        0.5, gt=0.0, le=100.0, description="per-item budget on the change of the item's own "
+        "parameters, in `norm` (its scale follows the model's: MetaMF's item rows have a "
+        "median l2 norm near 0.3 at the default sizes)",
+    )
     method: Literal["fgsm", "pgd"] = "pgd"
     steps: int = Field(10, ge=1, le=10_000, description="pgd steps")
     norm: Literal["l2", "linf"] = "l2"
@@ -417,6 +431,8 @@ AttackerConfig = Annotated[
     Discriminator(_attacker_kind),
 ]
 ATTACKER_KINDS = ("inference", "shilling", "item_perturbation")
+# Capabilities through which a white-box item owner can move its items.
+WHITE_BOX_ITEMS = frozenset({"settable_items", "item_parameters"})
 ATTACKER_CLASSES: dict[str, type[Section]] = {
     "inference": InferenceAttackerConfig, "shilling": ShillingAttackerConfig,
     "item_perturbation": ItemPerturbationConfig,
@@ -567,13 +583,18 @@ class Scenario(Section):
         poisoning = [a for a in self.attackers if a.kind != "inference"]
         if not poisoning:
             return self
-        problem = poisoning_problems(self.platform.defenses)
-        if problem is not None:
-            raise ValueError(problem)
         owners = [a for a in poisoning if a.kind == "item_perturbation"]
-        if owners and "settable_items" not in capabilities(self.platform.model):
-            models = " or ".join(models_with(frozenset({"settable_items"})))
-            raise ValueError(f"item_perturbation attackers need a {models} platform model")
+        have = capabilities(self.platform.model)
+        if owners and not have & WHITE_BOX_ITEMS:
+            white_box = sorted({m for need in WHITE_BOX_ITEMS
+                                for m in models_with(frozenset({need}))})
+            raise ValueError(
+                f"item_perturbation attackers need a platform model whose items have their own "
+                f"parameters ({', '.join(white_box)})")
+        if any(a.target == "features" for a in owners) and "item_features" not in have:
+            models = " or ".join(models_with(frozenset({"item_features"})))
+            raise ValueError("an item_perturbation attacker with target: features rewrites "
+                             f"item side information, which only {models} models learn from")
         if any(a.target == "features" for a in owners) and not self.platform.item_features:
             raise ValueError(
                 "an item_perturbation attacker with target: features needs "

@@ -83,8 +83,6 @@ def _defense_note(prefix: str) -> str:
     limits = [f"Models: {', '.join(models_with(defense.requires))}."]
     if not defense.with_item_features:
         limits.append("Not with `platform.item_features`.")
-    if not defense.with_fake_users:
-        limits.append("Not with poisoning attackers.")
     return " " + " ".join(limits)
 
 

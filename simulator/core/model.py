@@ -75,6 +75,7 @@ class PrivacyModel(mesa.Model):
     population: UserPopulation
     n_genuine: int
     n_platform_users: int
+    account_attributes: dict[str, np.ndarray]  # declared at sign-up, every platform account
     shillers: list[ShillingAttacker]
     item_owners: list[ItemOwner]
     poisoned: bool

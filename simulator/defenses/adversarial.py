@@ -7,7 +7,8 @@ min_{P,Q} max_W L_rec - lambda * L_CE.
 
 Models with hand-written SGD call `step` after each batch on the batch's distinct users and
 apply the returned gradient with their own learning rate; autograd models add `loss` to their
-batch loss and call `step_heads` after the backward pass.
+batch loss and call `step_heads` after the backward pass. Per-example trainers (DP-SGD) add
+`penalty` to each example's loss and train the heads with `fit_heads` on every account's row.
 
 The heads are trained with Adam: p_u's scale differs by orders of magnitude between models
 (BPR rows of norm ~1, MetaMF's p_u of std 0.01) and drifts during training, and Adam's
@@ -241,6 +242,39 @@ class AttributeAdversary:
             self.step_heads()
         assert rows.grad is not None
         return rows.grad
+
+    def penalty(self, users: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Each example's reversed read-out term, (B,): -weight times the heads' cross-entropy
+        on its user's row (`users[b]`, `rows[b]`), summed over attributes, 0 where the user's
+        label is unknown. The heads are held fixed (their parameters enter detached), so a
+        backward pass moves only the rows; per-example trainers (DP-SGD) add it to each
+        example's loss."""
+        total = rows.new_zeros(len(users))
+        for name in self.names:
+            head = self.heads[name]
+            fixed = {key: value.detach() for key, value in head.named_parameters()}
+            logits = torch.func.functional_call(head, fixed, (rows,))
+            label = self._labels[name].index_select(0, users)
+            target = label.clamp(min=0)
+            if self.n_classes[name] == 2:
+                logit = logits.squeeze(1)
+                ce = F.binary_cross_entropy_with_logits(
+                    logit, target.to(logit.dtype), reduction="none")
+            else:
+                ce = F.cross_entropy(logits, target, reduction="none")
+            total = total + ce * (label >= 0).to(ce.dtype)
+        return total * -self.weight
+
+    def fit_heads(self, rows: torch.Tensor) -> None:
+        """`head_steps` Adam steps of the heads on every account's row (`rows`: the whole
+        user table, (n_users, dim)), mean cross-entropy over labelled accounts; the last
+        step's statistics are recorded for `end_epoch`."""
+        users = torch.arange(self.n_users, device=self.device)
+        fixed = rows.detach()
+        for index in range(self.head_steps):
+            self.zero_grad()
+            self.loss(users, fixed, record=index == self.head_steps - 1).backward()
+            self.step_heads()
 
     def end_epoch(self) -> None:
         """Append the heads' mean cross-entropy and accuracy since the last call to

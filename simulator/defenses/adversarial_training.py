@@ -3,6 +3,8 @@ try to predict private attributes from them (gradient reversal, `defenses.advers
 
 The adversary is built once, at the first retrain it acts on, and kept across retrains (its
 heads keep learning); its read-out accuracy on the last epoch is reported after each fit.
+It trains on the attributes accounts declared: beside poisoning attackers, fake accounts'
+declarations (their attacker's choice) enter the read-outs as a genuine user's would.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ class AdversarialTraining(Defense):
     key = "adversarial"
     settings = AdversarialConfig
     requires: ClassVar[frozenset[str]] = frozenset({"user_adversary"})
-    with_fake_users = False  # fake users have no attributes to train against
 
     def __init__(self, config: DefenseSection, context: DefenseContext) -> None:
         super().__init__(config, context)

@@ -1,6 +1,8 @@
 """Post-training attribute unlearning: after each retrain from `start_step` on, the user
 embeddings are edited so that a private attribute can no longer be read from them
-(`defenses.unlearning`), for every user or only those who asked.
+(`defenses.unlearning`), for every user or only those who asked. The classes are those the
+accounts declared: beside poisoning attackers, fake accounts' declarations count as a
+genuine user's would.
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ class AttributeUnlearning(Defense):
     settings = UnlearningConfig
     requires: ClassVar[frozenset[str]] = frozenset({"user_scorer"})
     with_item_features = False  # the edit reads the item factors without the side information
-    with_fake_users = False  # fake users have no attributes to edit against
 
     def metric_names(self) -> list[str]:
         """The class distance and probe AUC before and after the edit, and its size."""

@@ -1,4 +1,5 @@
-"""DP-SGD training of the factor models (MF, BPR) through Opacus.
+"""DP-SGD training of the models with dense per-example training (MF, BPR, MetaMF) through
+Opacus.
 
 Privacy unit: one example is one rating (BPR: one (u, i, j) triple built from one positive
 (u, i)), so the (epsilon, delta) guarantee is *rating-level*: it bounds what the released
@@ -21,6 +22,15 @@ normalised to norm epsilon. D is built from the example's own gradient (in close
 constant as in APR), not from the batch's summed one as in non-private APR, so the objective
 of an example depends on that example alone; its gradient is clipped and noised like any
 other, and the accountant's epsilon holds unchanged.
+
+Adversarial training (read-out heads on the user rows, gradient reversal) composes the same
+way: each example's loss gains its own user's reversed read-out term, -weight times the heads'
+cross-entropy on that user's row (heads held fixed), so the term is part of the clipped and
+noised per-example gradient. The heads themselves train after every step on every labelled
+account's current row and declared attributes, never on the sampled batch: the rows are the
+released iterate (post-processing) and the attributes are profile data outside the
+rating-level unit, so the heads' training costs no epsilon, and the batch's composition
+(private through Poisson sampling) never reaches them.
 
 Data-independent starting point: a cold start uses the model's own seeded initialisation and,
 for MF, the scale midpoint 3 as the starting global offset (the exact mean rating would be an
@@ -119,23 +129,28 @@ def _table_norm_sample(
 
 
 class _Objective(nn.Module):
-    """Per-example loss (squared error or -log sigmoid); with a perturbation of weight w and
-    a two-column output, l(clean) + w * l(perturbed). `reduction` as in torch losses (Opacus
-    switches it)."""
+    """Per-example loss (squared error or -log sigmoid). With a perturbation of weight w or a
+    penalty the output has several columns (clean, [shifted], [penalty]) and the loss is
+    l(clean) [+ w * l(shifted)] [+ penalty]. `reduction` as in torch losses (Opacus switches
+    it)."""
 
     def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 apr_weight: float | None = None, reduction: str = "mean") -> None:
+                 apr_weight: float | None = None, penalised: bool = False,
+                 reduction: str = "mean") -> None:
         super().__init__()
         self.loss, self.apr_weight, self.reduction = loss, apr_weight, reduction
+        self.penalised = penalised
 
     def per_example(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The clean loss of each example (the first column with a perturbation)."""
-        return self.loss(output if self.apr_weight is None else output[:, 0], target)
+        """The clean loss of each example (the first column of a several-column output)."""
+        return self.loss(output if output.dim() == 1 else output[:, 0], target)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = self.per_example(output, target)
         if self.apr_weight is not None:
             loss = loss + self.apr_weight * self.loss(output[:, 1], target)
+        if self.penalised:
+            loss = loss + output[:, -1]
         if self.reduction == "none":
             return loss
         return loss.sum() if self.reduction == "sum" else loss.mean()
@@ -178,9 +193,10 @@ def dp_fit(
     batch_size: int | None = None,
     lr: float = DEFAULT_LR,
 ) -> DPTrainingReport:
-    """Train `model` (one with dense training: MF, BPR) with DP-SGD on `data` and write the
-    parameters back into it; with a row perturbation set on the model (`set_perturbation`,
-    e.g. by APR), on the per-example perturbed objective.
+    """Train `model` (one with dense training: MF, BPR, MetaMF) with DP-SGD on `data` and
+    write the parameters back into it; with a row perturbation set on the model
+    (`set_perturbation`, e.g. by APR) on the per-example perturbed objective, and with an
+    adversary set (`set_adversary`) on the per-example reversed read-out objective.
 
     A cold start first re-initialises the model from its seed; a warm start continues from
     its current parameters. delta defaults to 1 / len(data). With `settings.target_epsilon`
@@ -190,7 +206,7 @@ def dp_fit(
     dense_training = getattr(model, "dense_training", None)
     if not callable(dense_training):
         raise TypeError(
-            f"dp_fit trains models with dense per-example training (mf, bpr), got "
+            f"dp_fit trains models with dense per-example training (mf, bpr, metamf), got "
             f"{type(model).__name__}")
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -208,7 +224,8 @@ def dp_fit(
     perturbation = getattr(model, "perturbation", None)
     net = training.net
     rows = _Rows(*training.columns)
-    criterion = _Objective(training.loss, perturbation.weight if perturbation else None)
+    criterion = _Objective(training.loss, perturbation.weight if perturbation else None,
+                           training.penalised)
 
     batch = batch_size or default_batch_size(n)
     loader = DataLoader(rows, batch_size=batch, collate_fn=rows.gather, generator=sampling)
@@ -217,7 +234,8 @@ def dp_fit(
         common = dict(
             module=net, optimizer=torch.optim.Adam(net.parameters(), lr=lr),
             criterion=criterion, data_loader=loader, max_grad_norm=settings.max_grad_norm,
-            poisson_sampling=True, noise_generator=noise, grad_sample_mode="ghost",
+            poisson_sampling=True, noise_generator=noise,
+            grad_sample_mode=training.grad_sample_mode,
         )
         if settings.target_epsilon is not None:
             private = engine.make_private_with_epsilon(
@@ -239,10 +257,14 @@ def dp_fit(
                 loss = dp_criterion(output, inputs[-1])
                 loss.backward()
                 optimizer.step()
+                if training.after_step is not None:
+                    training.after_step()
                 # Reported: the clean loss, as the non-private fit reports it.
                 total += float(criterion.per_example(output.detach(), inputs[-1]).sum())
                 seen += len(inputs[0])
             losses.append(total / max(seen, 1))
+            if training.end_epoch is not None:
+                training.end_epoch()
 
     training.write_back()
     noise_multiplier, sample_rate, steps = engine.accountant.history[0]

@@ -2,6 +2,10 @@
 (`defenses.dp`, Opacus) in place of the model's own fit, and a ledger composes each user's
 epsilon over the retrains that used their ratings (`defenses.ledger`).
 
+With adversarial training on too, each example's loss carries its user's reversed read-out
+term and the heads train on the released iterates only (`defenses.dp` says why this costs no
+epsilon).
+
 DP-SGD never continues from parameters trained without it: a warm start from a non-private
 model would carry its unprotected use of the ratings into every later release, so the first
 DP retrain after non-private training starts from scratch.
@@ -54,15 +58,9 @@ class PrivateTraining(Defense):
 
     @classmethod
     def conflicts(cls, config: DefenseSection, others: dict[str, DefenseSection]) -> str | None:
-        """DP-SGD has no gradient-reversal step, and an edit trained on the ratings outside
-        DP-SGD would void its epsilon."""
+        """An edit trained on the ratings outside DP-SGD would void its epsilon."""
         if not config.enabled:
             return None
-        adversarial = others.get("adversarial")
-        if adversarial is not None and adversarial.enabled:
-            return ("defenses.dp and defenses.adversarial cannot both be on: DP-SGD's training "
-                    "loop has no gradient-reversal step, so adversarial training would be "
-                    "listed as used without acting")
         unlearning = others.get("unlearning")
         if unlearning is not None and unlearning.enabled \
                 and getattr(unlearning, "utility", None) == "model":

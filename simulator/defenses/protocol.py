@@ -6,8 +6,8 @@ A defense is one class (one module) registered in `simulator.defenses.registry`.
   class of that section (a `DefenseSection`, so it has `enabled` and `start_step`);
 - `requires`: the model capabilities it needs (`simulator.recommenders.registry`); the
   scenario check refuses a model without them, so no hook has to test the model's class;
-- `with_item_features`, `with_fake_users`, `on_clean_twin` and `conflicts(...)`: how it
-  combines with the rest of a scenario, checked before anything runs;
+- `with_item_features`, `on_clean_twin` and `conflicts(...)`: how it combines with the
+  rest of a scenario, checked before anything runs;
 - `metric_names()`: the per-step columns it reports (NaN until it acts).
 
 Each retrain calls the hooks of every configured defense, in registry order:
@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 class DefenseContext:
     """What the platform tells its defenses about the world it trains on.
 
-    `attributes` are the genuine users' attribute codes (profile data given at sign-up),
-    `n_users` counts every platform account (fake ones after the `n_genuine` genuine ones),
+    `attributes` are every platform account's declared attribute codes (profile data given at
+    sign-up: genuine users' true ones, then what each fake account declared, -1 until it
+    signs up; fake accounts fill theirs in place as they join), `n_users` counts every
+    platform account (fake ones after the `n_genuine` genuine ones),
     and `requested_users()` says who has asked for unlearning (the user side can change it).
     """
 
@@ -72,7 +74,6 @@ class Defense:
     settings: ClassVar[type[DefenseSection]]
     requires: ClassVar[frozenset[str]] = frozenset()
     with_item_features: ClassVar[bool] = True
-    with_fake_users: ClassVar[bool] = True
     on_clean_twin: ClassVar[bool] = True  # kept on the attack-free twin of the platform
 
     def __init__(self, config: DefenseSection, context: DefenseContext) -> None:

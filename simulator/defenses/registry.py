@@ -75,15 +75,6 @@ def platform_defense_problems(model: str, item_features: bool, config: Any) -> s
     return None
 
 
-def poisoning_problems(config: Any) -> str | None:
-    """Why the configured defenses cannot run beside fake accounts, or None."""
-    for key in configured(config):
-        if not BY_KEY[key].with_fake_users:
-            return (f"platform.defenses.{key} cannot yet run with poisoning attackers "
-                    "(fake users have no attributes to train or edit against)")
-    return None
-
-
 def clean_twin_config(config: Any) -> Any:
     """The defenses of the attack-free twin platform: those kept on it (`on_clean_twin`)."""
     dropped = {d.key: None for d in DEFENSES if not d.on_clean_twin}

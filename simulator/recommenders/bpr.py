@@ -146,8 +146,9 @@ class BPR(FactorModel):
 
     # -- inference ---------------------------------------------------------------------------
     def dense_training(self, data: Interactions) -> DenseTraining:
-        """BPR on `data` as dense tables, with this model's row perturbation (DP-SGD)."""
-        return bpr_training(self, data, self.perturbation)
+        """BPR on `data` as dense tables, with this model's row perturbation
+        and adversary (DP-SGD)."""
+        return bpr_training(self, data, self.perturbation, self.adversary)
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
         """p_u . v_i + b_i for every item, shape (len(users), n_items)."""

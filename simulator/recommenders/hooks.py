@@ -9,7 +9,9 @@ The models expose these hooks and know nothing of who sets them (the platform's 
   computed from the gradient of the clean loss and held constant;
 - dense per-example training (`dense_training`, models with the `dense_training`
   capability): the model as torch tables and a per-example loss, for trainers that need
-  per-example gradients (DP-SGD).
+  per-example gradients (DP-SGD). An adversary set on the model then acts per example: each
+  example's loss gains its user's reversed read-out term (`UserEmbeddingAdversary.penalty`),
+  and the heads train on every account's current row after each step (`fit_heads`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ class UserEmbeddingAdversary(Protocol):
     def end_epoch(self) -> None:
         """Record the epoch's read-out statistics."""
 
+    def penalty(self, users: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Per-example reversed read-out term of each example's user (`users`, with their
+        rows `rows`), shape (B,): minus the weight times the heads' cross-entropy, 0 for an
+        unlabelled user; the heads are held fixed (per-example trainers)."""
+
+    def fit_heads(self, rows: torch.Tensor) -> None:
+        """Train the heads on every account's current row (`rows`: the whole user table,
+        detached), never on a batch's composition (per-example trainers)."""
+
 
 class RowPerturbation(Protocol):
     """A worst-case shift of the rows a batch reads: maps the gradient of the clean loss with
@@ -63,10 +74,15 @@ class RowPerturbation(Protocol):
 class DenseTraining:
     """A model as dense torch tables, for trainers that need per-example gradients.
 
-    `net(*columns)` gives each example's output (with a perturbation, two columns: clean and
-    shifted); `loss(output, target)` each example's loss, the target being the last column;
+    `net(*columns)` gives each example's output: the clean output, then with a perturbation
+    the shifted one, then with an adversary the example's penalty (`penalised`; one column
+    when there is neither, else a (B, k) matrix in that order); `loss(output, target)` each
+    example's loss on one output column, the target being the last column;
     `resample(generator)` redraws what is drawn anew every epoch (BPR's negatives);
-    `write_back()` copies the trained tables into the model.
+    `write_back()` copies the trained tables into the model; `after_step()` runs after every
+    optimiser step and `end_epoch()` after every epoch (an adversary's head training and
+    statistics). `grad_sample_mode` tells a per-example trainer how to get the net's
+    per-example gradients (Opacus: "ghost" clipping, "hooks", or "functorch").
     """
 
     net: nn.Module
@@ -74,3 +90,7 @@ class DenseTraining:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     write_back: Callable[[], None]
     resample: Callable[[torch.Generator], None] | None = None
+    penalised: bool = False
+    grad_sample_mode: str = "ghost"  # how Opacus gets per-example gradients of `net`
+    after_step: Callable[[], None] | None = None
+    end_epoch: Callable[[], None] | None = None

@@ -52,6 +52,12 @@ have disclosed so far with the epochs a scenario gives every model:
   are a point the generators never learned, and predicting their future ratings from it cost
   0.09 MAE against MF (whose global and item biases serve such users).
 
+Two defenses train it differently. APR (`set_perturbation`): each batch steps on
+MSE(rows) + weight * MSE(rows + delta), delta the perturbation of the clean loss's gradient
+with respect to each p_u and item-table row the batch reads, held constant. DP-SGD
+(`dense_training`): a per-example copy of the network (`metamf_dense`) for Opacus, trained
+outside `fit`, so without the validation hold-out and the placement of unseen users.
+
 Dimensions come from `params.options` (user_dim 32, memory_dim 128, hidden 512, item_dim 32,
 rank 8); `params.factors` is not used. Defaults for CPU: batch 1024, lr 1e-3, reg 1e-3 (the
 reference trains with batch 64, lr 1e-4 for 100 epochs, far too slow here).
@@ -62,6 +68,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -70,11 +77,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulator.recommenders.base import ModelParams, Recommender, TrainingReport, divergence
+from simulator.recommenders.metamf_dense import metamf_training
+from simulator.recommenders.metamf_items import MetaMFItemParameters
 from simulator.recommenders.user_scores import MetaMFScorer, UserScorer
 from simulator.world.base import Interactions
 
 if TYPE_CHECKING:
-    from simulator.recommenders.hooks import UserEmbeddingAdversary
+    from simulator.recommenders.hooks import DenseTraining, RowPerturbation, UserEmbeddingAdversary
 
 DEFAULT_LR = 1e-3
 DEFAULT_REG = 1e-3
@@ -174,8 +183,12 @@ class MetaMFNet(nn.Module):
     # -- pieces ------------------------------------------------------------------------------
     def generate(self, users: torch.Tensor) -> _Generated:
         """c_u = p_u M, then the hidden vectors, RP parameters and R(u) of each user."""
-        c = self.user_emb.index_select(0, users) @ self.memory
-        n = len(users)
+        return self.generate_rows(self.user_emb.index_select(0, users))
+
+    def generate_rows(self, p: torch.Tensor) -> _Generated:
+        """The same from already-gathered user embeddings p (U, user_dim)."""
+        c = p @ self.memory
+        n = len(p)
         h1 = F.relu(self.rp_hidden1(c))
         h2 = F.relu(self.rp_hidden2(c))
         h_e = F.relu(self.emb_hidden(c))
@@ -209,8 +222,17 @@ class MetaMFNet(nn.Module):
         gradient (one row per pair, uncoalesced).
         """
         unique_users, user_of = torch.unique(users, return_inverse=True)
-        g = self.generate(unique_users).take(user_of)
-        w_l, b_l = self._split_rows(F.embedding(items, self.item_rows, sparse=sparse))
+        p = self.user_emb.index_select(0, unique_users)
+        return self.forward_rows(p, user_of, F.embedding(items, self.item_rows, sparse=sparse))
+
+    def forward_rows(
+        self, p: torch.Tensor, user_of: torch.Tensor, rows: torch.Tensor
+    ) -> torch.Tensor:
+        """Predicted ratings from already-gathered rows: `p` (U, user_dim) the embeddings of
+        the distinct users, `user_of` each pair's position in `p`, `rows` (B, rank*hidden +
+        rank) each pair's row of the item table."""
+        g = self.generate_rows(p).take(user_of)
+        w_l, b_l = self._split_rows(rows)
         # Broadcast multiply-and-sum: its backward is ~2x faster on CPU than that of bmm.
         left = (w_l * g.h_e.unsqueeze(1)).sum(2) + b_l
         e = torch.bmm(left.unsqueeze(1), g.right).squeeze(1)
@@ -238,7 +260,7 @@ class MetaMFNet(nn.Module):
         return torch.bmm(z, g.w2).squeeze(2) + g.b2
 
 
-class MetaMF(Recommender):
+class MetaMF(MetaMFItemParameters, Recommender):
     """MetaMF trained centrally on explicit ratings (MSE, Adam, grad-norm clipping at 5).
 
     Options (`params.options`): user_dim, memory_dim, hidden, item_dim, rank (defaults 32, 128,
@@ -247,6 +269,9 @@ class MetaMF(Recommender):
     ("random", the default, or "user"). `params.factors` is not used.
     lr, reg (coupled L2) and batch_size default to 1e-3, 1e-3 and 1024. Predictions are unclipped in
     training and clipped to [1, 5] by `score` and `predict`.
+
+    `set_perturbation` trains on the APR objective; `dense_training` gives the per-example
+    network that DP-SGD trains (`metamf_dense`).
 
     `user_embeddings()` is p_u. `item_embeddings()` is the user-independent part of L(u): item
     i's rows of the L generator's bias, (N, rank); E(u) itself is private to each user.
@@ -355,18 +380,23 @@ class MetaMF(Recommender):
     ) -> float:
         """One Adam step on a batch; returns the batch's mean squared error.
 
-        With an adversary, its read-out loss on the batch's distinct users' p_u (mean over
-        users, through the gradient-reversal layer) joins the same backward pass; the heads
-        then take their own step.
+        With a row perturbation (`set_perturbation`) the step is on the APR objective
+        (`_perturbed_loss`). With an adversary, its read-out loss on the batch's distinct
+        users' p_u (mean over users, through the gradient-reversal layer) joins the same
+        backward pass; the heads then take their own step.
         """
-        mse = F.mse_loss(self.net(users, items, sparse=True), rating)
+        perturbation = self.perturbation
+        if perturbation is None:
+            mse = F.mse_loss(self.net(users, items, sparse=True), rating)
+            loss = mse
+        else:
+            mse, loss = self._perturbed_loss(users, items, rating, perturbation)
         self.dense_opt.zero_grad(set_to_none=True)
         self.net.item_rows.grad = None
-        loss = mse
         if adversary is not None:
             distinct = torch.unique(users)
             adversary.zero_grad()
-            loss = mse + adversary.loss(distinct, self.net.user_emb.index_select(0, distinct))
+            loss = loss + adversary.loss(distinct, self.net.user_emb.index_select(0, distinct))
         loss.backward()
         _clip_gradients(self.net.parameters())
         self.dense_opt.step()
@@ -374,6 +404,33 @@ class MetaMF(Recommender):
         if adversary is not None:
             adversary.step_heads()
         return float(mse.detach())
+
+    def _perturbed_loss(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        rating: torch.Tensor,
+        perturbation: RowPerturbation,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(clean MSE, APR objective MSE(rows) + weight * MSE(rows + delta)) of a batch.
+
+        The rows are the batch's distinct users' p_u and its distinct items' rows of the
+        item table; delta = perturbation(gradient of the clean MSE with respect to each such
+        row, summed over the pairs that read it), held constant. The item table is still read
+        per pair through a sparse embedding, so its gradient stays row-sparse.
+        """
+        unique_users, user_of = torch.unique(users, return_inverse=True)
+        p = self.net.user_emb.index_select(0, unique_users)
+        rows = F.embedding(items, self.net.item_rows, sparse=True)
+        mse = F.mse_loss(self.net.forward_rows(p, user_of, rows), rating)
+        grad_p, grad_rows = torch.autograd.grad(mse, (p, rows), retain_graph=True)
+        unique_items, item_of = torch.unique(items, return_inverse=True)
+        grad_items = grad_rows.new_zeros(len(unique_items), grad_rows.shape[1])
+        grad_items.index_add_(0, item_of, grad_rows)
+        shift_p = perturbation(grad_p).detach()
+        shift_rows = perturbation(grad_items).detach().index_select(0, item_of)
+        shifted = self.net.forward_rows(p + shift_p, user_of, rows + shift_rows)
+        return mse, mse + perturbation.weight * F.mse_loss(shifted, rating)
 
     def _snapshot(self) -> list[torch.Tensor]:
         """Copies of every parameter of the network."""
@@ -461,6 +518,27 @@ class MetaMF(Recommender):
         return TrainingReport(
             len(losses), losses, time.perf_counter() - start, warm_start, diverged
         )
+
+    def set_perturbation(self, perturbation: RowPerturbation | None) -> None:
+        """Train on the APR objective from the next fit on: every batch steps on
+        MSE(rows) + weight * MSE(rows + delta) over the p_u and item-table rows it reads
+        (`_perturbed_loss`; with DP-SGD each example is shifted by its own gradient,
+        `metamf_dense`). None returns to plain training."""
+        self.perturbation = perturbation
+
+    def dense_training(self, data: Interactions) -> DenseTraining:
+        """MetaMF on `data` as a per-example network for DP-SGD (`metamf_dense`), with this
+        model's row perturbation and adversary; writing back also restarts the optimisers'
+        moments. No validation hold-out, best-epoch restore or placement of unseen users
+        applies to such training (see `metamf_dense`)."""
+        training = metamf_training(self, data)
+        write_back = training.write_back
+
+        def finish() -> None:
+            write_back()
+            self._make_optimisers()
+
+        return replace(training, write_back=finish)
 
     def _validation_rows(self, n: int) -> torch.Tensor:
         """A boolean mask of the ratings held out to choose the epoch (none when validation

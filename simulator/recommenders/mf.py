@@ -173,8 +173,9 @@ class MF(FactorModel):
 
     # -- inference ---------------------------------------------------------------------------
     def dense_training(self, data: Interactions) -> DenseTraining:
-        """MF on `data` as dense tables, with this model's row perturbation (DP-SGD)."""
-        return mf_training(self, data, self.perturbation)
+        """MF on `data` as dense tables, with this model's row perturbation
+        and adversary (DP-SGD)."""
+        return mf_training(self, data, self.perturbation, self.adversary)
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
         """Predicted ratings of every item, clipped to [1, 5], shape (len(users), n_items)."""

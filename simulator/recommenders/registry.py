@@ -24,9 +24,12 @@ CAPABILITIES = {
     "user_scorer": "scores from a substitute user table (`user_scorer`)",
     "item_features": "learns from item side information (`set_item_features`)",
     "settable_items": "has free item embeddings (`set_item_embeddings`)",
+    "item_parameters": "exposes each item's own parameters to white-box attackers "
+    "(`item_parameters`, `set_item_parameters`, `score_item_parameters`)",
 }
-_FACTOR = frozenset(CAPABILITIES)
-_META = frozenset({"user_adversary", "user_scorer"})
+_FACTOR = frozenset(CAPABILITIES) - {"item_parameters"}
+_META = frozenset({"gradient_perturbation", "dense_training", "user_adversary", "user_scorer",
+                   "item_parameters"})
 
 
 @dataclass(frozen=True)
