@@ -26,8 +26,21 @@ app = typer.Typer(
 console = Console(markup=False, highlight=False)
 errors = Console(stderr=True, markup=False, highlight=False)
 
+def _print_version(value: bool) -> None:
+    if value:
+        from simulator.core.outputs import git_commit, privsim_version
+
+        commit = git_commit()
+        console.print(f"privsim {privsim_version()}" + (f" (git {commit})" if commit else ""))
+        raise typer.Exit()
+
+
 @app.callback()
-def _process_settings() -> None:
+def _process_settings(
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print privsim's version (and git commit) and exit.",
+        callback=_print_version, is_eager=True)] = False,
+) -> None:
     """What the command line (not `import simulator`) sets for its own process: glibc keeps
     freed memory (much faster training), and matplotlib draws off-screen."""
     import os
@@ -83,7 +96,7 @@ def run(
         return
     except KeyboardInterrupt as exc:
         _interrupted(exc)
-    _summary(result)
+    _summary(result, list(loaded.report.headline))
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
@@ -114,24 +127,38 @@ def resume(
         return
     except KeyboardInterrupt as exc:
         _interrupted(exc)
-    _summary(result)
+    _summary(result, list(load_scenario(str(run_dir / "config.yaml")).report.headline))
     console.print(f"resumed from step {result.manifest['resumed_from_step']} "
                   f"(the run had {result.manifest.get('resumed_after')})")
 
 
-def _summary(result: Any) -> None:
-    """The final step's main metrics and where the results are."""
-    last = result.metrics.iloc[-1]
-    summary = Table(title=f"{result.manifest['scenario']}: final step {int(last['step'])}")
+def _summary(result: Any, headline: list[str]) -> None:
+    """The headline metrics at the last step (`report.headline`, or accuracy, disclosure and
+    leakage), each with its reference and its change since the first step; then where the
+    results are and what to run next."""
+    from simulator.analysis.headlines import headline_rows
+
+    metrics = result.metrics
+    steps = int(metrics["step"].iloc[-1]) + 1
+    rows, missing = headline_rows(metrics, headline)
+    summary = Table(title=f"{result.manifest['scenario']}: after step {steps - 1} "
+                          f"({steps} steps)")
     summary.add_column("metric")
     summary.add_column("value", justify="right")
-    for column in result.metrics.columns:
-        if column.startswith(("hr_", "ndcg_", "pop_hr_", "mae", "rmse", "disclosure_mean")) or (
-            column.startswith("leak_") and column.endswith(("_auc", "_bacc"))
-        ):
-            summary.add_row(column, f"{last[column]:.4f}")
+    summary.add_column(f"change since step {int(metrics['step'].iloc[0])}", justify="right")
+    summary.add_column("reference")
+    for row in rows:
+        reference = "" if row.reference is None else f"{row.reference:.4f} ({row.reference_name})"
+        summary.add_row(row.metric, f"{row.last:.4f}", f"{row.change:+.4f}", reference)
     console.print(summary)
+    if missing:
+        console.print(f"report.headline: not measured in this run: {', '.join(missing)}")
     console.print(f"results: {result.path}")
+    if result.path is not None:
+        if (result.path / "plots").is_dir():
+            console.print(f"plots: {result.path / 'plots'}")
+        console.print(f"next: privsim report {result.path}  |  "
+                      f"privsim dashboard {result.path.parent}", soft_wrap=True)
 
 
 @app.command()
@@ -167,16 +194,23 @@ def validate(
 
 @app.command()
 def scenarios() -> None:
-    """List the shipped scenarios."""
-    table = Table(title="Shipped scenarios")
-    table.add_column("name")
-    table.add_column("description")
+    """List the shipped scenarios: the data each runs on, its steps and a rough run time on
+    2 CPU cores."""
+    from simulator.experiments.catalog import describe_source, run_time_class
+
+    table = Table(title="Shipped scenarios (run time: a rough class on 2 CPU cores)")
+    for column in ("name", "data", "steps", "run time", "description"):
+        table.add_column(column)
     for name, path in list_scenarios().items():
         try:
-            description = load_scenario(str(path)).description
+            scenario = load_scenario(str(path))
         except PrivsimError as exc:
-            description = f"(invalid here: {exc})"
-        table.add_row(name, description.strip().splitlines()[0] if description else "")
+            table.add_row(name, "", "", "", f"(invalid here: {exc})")
+            continue
+        description = scenario.description.strip().splitlines()[0] \
+            if scenario.description else ""
+        table.add_row(name, describe_source(scenario), str(scenario.simulation.steps),
+                      run_time_class(scenario), description)
     console.print(table)
 
 
@@ -196,7 +230,8 @@ def sweep(
         _fail(f"--executor must be local or dask, got {executor!r}")
     try:
         folder = run_sweep(sweep_file, out=out, workers=workers, executor=executor,
-                           scheduler=scheduler)
+                           scheduler=scheduler,
+                           report=lambda line: console.print(line, soft_wrap=True))
     except PrivsimError as exc:
         _fail(str(exc))
         return
@@ -250,8 +285,9 @@ def dashboard(
         "outputs"),
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501,
 ) -> None:
-    """Browse runs and sweeps in a local Streamlit app (http://127.0.0.1:PORT)."""
-    import subprocess
+    """Browse runs and sweeps in a local Streamlit app (http://127.0.0.1:PORT); stopping
+    this command (Ctrl-C, SIGTERM, a closed terminal) stops the server."""
+    from simulator.dashboard.server import serve
 
     try:
         import streamlit  # noqa: F401
@@ -263,7 +299,7 @@ def dashboard(
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--client.toolbarMode", "minimal",
                "--", "--outputs", str(outputs)]
-    raise typer.Exit(subprocess.call(command))
+    raise typer.Exit(serve(command))
 
 
 @app.command()

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from simulator.experiments.catalog import load_scenario
 from tests.test_simulation import SMALL
 
 runner = CliRunner()
@@ -26,6 +27,24 @@ def test_run_writes_a_complete_folder(tmp_path: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["seed"] == 3
     assert len(pd.read_parquet(out / "metrics.parquet")) == 4
+    # Provenance: the package version, the source's commit, and which config ran.
+    from simulator.core.checkpoint import scenario_digest
+    from simulator.core.outputs import git_commit, privsim_version
+
+    provenance = manifest["provenance"]
+    assert provenance["privsim"] == privsim_version() != "unknown"
+    assert provenance["git_commit"] == git_commit()
+    assert provenance["config_sha256"] == scenario_digest(load_scenario(str(out / "config.yaml")))
+
+
+def test_version() -> None:
+    from simulator.core.outputs import git_commit, privsim_version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    commit = git_commit()
+    assert result.output.strip() == f"privsim {privsim_version()}" + (
+        f" (git {commit})" if commit else "")
 
 
 def test_validate_and_scenarios() -> None:
@@ -34,6 +53,17 @@ def test_validate_and_scenarios() -> None:
     listing = runner.invoke(app, ["scenarios"])
     assert listing.exit_code == 0
     assert "quickstart" in listing.output and "ml100k-baseline" in listing.output
+    for text in ("run time", "MovieLens 100K", "under a minute", "minutes"):
+        assert text in listing.output
+    from simulator.experiments.catalog import describe_source, run_time_class
+
+    quickstart, baseline = load_scenario("quickstart"), load_scenario("ml100k-baseline")
+    assert describe_source(quickstart) == "synthetic (1,000 users, ~60,000 ratings)"
+    assert describe_source(baseline) == "MovieLens 100K"
+    assert run_time_class(quickstart) == "under a minute"
+    assert run_time_class(baseline) == "minutes"  # ten retrains of 100K ratings
+    longer = load_scenario("ml100k-baseline", ["platform.model=metamf"])
+    assert run_time_class(longer) == "under an hour"  # MetaMF costs about 30 times BPR
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -103,6 +133,13 @@ def test_sweep_runs_every_point_and_combines(tmp_path: Path) -> None:
     assert set(combined["seed"]) == {0, 1}
     for label in points["run_dir"]:
         assert json.loads((out / label / "manifest.json").read_text())["status"] == "completed"
+    # A line per finished point, also when the output is not a terminal (as here).
+    lines = result.output.splitlines()
+    assert "4 of 4 points to run (0 already done), 2 at a time" in lines[0]
+    finished = [line for line in lines if line.startswith("[")]
+    assert [line.split("]")[0] for line in finished] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert all(" completed (" in line for line in finished)
+    assert sorted(line.split()[1] for line in finished) == sorted(points["run_dir"])
 
 
 def test_sweep_with_an_invalid_point_runs_nothing(tmp_path: Path) -> None:

@@ -70,8 +70,9 @@ def test_shares_must_sum_to_one() -> None:
 
 def test_missing_data_folder(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    with pytest.raises(ScenarioError, match=r"world: .*data folder not found"):
+    with pytest.raises(ScenarioError, match=r"world: .*data folder not found") as caught:
         load_scenario("ml100k-baseline", [f"world.path={missing}"])
+    assert "PRIVSIM_DATA" in str(caught.value) and "--set world.path=" in str(caught.value)
 
 
 def test_movielens_defaults_to_the_shared_ml100k() -> None:
@@ -139,3 +140,40 @@ def test_every_shipped_scenario_and_sweep_validates(data_dir: Path) -> None:
     for path in sweeps:
         spec = load_sweep(path)
         assert expand_points(spec, path), path
+
+
+def test_every_problem_is_listed_with_its_source_and_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: t\nworld: {n_users: 60, sead: 3}\nplatfrom: {model: bpr}\n"
+                    "attackers: [{kind: shilling, atack_size: 0.1}]\n", encoding="utf-8")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(str(path), ["platform.defenses.dp.noise_multipler=1",
+                                  "platform.lr=1000"])
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "5 problems in the scenario:"
+    assert sorted(line.strip() for line in lines[1:]) == sorted([
+        f"{path}: world.sead: unknown key; did you mean 'seed'?",
+        f"{path}: platfrom: unknown key; did you mean 'platform'?",
+        f"{path}: attackers.0.atack_size: unknown key; did you mean 'attack_size'?",
+        "--set 'platform.defenses.dp.noise_multipler=1': platform.defenses.dp."
+        "noise_multipler: unknown key; did you mean 'noise_multiplier'?",
+        "--set 'platform.lr=1000': platform.lr: Input should be less than or equal to 10 "
+        "(got 1000); allowed: > 0 and <= 10.0",
+    ])
+
+
+def test_a_long_list_of_problems_is_cut() -> None:
+    keys = [f"simulation.unknown{i}=1" for i in range(14)]
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario("quickstart", keys)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "14 problems in the scenario:"
+    assert len(lines) == 1 + 10 + 1 and lines[-1].strip() == "(and 4 more)"
+    assert "did you mean" not in lines[1]  # nothing close to suggest
+
+
+def test_a_single_problem_stays_on_one_line() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario("quickstart", ["platform.modle=mf"])
+    assert str(caught.value) == ("--set 'platform.modle=mf': platform.modle: unknown key; "
+                                 "did you mean 'model'?")

@@ -24,6 +24,7 @@ import torch
 
 from simulator.core.config import Scenario, scenario_to_yaml
 from simulator.core.errors import PrivsimError
+from simulator.core.outputs import privsim_version
 from simulator.core.state_codec import CheckpointFormatError, Decoder, Encoder
 
 if TYPE_CHECKING:
@@ -33,16 +34,6 @@ CHECKPOINT = "checkpoint.zip"
 LEGACY_CHECKPOINT = "checkpoint.pkl"
 FORMAT = 2  # the layout of the saved state; a checkpoint of another layout is refused
 MEMBERS = ("state.json", "arrays.npz", "tensors.pt")
-
-
-def privsim_version() -> str:
-    """The installed privsim version (what a checkpoint must match)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("privsim")
-    except metadata.PackageNotFoundError:  # pragma: no cover - always installed
-        return "unknown"
 
 
 def scenario_digest(scenario: Scenario) -> str:

@@ -5,6 +5,7 @@ Every section forbids unknown keys, so a typo is an error that names its key pat
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -91,7 +92,10 @@ class WorldConfig(Section):
                 self.__dict__["path"] = path
             folder = Path(path)
             if not folder.is_dir():
-                raise ValueError(f"data folder not found: {folder}")
+                raise ValueError(
+                    f"data folder not found: {folder} (set PRIVSIM_DATA to the folder that "
+                    "holds ml-100k/ and ml-1m/, or give the dataset's own folder with "
+                    "--set world.path=/path/to/ml-100k)")
         else:
             validate_parameters(
                 self.n_users or SYNTHETIC_USERS, self.n_items or SYNTHETIC_ITEMS, self.signal,
@@ -529,6 +533,17 @@ class OutputConfig(Section):
     plots: bool = True
 
 
+class ReportConfig(Section):
+    """What the end-of-run summary shows."""
+
+    headline: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="metrics.parquet columns the summary shows first, each with its chance "
+        "level or baseline and its change since the first step (default: accuracy, "
+        "disclosure and leakage)",
+    )
+
+
 class Scenario(Section):
     """A whole what-if: world, population, platform, attackers, simulation, metrics, output."""
 
@@ -545,6 +560,7 @@ class Scenario(Section):
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     @field_validator("attackers")
     @classmethod
@@ -770,27 +786,47 @@ RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_eq
                 "value_error"}
 
 
-def _allowed_range(location: tuple[int | str, ...]) -> str | None:
-    """The range a numeric setting accepts ("> 0 and <= 10"), found from its key path."""
+MAX_LISTED = 10  # validation problems listed in one message
+
+
+def _model_at(location: tuple[int | str, ...]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
+    """The settings class that holds the last key of `location`, and that key's field (None
+    where the path leaves the schema)."""
     annotation: Any = Scenario
+    owner: type[BaseModel] | None = None
     field = None
     for part in location:
         annotation = _without_none(annotation)
         if get_origin(annotation) is Annotated:
             annotation = get_args(annotation)[0]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
+            owner, field = annotation, annotation.model_fields.get(str(part))
             if field is None:
-                return None
+                return owner, None
             annotation = field.annotation
         elif get_origin(annotation) in (list, dict):
-            annotation, field = get_args(annotation)[-1], None
+            annotation, owner, field = get_args(annotation)[-1], None, None
         elif part in ATTACKER_KINDS:
-            annotation = ATTACKER_CLASSES[str(part)]
+            annotation, owner, field = ATTACKER_CLASSES[str(part)], None, None
         else:
-            return None
+            return None, None
+    return owner, field
+
+
+def _allowed_range(location: tuple[int | str, ...]) -> str | None:
+    """The range a numeric setting accepts ("> 0 and <= 10"), found from its key path."""
+    _, field = _model_at(location)
     bounds = field_bounds(field) if field is not None else []
     return " and ".join(bounds) if bounds else None
+
+
+def _suggestion(location: tuple[int | str, ...]) -> str:
+    """ "; did you mean 'x'?" for a misspelt key, from the keys its section accepts."""
+    owner, _ = _model_at(location)
+    if owner is None or not location:
+        return ""
+    close = difflib.get_close_matches(str(location[-1]), list(owner.model_fields), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def field_bounds(field: FieldInfo) -> list[str]:
@@ -805,26 +841,55 @@ def _without_none(annotation: Any) -> Any:
     return args[0] if type(None) in get_args(annotation) and len(args) == 1 else annotation
 
 
-def _format_validation_error(source: str, error: ValidationError) -> str:
-    first = error.errors()[0]
+def _problem(error: Any) -> tuple[tuple[int | str, ...], str]:
+    """One validation error as (its key path, the message shown)."""
     # The attacker union adds its tag to the location (attackers.0.shilling.x): drop it.
-    parts = [str(p) for i, p in enumerate(first["loc"])
-             if not (i == 2 and first["loc"][0] == "attackers" and p in ATTACKER_KINDS)]
-    location = ".".join(parts)
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif first["type"] == "union_tag_invalid":
-        message = (f"unknown kind {first['ctx']['tag']!r}; expected one of "
+    loc = tuple(p for i, p in enumerate(error["loc"])
+                if not (i == 2 and error["loc"][0] == "attackers" and p in ATTACKER_KINDS))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key" + _suggestion(tuple(error["loc"]))
+    elif error["type"] == "union_tag_invalid":
+        message = (f"unknown kind {error['ctx']['tag']!r}; expected one of "
                    f"{', '.join(ATTACKER_KINDS)}")
-    elif first["type"] != "missing" and not isinstance(first.get("input"), dict | list):
-        message = f"{message} (got {first['input']!r})"
-        if first["type"] in RANGE_ERRORS and (allowed := _allowed_range(first["loc"])):
+    elif error["type"] != "missing" and not isinstance(error.get("input"), dict | list):
+        message = f"{message} (got {error['input']!r})"
+        if error["type"] in RANGE_ERRORS and (allowed := _allowed_range(error["loc"])):
             message = f"{message}; allowed: {allowed}"
-    more = len(error.errors()) - 1
-    suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-    # Whole-scenario checks name their own keys.
-    return f"{source}: {location + ': ' if location else ''}{message}{suffix}"
+    return loc, message
+
+
+def _source_of(loc: tuple[int | str, ...], source: str,
+               overrides: dict[tuple[str, ...], str]) -> str:
+    """Where a problem came from: the `--set` that wrote its key (or a section above it); for
+    a check on a whole section, the file and the `--set`s inside that section; else the
+    scenario file."""
+    path = tuple(str(p) for p in loc)
+    for length in range(len(path), 0, -1):
+        text = overrides.get(path[:length])
+        if text is not None:
+            return f"--set {text!r}"
+    inside = [text for key, text in overrides.items() if key[:len(path)] == path]
+    return f"{source} with --set {', '.join(map(repr, inside))}" if inside else source
+
+
+def _format_validation_error(source: str, error: ValidationError,
+                             overrides: dict[tuple[str, ...], str] | None = None) -> str:
+    """Every problem (up to MAX_LISTED), each with its source (the file, or the `--set` that
+    wrote the key), its key path and what was expected; one line for a single problem."""
+    lines = []
+    for found in error.errors()[:MAX_LISTED]:
+        loc, message = _problem(found)
+        location = ".".join(str(p) for p in loc)
+        # Whole-scenario checks name their own keys.
+        lines.append(f"{_source_of(loc, source, overrides or {})}: "
+                     f"{location + ': ' if location else ''}{message}")
+    more = len(error.errors()) - len(lines)
+    if len(lines) == 1:
+        return lines[0]
+    listed = "\n".join(f"  {line}" for line in lines)
+    suffix = f"\n  (and {more} more)" if more else ""
+    return f"{len(error.errors())} problems in the scenario:\n{listed}{suffix}"
 
 
 def build_scenario(
@@ -835,7 +900,11 @@ def build_scenario(
 ) -> Scenario:
     """Validate a raw mapping plus `--set` overrides (text) and typed `values` into a Scenario."""
     data = _deep_copy(data)
-    pairs = [parse_override(text) for text in overrides or []]
+    texts = list(overrides or [])
+    pairs = [parse_override(text) for text in texts]
+    written = {tuple(path): text for (path, _), text in zip(pairs, texts, strict=True)}
+    written.update({tuple(key.split(".")): f"{key}={value!r}"
+                    for key, value in (values or {}).items()})
     pairs += [(key.split("."), value) for key, value in (values or {}).items()]
     # The default attacker list must exist before an override can address its items.
     if any(path[0] == "attackers" and len(path) > 1 for path, _ in pairs):
@@ -848,7 +917,7 @@ def build_scenario(
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_format_validation_error(source, exc)) from None
+        raise ScenarioError(_format_validation_error(source, exc, written)) from None
 
 
 def _deep_copy(data: Any) -> Any:

@@ -41,6 +41,31 @@ def versions() -> dict[str, str]:
     return found
 
 
+def privsim_version() -> str:
+    """The installed privsim version (what a checkpoint must match)."""
+    try:
+        return metadata.version("privsim")
+    except metadata.PackageNotFoundError:  # pragma: no cover - always installed
+        return "unknown"
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree privsim runs from (with "+changes" when it has
+    uncommitted edits), or None outside a git checkout or without git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        changes = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                  "--untracked-files=no"], capture_output=True, text=True,
+                                 timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+changes" if changes else head or None
+
+
 def folder_name(name: str) -> str:
     """`name` as one safe folder-name component: letters, digits, '.', '_' and '-' only
     (anything else becomes '-'), no leading dot, so it cannot leave its parent folder."""

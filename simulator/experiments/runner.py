@@ -26,6 +26,7 @@ from simulator.core.checkpoint import (
     LEGACY_CHECKPOINT,
     load_checkpoint,
     save_checkpoint,
+    scenario_digest,
 )
 from simulator.core.config import Scenario, scenario_to_yaml
 from simulator.core.device import resolve_device
@@ -33,8 +34,10 @@ from simulator.core.errors import PrivsimError
 from simulator.core.model import PrivacyModel, Records
 from simulator.core.outputs import (
     check_writable,
+    git_commit,
     new_run_dir,
     now_iso,
+    privsim_version,
     read_manifest,
     versions,
     write_json,
@@ -120,6 +123,8 @@ def run_scenario(
         "started": now_iso(),
         "command": command,
         "versions": versions(),
+        "provenance": {"privsim": privsim_version(), "git_commit": git_commit(),
+                       "config_sha256": scenario_digest(scenario)},
         "world": model.world.describe(),
     }
     if model.attacker is not None:

@@ -42,8 +42,9 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
@@ -232,8 +233,10 @@ def run_sweep(
     *,
     executor: str = "local",
     scheduler: str | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> Path:
     """Run every point of a sweep not yet completed in `out`; returns the sweep folder.
+    `report` is given a line when the points start and one per finished point.
 
     Each point writes its own run folder; `points.parquet` lists points with their seed and
     status and `results.parquet` stacks every completed point's metrics with its parameters.
@@ -260,11 +263,18 @@ def run_sweep(
     jobs = [_Job(p.index, p.scenario.model_dump(mode="json"), str((folder / p.label).resolve()))
             for p in todo]
     started = now_iso()
+    say = report or (lambda line: None)
+    say(f"{folder}: {len(jobs)} of {len(points)} points to run ({reused} already done), "
+        f"{n_workers} at a time")
     if jobs:
         results = (_local_results(jobs, n_workers, threads) if executor == "local"
                    else _dask_results(jobs, n_workers, threads, scheduler))
-        for index, status in results:
+        clock = time.perf_counter()
+        for done, (index, status) in enumerate(results, start=1):
             statuses[index] = status
+            error = f": {status['error']}" if status["error"] else ""
+            say(f"[{done}/{len(jobs)}] {points[index].label} {status['status']}{error} "
+                f"({time.perf_counter() - clock:.0f} s elapsed)")
     tables = _write_sweep_tables(folder, points, statuses)
     if "privacy_budget" in spec.report and "groups" in tables:
         metrics, groups = tables["metrics"], tables["groups"]

@@ -1,0 +1,63 @@
+"""The end-of-run summary: the headline metrics with what they are compared with."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+DEFAULT_PREFIXES = ("hr_", "ndcg_", "mae", "rmse", "disclosure_mean")
+
+
+@dataclass(frozen=True)
+class HeadlineRow:
+    """One metric at the last step, at the first step, and its reference (a chance level,
+    a baseline or the no-attack twin), named."""
+
+    metric: str
+    last: float
+    first: float
+    reference: float | None
+    reference_name: str
+
+    @property
+    def change(self) -> float:
+        """last - first."""
+        return self.last - self.first
+
+
+def default_headline(columns: list[str]) -> list[str]:
+    """Accuracy, disclosure and leakage (AUC and balanced accuracy) columns, in table order."""
+    return [c for c in columns if c.startswith(DEFAULT_PREFIXES) and not c.endswith(
+        ("_chance", "_clean", "_change")) or (c.startswith("leak_") and c.endswith(
+            ("_auc", "_bacc")))]
+
+
+def reference_of(metric: str, row: pd.Series) -> tuple[float | None, str]:
+    """What a metric is read against: its chance level, the popularity baseline, or the
+    same platform without the attack (the clean twin); (None, "") without one."""
+    for column, name in ((f"{metric}_chance", "chance"), (f"pop_{metric}", "popularity"),
+                         (f"{metric}_clean", "without attack")):
+        if column in row.index and _finite(row[column]):
+            return float(row[column]), name
+    return None, ""
+
+
+def headline_rows(metrics: pd.DataFrame, headline: list[str]) -> tuple[list[HeadlineRow],
+                                                                         list[str]]:
+    """The rows of the named metrics (or the default ones), and the names not measured."""
+    names = headline or default_headline(list(metrics.columns))
+    first, last = metrics.iloc[0], metrics.iloc[-1]
+    rows, missing = [], []
+    for name in names:
+        if name not in metrics.columns or not pd.api.types.is_numeric_dtype(metrics[name]):
+            missing.append(name)
+            continue
+        reference, label = reference_of(name, last)
+        rows.append(HeadlineRow(name, float(last[name]), float(first[name]), reference, label))
+    return rows, missing
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
