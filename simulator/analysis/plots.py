@@ -1,4 +1,5 @@
-"""The standard figures of a run: accuracy, leakage, disclosure and attacks over time."""
+"""The standard figures of a run: accuracy, leakage, disclosure and attacks over time, each
+with the run's timeline (retrains, events; `timeline`) and human metric names (`labels`)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from simulator.analysis.figures import save, subplots
+from simulator.analysis.labels import metric_label
+from simulator.analysis.timeline import mark_timeline
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path, events: pd.DataFrame | None = None) -> Path:
+    for axis in fig.axes:
+        mark_timeline(axis, events)
     fig.tight_layout()
     save(fig, path)
     return path
 
 
-def plot_accuracy(metrics: pd.DataFrame, path: Path, k: int) -> Path:
+def plot_accuracy(metrics: pd.DataFrame, path: Path, k: int,
+                  events: pd.DataFrame | None = None) -> Path:
     """HR@k and NDCG@k (with the most-popular baseline), and MAE/RMSE when present."""
     has_errors = "mae" in metrics
     fig, axes = subplots(1, 2 if has_errors else 1, figsize=(10 if has_errors else 6, 4))
@@ -24,18 +30,19 @@ def plot_accuracy(metrics: pd.DataFrame, path: Path, k: int) -> Path:
     for column, style in ((f"hr_{k}", "-"), (f"ndcg_{k}", "-"),
                           (f"pop_hr_{k}", "--"), (f"pop_ndcg_{k}", "--")):
         if column in metrics:
-            ranking_axis.plot(metrics["step"], metrics[column], style, label=column)
+            ranking_axis.plot(metrics["step"], metrics[column], style,
+                              label=metric_label(column))
     ranking_axis.set(xlabel="step", ylabel="ranking accuracy", title="Ranking accuracy")
     ranking_axis.legend()
     if has_errors:
         for column in ("mae", "rmse"):
-            axes[1].plot(metrics["step"], metrics[column], label=column)
+            axes[1].plot(metrics["step"], metrics[column], label=metric_label(column))
         axes[1].set(xlabel="step", ylabel="error", title="Rating error")
         axes[1].legend()
-    return _save(fig, path)
+    return _save(fig, path, events)
 
 
-def plot_leakage(metrics: pd.DataFrame, path: Path) -> Path:
+def plot_leakage(metrics: pd.DataFrame, path: Path, events: pd.DataFrame | None = None) -> Path:
     """Attribute-inference AUC and balanced accuracy over time, with chance levels."""
     attributes = sorted(
         c.removeprefix("leak_").removesuffix("_auc")
@@ -54,10 +61,11 @@ def plot_leakage(metrics: pd.DataFrame, path: Path) -> Path:
     axes[1].set(xlabel="step", ylabel="balanced accuracy", title="Attribute leakage (BAcc)")
     for axis in axes:
         axis.legend()
-    return _save(fig, path)
+    return _save(fig, path, events)
 
 
-def plot_disclosure(groups: pd.DataFrame, path: Path) -> Path:
+def plot_disclosure(groups: pd.DataFrame, path: Path, events: pd.DataFrame | None = None
+                    ) -> Path:
     """Share of experienced ratings disclosed, by inclination type."""
     fig, axis = subplots(figsize=(6, 4))
     by_type = groups[groups["group_kind"].isin(["inclination", "all"])]
@@ -65,11 +73,11 @@ def plot_disclosure(groups: pd.DataFrame, path: Path) -> Path:
         axis.plot(part["step"], part["disclosure_mean"], label=str(name))
     axis.set(xlabel="step", ylabel="disclosed share", ylim=(0, 1.15),
              title="Disclosure by inclination type")
-    axis.legend(loc="upper center", ncols=4, fontsize="small")
-    return _save(fig, path)
+    axis.legend(loc="lower left", ncols=4, fontsize="small")
+    return _save(fig, path, events)
 
 
-def plot_attack(metrics: pd.DataFrame, path: Path) -> Path:
+def plot_attack(metrics: pd.DataFrame, path: Path, events: pd.DataFrame | None = None) -> Path:
     """Each poisoning attacker's targets: HR@10 on the attacked platform against its clean
     twin, and the genuine users' HR change (collateral damage)."""
     prefixes = sorted({c.removesuffix("target_hr_10") for c in metrics.columns
@@ -81,24 +89,27 @@ def plot_attack(metrics: pd.DataFrame, path: Path) -> Path:
         for name in ("target_hr_10", "owned_hr_10_segment", "owned_hr_10_others"):
             column = prefix + name
             if column in metrics:
-                line = axes[0].plot(metrics["step"], metrics[column], label=column)[0]
+                label = metric_label(column) + (f" ({prefix.strip('_')})" if prefix else "")
+                line = axes[0].plot(metrics["step"], metrics[column], label=label)[0]
                 axes[0].plot(metrics["step"], metrics[f"{column}_clean"], ":",
-                             color=line.get_color(), label=f"{column} (clean twin)")
+                             color=line.get_color(), label=f"{label} without attack")
     axes[0].set(xlabel="step", ylabel="HR@10 of the attacked items", title="Attack success")
     axes[0].legend(fontsize="small")
     change = [c for c in metrics.columns if c.startswith("hr_") and c.endswith("_change")]
     for column in change:
-        axes[1].plot(metrics["step"], metrics[column], label=column)
+        axes[1].plot(metrics["step"], metrics[column], label=metric_label(column))
     axes[1].axhline(0.0, color="grey", linestyle=":")
     axes[1].set(xlabel="step", ylabel="attacked - clean", title="Genuine users' accuracy")
     if change:
         axes[1].legend()
-    return _save(fig, path)
+    return _save(fig, path, events)
 
 
-def plot_disparity(groups: pd.DataFrame, path: Path, k: int) -> Path:
+def plot_disparity(groups: pd.DataFrame, path: Path, k: int,
+                   events: pd.DataFrame | None = None) -> Path:
     """Who pays for privacy: accuracy, budget and leakage over time by inclination type, and
-    accuracy by involvement group and by the first attribute's values."""
+    accuracy by involvement group and by the first attribute's values, as a grid of panels
+    two wide with labelled axes."""
     leak = next((c for c in groups.columns if c.startswith("leak_") and c.endswith("_auc")),
                 None)
     attribute = next((kind for kind in ("gender", "age") if kind in set(groups["group_kind"])),
@@ -107,28 +118,33 @@ def plot_disparity(groups: pd.DataFrame, path: Path, k: int) -> Path:
               ("inclination", "group_beta_mean", "budget beta by inclination type"),
               ("involvement", f"hr_{k}", f"HR@{k} by involvement")]
     if leak is not None:
-        panels.append(("inclination", leak, f"{leak} by inclination type"))
+        panels.append(("inclination", leak, f"{metric_label(leak)} by inclination type"))
     if attribute is not None:
         panels.append((attribute, f"hr_{k}", f"HR@{k} by {attribute}"))
     panels = [p for p in panels if p[1] in groups.columns]
-    fig, axes = subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for axis, (kind, column, title) in zip(axes[0], panels, strict=True):
+    n_rows = -(-len(panels) // 2)
+    fig, axes = subplots(n_rows, 2, figsize=(10, 3.4 * n_rows), squeeze=False)
+    for axis, (kind, column, title) in zip(axes.flat, panels, strict=False):
         part = groups[groups["group_kind"] == kind]
         for name, rows in part.groupby("group", sort=False):
             axis.plot(rows["step"], rows[column], label=str(name))
-        axis.set(xlabel="step", title=title)
+        axis.set(xlabel="step", ylabel=metric_label(column), title=title)
         axis.legend(fontsize="small")
-    return _save(fig, path)
+    for axis in list(axes.flat)[len(panels):]:
+        fig.delaxes(axis)
+    return _save(fig, path, events)
 
 
-def plot_run(metrics: pd.DataFrame, groups: pd.DataFrame, folder: Path, k: int) -> list[Path]:
-    """All standard figures of a run into `folder`."""
+def plot_run(metrics: pd.DataFrame, groups: pd.DataFrame, folder: Path, k: int,
+             events: pd.DataFrame | None = None) -> list[Path]:
+    """All standard figures of a run into `folder`, marked with its `events` (retrains
+    and what happened)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [plot_accuracy(metrics, folder / "accuracy.png", k),
-             plot_disclosure(groups, folder / "disclosure.png"),
-             plot_disparity(groups, folder / "disparity.png", k)]
+    paths = [plot_accuracy(metrics, folder / "accuracy.png", k, events),
+             plot_disclosure(groups, folder / "disclosure.png", events),
+             plot_disparity(groups, folder / "disparity.png", k, events)]
     if any(c.startswith("leak_") for c in metrics.columns):
-        paths.append(plot_leakage(metrics, folder / "leakage.png"))
+        paths.append(plot_leakage(metrics, folder / "leakage.png", events))
     if any(c.endswith(("target_hr_10", "owned_hr_10_segment")) for c in metrics.columns):
-        paths.append(plot_attack(metrics, folder / "attack.png"))
+        paths.append(plot_attack(metrics, folder / "attack.png", events))
     return paths

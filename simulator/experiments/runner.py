@@ -206,7 +206,8 @@ def _finish(
         writing = time.perf_counter()
         write_tables(run_dir, tables)
         if scenario.output.plots:
-            plot_run(tables["metrics"], tables["groups"], run_dir / "plots", scenario.metrics.k)
+            plot_run(tables["metrics"], tables["groups"], run_dir / "plots", scenario.metrics.k,
+                     tables["events"])
         timings = _timings(tables["metrics"], setup_seconds, time.perf_counter() - started)
         timings["writing_seconds"] = time.perf_counter() - writing + spill.seconds
         timings["peak_memory_gib"] = peak_memory_gib()

@@ -1,0 +1,46 @@
+"""The timeline layer of every over-time figure of a run: retrains as light ticks, and the
+events that happened (breaches, opt-outs, deletions, conversions, unlearning requests, the
+first fake profiles and item perturbations) as labelled vertical marks; integer steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+# Events marked once, at their first step, with these names (the rest by their kind).
+FIRST_ONLY = {"profile_injection": "fake profiles", "item_perturbation": "item perturbation"}
+NOT_MARKED = {"retrain", "attack_observation", "attribute_inference", "training_diverged"}
+
+
+def timeline_marks(events: pd.DataFrame | None) -> tuple[list[int], list[tuple[int, str]]]:
+    """(retrain steps, [(step, label)] of the events worth marking), from the events table."""
+    if events is None or events.empty:
+        return [], []
+    retrains = sorted(int(s) for s in events.loc[events["kind"] == "retrain", "step"])
+    marks: dict[tuple[int, str], None] = {}
+    for kind, rows in events.groupby("kind", sort=False):
+        kind = str(kind)
+        if kind in NOT_MARKED:
+            continue
+        steps = rows["step"].astype(int)
+        if kind in FIRST_ONLY:
+            marks[(int(steps.min()), FIRST_ONLY[kind])] = None
+        else:
+            for step in sorted(set(steps)):
+                marks[(step, kind.replace("_", " "))] = None
+    return retrains, sorted(marks)
+
+
+def mark_timeline(axis: Any, events: pd.DataFrame | None) -> None:
+    """Draw the timeline layer on an over-time axis and keep its steps whole numbers."""
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    retrains, marks = timeline_marks(events)
+    for step in retrains:
+        axis.axvline(step, color="grey", alpha=0.12, linewidth=1.0, zorder=0)
+    for step, label in marks:
+        axis.axvline(step, color="black", alpha=0.55, linestyle="--", linewidth=1.0, zorder=1)
+        axis.annotate(label, xy=(step, 1.0), xycoords=("data", "axes fraction"),
+                      xytext=(2, -2), textcoords="offset points", rotation=90, va="top",
+                      fontsize="x-small", alpha=0.8)

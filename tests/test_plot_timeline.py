@@ -1,0 +1,55 @@
+"""Run figures carry the timeline (retrains, events) and human metric names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from simulator.analysis.labels import metric_label
+from simulator.analysis.plots import plot_accuracy
+from simulator.analysis.timeline import mark_timeline, timeline_marks
+
+EVENTS = pd.DataFrame({
+    "step": [0, 2, 2, 3, 3, 4, 4, 5],
+    "kind": ["retrain", "retrain", "profile_injection", "convert", "profile_injection",
+             "retrain", "attack_observation", "breach"],
+})
+
+
+def test_the_timeline_marks_retrains_and_what_happened() -> None:
+    retrains, marks = timeline_marks(EVENTS)
+    assert retrains == [0, 2, 4]
+    # Fake profiles are marked where they first arrive; observations are not marked.
+    assert marks == [(2, "fake profiles"), (3, "convert"), (5, "breach")]
+    assert timeline_marks(None) == ([], [])
+
+
+def test_a_figure_draws_the_marks_and_whole_steps(tmp_path: Path) -> None:
+    matplotlib.use("Agg")
+    metrics = pd.DataFrame({"step": range(6), "hr_10": [0.1, 0.2, 0.2, 0.3, 0.3, 0.4],
+                            "pop_hr_10": [0.1] * 6})
+    from simulator.analysis.figures import subplots
+
+    fig, axis = subplots()
+    axis.plot(metrics["step"], metrics["hr_10"])
+    mark_timeline(axis, EVENTS)
+    vertical = [line for line in axis.get_lines() if len(set(line.get_xdata())) == 1]
+    assert sorted(float(line.get_xdata()[0]) for line in vertical) == [0, 2, 2, 3, 4, 5]
+    assert {t.get_text() for t in axis.texts} == {"fake profiles", "convert", "breach"}
+    fig.canvas.draw()
+    ticks = [t for t in axis.get_xticks() if 0 <= t <= 5]
+    assert all(float(t).is_integer() for t in ticks)
+    assert plot_accuracy(metrics, tmp_path / "accuracy.png", 10, EVENTS).is_file()
+
+
+@pytest.mark.parametrize(("column", "label"), [
+    ("hr_10", "HR@10"), ("pop_ndcg_20", "NDCG@20 (popularity)"), ("mae", "MAE"),
+    ("leak_gender_auc", "gender AUC"), ("leak_age_bacc_chance", "age balanced accuracy chance"),
+    ("target_hr_10_clean", "HR@10 of the attacked items without attack"),
+    ("hr_10_change", "HR@10 change"), ("fake_users_trained", "fake users trained"),
+])
+def test_metrics_have_human_names(column: str, label: str) -> None:
+    assert metric_label(column) == label
