@@ -204,7 +204,9 @@ def test_simulation_attacks_through_the_configured_threat(threat: str) -> None:
 @pytest.mark.parametrize(("key", "value"), [("threat", "gossip"), ("classifiers", "[svm]"),
                                             ("top_k", "0")])
 def test_bad_attacker_config_names_its_key(key: str, value: str) -> None:
-    with pytest.raises(ScenarioError, match=rf"quickstart\.yaml: attackers\.0\.{key}"):
+    # The problem is named by the --set that wrote it, not by the scenario file.
+    named = rf"^--set 'attackers\.0\.{key}=.*': attackers\.0\.{key}"
+    with pytest.raises(ScenarioError, match=named):
         load_scenario("quickstart", [f"attackers.0.{key}={value}"])
 
 
