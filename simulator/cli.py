@@ -272,11 +272,32 @@ def report(
     from simulator.analysis.report import write_report
 
     try:
-        path = write_report(folder, out)
+        path = write_report(folder, out, question=_shipped_question(folder))
     except (PrivsimError, ValueError) as exc:
         _fail(str(exc))
         return
     console.print(f"report: {path}")
+
+
+def _shipped_question(folder: Path) -> str | None:
+    """The `# Question:` of the shipped scenario a run folder ran, if it ran one."""
+    import json
+
+    from simulator.experiments.catalog import list_scenarios
+    from simulator.experiments.results import scenario_question
+
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        name = json.loads(manifest.read_text(encoding="utf-8")).get("scenario")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(name, str) or name not in list_scenarios():
+        return None
+    question = scenario_question(name, Path("."))
+    description = load_scenario(name).description
+    return question if question != " ".join(description.split()) else None
 
 
 @app.command()

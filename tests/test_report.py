@@ -61,20 +61,39 @@ def _check_figures_folder(folder: Path) -> list[Path]:
     return pngs
 
 
-def test_run_report_embeds_every_figure(run_folder: Path) -> None:
-    path = write_report(run_folder)
+def test_run_report_reads_as_one_run(run_folder: Path) -> None:
+    path = write_report(run_folder, question="does it <leak>?")
     assert path == run_folder / "report.html"
     text = path.read_text(encoding="utf-8")
-    figures = _check_figures_folder(run_folder / "figures")
-    assert {p.stem for p in figures} >= {"over_time_hr_10", "over_time_leak_gender_auc",
-                                         "tradeoff_hr_10_vs_leak_gender_auc"}
-    own_plots = sorted((run_folder / "plots").glob("*.png"))
-    assert own_plots
-    _check_self_contained(text, figures + own_plots)
+    # The run's own figures, with its timeline: no seed bands, no trade-off across variants.
+    figures = sorted((run_folder / "figures").glob("*.png"))
+    assert {p.stem for p in figures} == {"accuracy", "disclosure", "disparity", "leakage"}
+    assert not list((run_folder / "figures").glob("over_time_*"))
+    assert not list((run_folder / "figures").glob("tradeoff_*"))
+    _check_self_contained(text, figures)
+    assert "95%" not in text and "seeds" not in text
     assert "<h1>quickstart</h1>" in text
-    last = pd.read_parquet(run_folder / "metrics.parquet").iloc[-1]
-    assert f"<td>hr_10</td><td class=\"num\">{last['hr_10']:.4f}</td>" in text
+    assert "<b>Question:</b> does it &lt;leak&gt;?" in text and "<b>Scenario:</b>" in text
+    metrics = pd.read_parquet(run_folder / "metrics.parquet")
+    first, last = metrics.iloc[0], metrics.iloc[-1]
+    change = last["hr_10"] - first["hr_10"]
+    assert (f"<td>HR@10</td><td>hr_10</td><td class=\"num\">{last['hr_10']:.4f}</td>"
+            f"<td>{change:+.4f}</td><td>{last['pop_hr_10']:.4f} (popularity)</td>") in text
+    assert "<h2>Timeline</h2><p>2 retrains, at steps 0, 1.</p>" in text
     assert "world:" in text and "&quot;status&quot;: &quot;completed&quot;" in text
+
+
+def test_the_report_command_shows_a_shipped_scenario_question(run_folder: Path,
+                                                             tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    copy = shutil.copytree(run_folder, tmp_path / "cli")
+    result = CliRunner().invoke(app, ["report", str(copy)])
+    assert result.exit_code == 0, result.output
+    text = (copy / "report.html").read_text(encoding="utf-8")
+    assert "<b>Question:</b> on a platform that learns from what users disclose" in text
 
 
 def test_sweep_report_summarises_every_variant(one_key_sweep: Path, tmp_path: Path) -> None:

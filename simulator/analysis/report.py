@@ -1,5 +1,10 @@
 """A self-contained HTML report of a run or sweep folder: figures embedded as base64 PNG,
-the configuration, the manifest and the key numbers, in one file that opens offline."""
+the configuration, the manifest and the key numbers, in one file that opens offline.
+
+A run's report reads as one run: the scenario's question and description, its headline
+numbers (with their references and change since the first step), its timeline and its own
+figures (no seed intervals, no trade-off across variants). A sweep's compares variants:
+means over seeds with 95% intervals, the comparison figures and the points table."""
 
 from __future__ import annotations
 
@@ -22,6 +27,10 @@ from simulator.analysis.compare import (
     summarise_runs,
     write_figures,
 )
+from simulator.analysis.headlines import default_headline, headline_rows
+from simulator.analysis.labels import metric_label
+from simulator.analysis.plots import plot_run
+from simulator.analysis.timeline import NOT_MARKED
 from simulator.core.outputs import now_iso, write_text
 
 # Shown among the key numbers when a run has them, after the accuracy and leakage metrics.
@@ -64,12 +73,34 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _run_numbers(table: pd.DataFrame, metrics: list[str]) -> str:
-    """The last step's value of every key metric of one run."""
-    last = at_last_step(table)
-    step = int(last["step"].iloc[0])
-    rows = [[metric, float(last[metric].mean())] for metric in metrics]
-    return f"<p>At the last step ({step}):</p>" + _table(["metric", "value"], rows)
+def _run_numbers(metrics: pd.DataFrame, headline: list[str]) -> str:
+    """The headline metrics of one run at its last step: value, change since the first
+    step, and reference (chance, popularity baseline or the run without attack)."""
+    if not headline:
+        extra = [m for m in EXTRA_METRICS if m in metrics.columns]
+        headline = [*default_headline(list(metrics.columns)), *extra]
+    rows, _ = headline_rows(metrics, headline)
+    first, last = int(metrics["step"].iloc[0]), int(metrics["step"].iloc[-1])
+    body = [[metric_label(r.metric), r.metric, r.last, f"{r.change:+.4f}",
+             "" if r.reference is None else f"{_number(r.reference)} ({r.reference_name})"]
+            for r in rows if math.isfinite(r.last)]
+    return (f"<p>At the last step ({last}), with the change since step {first}:</p>"
+            + _table(["metric", "column", "value", "change", "reference"], body))
+
+
+def _timeline(events: pd.DataFrame) -> str:
+    """The retrains in one line, and every other event that happened, in order."""
+    retrains = events[events["kind"] == "retrain"]["step"].astype(int).tolist()
+    shown = events[~events["kind"].isin(NOT_MARKED)]
+    lines = [f"<p>{len(retrains)} retrains, at steps {', '.join(map(str, retrains))}.</p>"
+             if retrains else "<p>No retrain.</p>"]
+    if len(shown):
+        rows: list[list[Any]] = [
+            [int(step), str(kind).replace("_", " "), str(agent), float(value)]
+            for step, kind, agent, value in zip(shown["step"], shown["kind"], shown["agent"],
+                                                shown["value"], strict=True)]
+        lines.append(_table(["step", "event", "by", "value"], rows))
+    return "".join(lines)
 
 
 def _sweep_numbers(summary: pd.DataFrame, metrics: list[str]) -> str:
@@ -123,9 +154,29 @@ def _sweep_sections(folder: Path) -> tuple[str, str, list[str]]:
     return name, _table(list(points.columns), points.to_numpy().tolist()), configs
 
 
-def write_report(folder: Path, out: Path | None = None) -> Path:
+def _run_sections(folder: Path, question: str | None) -> tuple[str, str, list[Path]]:
+    """A run's introduction (question, description), key numbers with its timeline, and its
+    own figures (written to `<folder>/figures/` with the timeline marks)."""
+    config = yaml.safe_load(_read(folder / "config.yaml")) or {}
+    metrics = pd.read_parquet(folder / "metrics.parquet")
+    groups = pd.read_parquet(folder / "groups.parquet")
+    events = pd.read_parquet(folder / "events.parquet")
+    description = " ".join(str(config.get("description", "")).split())
+    intro = "".join(f"<p><b>{label}</b> {_esc(text)}</p>" for label, text in (
+        ("Question:", question), ("Scenario:", description)) if text)
+    headline = list((config.get("report") or {}).get("headline") or [])
+    k = int((config.get("metrics") or {}).get("k", 10))
+    figures = plot_run(metrics, groups, folder / "figures", k, events)
+    numbers = (_run_numbers(metrics, headline)
+               + f"<h2>Timeline</h2>{_timeline(events)}")
+    return intro, numbers, figures
+
+
+def write_report(folder: Path, out: Path | None = None, question: str | None = None) -> Path:
     """Write one self-contained HTML report of a run or sweep folder (default
-    `<folder>/report.html`) and its figures as PNG and PDF under `<folder>/figures/`."""
+    `<folder>/report.html`) and its figures under `<folder>/figures/` (a run's own figures
+    as PNG; a sweep's comparison figures as PNG and PDF). `question` is the scenario's
+    question, shown at the top of a run's report."""
     folder = Path(folder)
     kind = folder_kind(folder)
     out = folder / "report.html" if out is None else Path(out)
@@ -134,18 +185,15 @@ def write_report(folder: Path, out: Path | None = None) -> Path:
     metrics = default_metrics(table) if not table.empty else []
     figures: list[Path] = []
     numbers = "<p>No completed results.</p>"
-    if metrics:
+    intro = ""
+    if metrics and kind == "run":
+        intro, numbers, figures = _run_sections(folder, question)
+    elif metrics:
         summary = summarise_runs(table, metrics)
         written = write_figures(table, summary, folder / "figures", metrics, heatmap_keys(table))
         figures = [p for p in written if p.suffix == ".png"]
-        if kind == "run":
-            extra = [m for m in EXTRA_METRICS if m in table.columns and m not in metrics
-                     and pd.api.types.is_numeric_dtype(table[m]) and table[m].notna().any()]
-            numbers = _run_numbers(table, [*metrics, *extra])
-        else:
-            numbers = _sweep_numbers(summary, metrics)
+        numbers = _sweep_numbers(summary, metrics)
     if kind == "run":
-        figures += sorted((folder / "plots").glob("*.png"))
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         name = str(manifest.get("scenario", folder.name))
         points = ""
@@ -162,6 +210,7 @@ def write_report(folder: Path, out: Path | None = None) -> Path:
 <body>
 <h1>{_esc(name)}</h1>
 <p class="meta">{_esc(kind)} folder {_esc(folder)}; report written {_esc(now_iso())}</p>
+{intro}
 {warnings}
 <h2>Key numbers</h2>{numbers}
 <h2>Figures</h2>{"".join(_image(p, folder) for p in figures) or "<p>No figures.</p>"}
