@@ -53,3 +53,19 @@ def test_a_figure_draws_the_marks_and_whole_steps(tmp_path: Path) -> None:
 ])
 def test_metrics_have_human_names(column: str, label: str) -> None:
     assert metric_label(column) == label
+
+
+def test_the_timeline_figure_shows_the_schedule_and_what_happened(tmp_path: Path) -> None:
+    matplotlib.use("Agg")
+    from simulator.analysis.timeline import plot_timeline
+    from simulator.core.schedule import scheduled_items
+    from simulator.experiments.catalog import load_scenario
+
+    scenario = load_scenario("quickstart", [
+        "simulation.steps=6", "events=[{step: 3, kind: convert, types: [pragmatist], "
+        "to: fundamentalist, share: 0.2}, {step: 5, kind: breach}]",
+        "platform.defenses.adversarial={start_step: 2}"])
+    schedule = scheduled_items(scenario)
+    assert [item.step for item in schedule] == [2, 3, 5]
+    path = plot_timeline(EVENTS, schedule, 6, tmp_path / "timeline.png")
+    assert path.is_file() and path.stat().st_size > 1000

@@ -67,7 +67,8 @@ def test_run_report_reads_as_one_run(run_folder: Path) -> None:
     text = path.read_text(encoding="utf-8")
     # The run's own figures, with its timeline: no seed bands, no trade-off across variants.
     figures = sorted((run_folder / "figures").glob("*.png"))
-    assert {p.stem for p in figures} == {"accuracy", "disclosure", "disparity", "leakage"}
+    assert {p.stem for p in figures} == {"accuracy", "disclosure", "disparity", "leakage",
+                                         "timeline"}
     assert not list((run_folder / "figures").glob("over_time_*"))
     assert not list((run_folder / "figures").glob("tradeoff_*"))
     _check_self_contained(text, figures)

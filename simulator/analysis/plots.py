@@ -4,13 +4,14 @@ with the run's timeline (retrains, events; `timeline`) and human metric names (`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
 from simulator.analysis.figures import save, subplots
 from simulator.analysis.labels import metric_label
-from simulator.analysis.timeline import mark_timeline
+from simulator.analysis.timeline import mark_timeline, plot_timeline
 
 
 def _save(fig: Figure, path: Path, events: pd.DataFrame | None = None) -> Path:
@@ -136,9 +137,11 @@ def plot_disparity(groups: pd.DataFrame, path: Path, k: int,
 
 
 def plot_run(metrics: pd.DataFrame, groups: pd.DataFrame, folder: Path, k: int,
-             events: pd.DataFrame | None = None) -> list[Path]:
+             events: pd.DataFrame | None = None, schedule: list[Any] | None = None,
+             steps: int | None = None) -> list[Path]:
     """All standard figures of a run into `folder`, marked with its `events` (retrains
-    and what happened)."""
+    and what happened); with its `schedule` (`core.schedule.scheduled_items`) and `steps`,
+    also `timeline.png`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [plot_accuracy(metrics, folder / "accuracy.png", k, events),
              plot_disclosure(groups, folder / "disclosure.png", events),
@@ -147,4 +150,6 @@ def plot_run(metrics: pd.DataFrame, groups: pd.DataFrame, folder: Path, k: int,
         paths.append(plot_leakage(metrics, folder / "leakage.png", events))
     if any(c.endswith(("target_hr_10", "owned_hr_10_segment")) for c in metrics.columns):
         paths.append(plot_attack(metrics, folder / "attack.png", events))
+    if schedule is not None and steps is not None:
+        paths.append(plot_timeline(events, schedule, steps, folder / "timeline.png"))
     return paths

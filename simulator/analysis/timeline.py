@@ -44,3 +44,36 @@ def mark_timeline(axis: Any, events: pd.DataFrame | None) -> None:
         axis.annotate(label, xy=(step, 1.0), xycoords=("data", "axes fraction"),
                       xytext=(2, -2), textcoords="offset points", rotation=90, va="top",
                       fontsize="x-small", alpha=0.8)
+
+
+def plot_timeline(events: pd.DataFrame | None, schedule: list[Any], steps: int,
+                  path: Any) -> Any:
+    """`timeline.png`: what the scenario scheduled (`core.schedule.scheduled_items`: events,
+    defense starts and attacks, one lane each, a bar over the steps it covers; defenses stay
+    on to the end) above what happened (retrains and every marked event, from the events
+    table), over the run's steps."""
+    from simulator.analysis.figures import save, subplots
+
+    retrains, marks = timeline_marks(events)
+    lanes = [(item.what, item.step, steps - 1 if item.key.startswith("platform.defenses")
+              else item.last) for item in schedule]
+    fig, axis = subplots(figsize=(10, 1.2 + 0.45 * (len(lanes) + 2)))
+    rows = len(lanes) + 2
+    for row, (label, first, last) in enumerate(lanes):
+        y = rows - 1 - row
+        axis.barh(y, last - first + 0.8, left=first - 0.4, height=0.5, color="tab:blue",
+                  alpha=0.35)
+        axis.annotate(label, xy=(first, y), xytext=(3, 0), textcoords="offset points",
+                      va="center", fontsize="small")
+    axis.scatter(retrains, [1] * len(retrains), marker="|", s=120, color="grey")
+    for step, label in marks:
+        axis.scatter([step], [0], color="black", s=18, zorder=3)
+        axis.annotate(label, xy=(step, 0), xytext=(3, 4), textcoords="offset points",
+                      fontsize="x-small", rotation=30)
+    axis.set_yticks(range(rows), ["happened", "retrains", *["scheduled"] * len(lanes)])
+    axis.set(xlabel="step", xlim=(-0.6, steps - 0.4), ylim=(-0.7, rows - 0.3),
+             title="Timeline: what was scheduled, and what happened")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    save(fig, path)
+    return path

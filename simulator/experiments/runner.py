@@ -45,6 +45,7 @@ from simulator.core.outputs import (
     write_text,
 )
 from simulator.core.run_lock import RunLock
+from simulator.core.schedule import scheduled_items
 from simulator.experiments.catalog import load_scenario
 from simulator.world import World
 
@@ -207,7 +208,7 @@ def _finish(
         write_tables(run_dir, tables)
         if scenario.output.plots:
             plot_run(tables["metrics"], tables["groups"], run_dir / "plots", scenario.metrics.k,
-                     tables["events"])
+                     tables["events"], scheduled_items(scenario), scenario.simulation.steps)
         timings = _timings(tables["metrics"], setup_seconds, time.perf_counter() - started)
         timings["writing_seconds"] = time.perf_counter() - writing + spill.seconds
         timings["peak_memory_gib"] = peak_memory_gib()
