@@ -283,6 +283,7 @@ def _shipped_question(folder: Path) -> str | None:
     """The `# Question:` of the shipped scenario a run folder ran, if it ran one."""
     import json
 
+    from simulator.core.config import read_yaml
     from simulator.experiments.catalog import list_scenarios
     from simulator.experiments.results import scenario_question
 
@@ -293,10 +294,12 @@ def _shipped_question(folder: Path) -> str | None:
         name = json.loads(manifest.read_text(encoding="utf-8")).get("scenario")
     except (OSError, ValueError):
         return None
-    if not isinstance(name, str) or name not in list_scenarios():
+    shipped = list_scenarios()
+    if not isinstance(name, str) or name not in shipped:
         return None
+    # Read, not validated: a report needs neither the run's data nor a valid scenario.
     question = scenario_question(name, Path("."))
-    description = load_scenario(name).description
+    description = str(read_yaml(shipped[name]).get("description", ""))
     return question if question != " ".join(description.split()) else None
 
 

@@ -143,3 +143,14 @@ def test_report_rejects_a_folder_that_is_neither(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="drafts is neither a run folder"):
         write_report(stray)
     assert not (stray / "report.html").exists()
+
+
+def test_the_question_is_found_without_the_run_s_data(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report of a MovieLens run shows its question where the data folder is gone."""
+    from simulator.cli import _shipped_question
+
+    monkeypatch.setenv("PRIVSIM_DATA", str(tmp_path / "nowhere"))
+    (tmp_path / "manifest.json").write_text(json.dumps({"scenario": "ml100k-baseline"}))
+    question = _shipped_question(tmp_path)
+    assert question is not None and question.startswith("on MovieLens 100K")
