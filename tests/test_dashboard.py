@@ -16,7 +16,7 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from simulator.core.social import make_graph
-from simulator.dashboard import APP_PATH, data, figures
+from simulator.dashboard import APP_PATH, charts, data, figures
 from simulator.dashboard.discovery import (
     RunInfo,
     discover,
@@ -121,7 +121,11 @@ def test_runs_differing_only_in_seed_share_a_variant(outputs: Path) -> None:
     assert variants[2] == variants[3] != variants[4] == variants[5]
     assert len(set(variants)) == 3
     labels = variant_labels(runs)
-    assert sorted(labels.values()) == ["quickstart", "world.signal=0.0", "world.signal=1.0"]
+    # Runs from a scenario and a sweep: the sweep's name leads its points' grid values.
+    assert sorted(labels.values()) == ["quickstart", "sweeps/tiny: signal=0.0",
+                                       "sweeps/tiny: signal=1.0"]
+    points = [run for run in runs if run.sweep]
+    assert sorted(variant_labels(points).values()) == ["signal=0.0", "signal=1.0"]
 
 
 def test_discover_depth_missing_and_single_run_folders(outputs: Path, tmp_path: Path) -> None:
@@ -168,10 +172,93 @@ def test_variant_labels_name_differing_settings_and_clashing_sweeps() -> None:
         _info("e", "s2|4", sweep="s2", params=(("k", "1"),)),
     ]
     assert variant_labels(runs) == {
-        "quickstart|1": "quickstart (world.signal=1.0)",
-        "quickstart|2": "quickstart (world.signal=0.5)",
+        "quickstart|1": "quickstart: signal=1", "quickstart|2": "quickstart: signal=0.5",
         "s1|3": "s1: k=1", "s2|4": "s2: k=1",
     }
+    assert variant_labels(runs[:3]) == {"quickstart|1": "signal=1", "quickstart|2": "signal=0.5"}
+
+
+def _settings(config: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    from simulator.dashboard.discovery import _flatten
+
+    return tuple(sorted(_flatten(config).items()))
+
+
+BASE = {"name": "fund-adv", "world": {"n_users": 1000, "signal": 1.0},
+        "platform": {"model": "bpr", "lr": 0.01, "epochs": 5,
+                     "defenses": {"adversarial": None, "dp": None}},
+        "population": {"calculus": {"rate": 0.3}},
+        "attackers": [{"kind": "inference", "epochs": 5}]}
+
+
+def _variant(name: str, **changes: object) -> RunInfo:
+    config = json.loads(json.dumps(BASE))
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = config
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[leaf] = value
+    return _info(name, f"fund-adv|{name}", scenario="fund-adv", settings=_settings(config))
+
+
+def test_legends_of_one_scenario_name_only_what_differs() -> None:
+    plain = _variant("plain")
+    adversarial = _variant("adv", platform__defenses__adversarial={"lambda": 1.0,
+                                                                    "start_step": 0})
+    assert variant_labels([plain, adversarial]) == {
+        "fund-adv|plain": "no adversarial", "fund-adv|adv": "adversarial"}
+    stronger = _variant("adv2", platform__defenses__adversarial={"lambda": 2.0,
+                                                                 "start_step": 0},
+                        platform__lr=0.05)
+    assert variant_labels([plain, adversarial, stronger]) == {
+        "fund-adv|plain": "no adversarial, lr=0.01",
+        "fund-adv|adv": "adversarial (lambda=1), lr=0.01",
+        "fund-adv|adv2": "adversarial (lambda=2), lr=0.05"}
+
+
+def test_legend_names_are_the_shortest_unique_tails() -> None:
+    a = _variant("a", platform__epochs=5, attackers__0__epochs=5, population__calculus__rate=0.3)
+    b = _variant("b", platform__epochs=10, attackers__0__epochs=20,
+                 population__calculus__rate=0.5)
+    from simulator.dashboard.discovery import variant_descriptions
+
+    assert variant_descriptions([a, b])["fund-adv|a"] == (
+        "attackers[0].epochs=5, platform.epochs=5, rate=0.3")
+    assert variant_labels([a, b])["fund-adv|a"] == "attackers[0].epochs=5, +2 more"
+    # Seen as a comparison with another scenario, the scenario name leads.
+    other = _info("o", "other|1", scenario="other")
+    assert variant_labels([a, other])["fund-adv|a"] == "fund-adv"
+    assert variant_labels([a, b, other])["fund-adv|b"].startswith("fund-adv: ")
+
+
+def test_long_legends_are_cut_and_stay_distinct() -> None:
+    from simulator.dashboard.differences import shorten
+    from simulator.dashboard.discovery import variant_descriptions
+
+    a = _variant("a", platform__model="metamf", world__n_users=200, platform__lr=0.1,
+                 attackers__0__epochs=7, world__signal=0.25)
+    b = _variant("b", platform__model="metamf", world__n_users=200, platform__lr=0.1,
+                 attackers__0__epochs=7, world__signal=0.5)
+    c = _variant("c")
+    labels = variant_labels([a, b, c])
+    assert all(len(label) <= 40 for label in labels.values())
+    assert len(set(labels.values())) == 3
+    assert labels["fund-adv|a"].endswith("]")  # cut to the same text, then told apart
+    full = variant_descriptions([a, b, c])
+    assert full["fund-adv|a"] == "epochs=7, lr=0.1, model=metamf, n_users=200, signal=0.25"
+    assert shorten("abcdef", 4) == "abc…" and shorten("abc", 4) == "abc"
+    assert shorten("a=1, b=2, c=3", 12) == "a=1, +2 more"
+    with pytest.raises(ValueError, match="limit"):
+        shorten("abc", 1)
+
+
+def test_sweep_legends_show_the_grid_values_that_differ() -> None:
+    points = [_info(f"p{i}", f"s|{i}", sweep="s", scenario="q",
+                    params=(("world.signal", signal), ("platform.model", "bpr")))
+              for i, signal in enumerate(("0.0", "1.0"))]
+    assert variant_labels(points) == {"s|0": "signal=0.0", "s|1": "signal=1.0"}
+    assert variant_labels(points[:1]) == {"s|0": "signal=0.0, model=bpr"}
 
 
 # data --------------------------------------------------------------------------------------
@@ -313,17 +400,79 @@ def test_betas_at_reads_one_step() -> None:
         data.betas_at(agents, 5, np.array([0]))
 
 
-def test_figures_draw_bands_and_check_shapes() -> None:
+def test_graph_figure_checks_shapes() -> None:
+    with pytest.raises(ValueError, match="positions"):
+        figures.graph_figure(np.zeros((3, 2)), np.zeros((0, 2)), np.zeros(4), "t")
+
+
+def _layers(chart: object) -> list[dict[str, object]]:
+    spec = chart.to_dict()  # type: ignore[attr-defined]
+    return list(spec["layer"])
+
+
+def test_metric_chart_layers_bands_reference_and_timeline() -> None:
     bands = pd.DataFrame({"variant": ["A", "A", "B", "B"], "step": [0, 1, 0, 1],
                           "n": [3, 3, 1, 1], "mean": [0.1, 0.2, 0.3, 0.4],
                           "low": [0.0, 0.1, np.nan, np.nan], "high": [0.2, 0.3, np.nan, np.nan]})
-    axes = figures.metric_figure(bands, "m", {"A": "first"}).axes[0]
-    assert [line.get_label() for line in axes.lines] == ["first (mean of 3 seeds)", "B"]
-    assert len(axes.collections) == 1  # a band only for the variant with several seeds
-    with pytest.raises(ValueError, match="series"):
-        figures.groups_figure({}, "m", "run")
-    with pytest.raises(ValueError, match="positions"):
-        figures.graph_figure(np.zeros((3, 2)), np.zeros((0, 2)), np.zeros(4), "t")
+    reference = pd.DataFrame({"variant": ["", ""], "step": [0, 1], "value": [0.5, 0.5]})
+    marks = pd.DataFrame({"step": [1], "label": ["breach"], "variants": ["all"]})
+    chart = charts.metric_chart(bands, "leak_gender_auc", {"A": "no adversarial"},
+                                {"A": "no adversarial", "B": "adversarial"}, reference,
+                                "chance", [0, 1], marks)
+    kinds = [layer["mark"]["type"] for layer in _layers(chart)]
+    assert kinds == ["rule", "rule", "text", "area", "line", "line"]
+    line = _layers(chart)[4]["encoding"]
+    assert line["color"]["legend"]["orient"] == "bottom"
+    assert line["color"]["scale"]["domain"] == ["no adversarial", "B"]
+    assert line["y"]["title"] == "gender AUC"
+    assert chart.to_dict()["title"] == {"text": "gender AUC", "subtitle": "dashed: chance"}
+    assert _layers(chart)[5]["mark"]["strokeDash"] == [5, 4]
+    bare = charts.metric_chart(bands, "hr_10", {}, {}, reference.iloc[:0], "", [],
+                               marks.iloc[:0])
+    assert [layer["mark"]["type"] for layer in _layers(bare)] == ["area", "line"]
+
+
+def test_reference_bands_and_timeline_table() -> None:
+    frames = {"r1": pd.DataFrame({"step": [0, 1], "hr_10": [0.2, 0.3], "pop_hr_10": [0.1, 0.1],
+                                  "leak_gender_auc": [0.6, 0.7],
+                                  "leak_gender_auc_chance": [0.5, 0.5]}),
+              "r2": pd.DataFrame({"step": [0, 1], "hr_10": [0.2, 0.3], "pop_hr_10": [0.1, 0.3],
+                                  "leak_gender_auc": [0.6, 0.7],
+                                  "leak_gender_auc_chance": [0.5, 0.5]})}
+    variants = {"r1": "A", "r2": "B"}
+    shared, name = data.reference_bands(frames, variants, "leak_gender_auc")
+    assert name == "chance" and list(shared["variant"]) == ["", ""]
+    assert list(shared["value"]) == [0.5, 0.5]
+    apart, name = data.reference_bands(frames, variants, "hr_10")
+    assert name == "popularity" and list(apart["variant"]) == ["A", "A", "B", "B"]
+    assert list(apart["value"]) == [0.1, 0.1, 0.1, 0.3]
+    none, name = data.reference_bands(frames, variants, "leak_gender_auc_chance")
+    assert none.empty and name == ""
+    effect = {"r1": pd.DataFrame({"step": [0, 2], "hr_10_change": [0.0, -0.1]})}
+    zero, name = data.reference_bands(effect, {"r1": "A"}, "hr_10_change")
+    assert name == "without attack" and zero.to_dict("list") == {
+        "variant": ["", ""], "step": [0, 2], "value": [0.0, 0.0]}
+    retrains, marks = data.timeline_table({"A": ([0, 2], [(1, "breach"), (2, "x on")]),
+                                           "B": ([0, 1], [(1, "breach")])})
+    assert retrains == [0, 1, 2]
+    assert marks.to_dict("records") == [{"step": 1, "label": "breach", "variants": "all"},
+                                        {"step": 2, "label": "x on", "variants": "A"}]
+
+
+def test_group_and_tradeoff_charts(outputs: Path) -> None:
+    groups = pd.read_parquet(outputs / GRAPH_RUN / "groups.parquet")
+    series = data.group_series(groups, "inclination", "leak_gender_auc")
+    chance = data.group_chance(groups, "inclination", "leak_gender_auc")
+    assert chance is not None and (chance == 0.5).all()
+    assert data.group_chance(groups, "inclination", "hr_10") is None
+    chart = charts.groups_chart(series, chance, "inclination", "leak_gender_auc", [0],
+                                pd.DataFrame(columns=["step", "label", "variants"]))
+    assert [layer["mark"]["type"] for layer in _layers(chart)] == ["rule", "line", "line"]
+    assert _layers(chart)[1]["encoding"]["color"]["legend"]["title"] == "inclination"
+    points = pd.DataFrame({"run": ["r"], "step": [2], "leak_gender_auc": [0.7],
+                           "hr_10": [0.3], "variant": ["A"]})
+    trade = charts.tradeoff_chart(points, "leak_gender_auc", "hr_10", {"A": "a"}, {})
+    assert [layer["mark"]["type"] for layer in _layers(trade)] == ["point", "rule"]
 
 
 # app ---------------------------------------------------------------------------------------
@@ -344,6 +493,11 @@ def _app(monkeypatch: pytest.MonkeyPatch, outputs: Path, via_argv: bool,
     return at.run()
 
 
+def _specs(at: object) -> list[dict[str, object]]:
+    """The Vega-Lite specs of the page's charts."""
+    return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]  # type: ignore[attr-defined]
+
+
 def test_app_renders_every_section(monkeypatch: pytest.MonkeyPatch, outputs: Path) -> None:
     at = _app(monkeypatch, outputs, via_argv=True)
     assert not at.exception
@@ -355,8 +509,13 @@ def test_app_renders_every_section(monkeypatch: pytest.MonkeyPatch, outputs: Pat
                                                         "runs/quickstart-s1"]
     assert at.sidebar.multiselect(key="metrics").value == ["hr_10", "leak_gender_auc"]
     assert at.sidebar.multiselect(key="group_kinds").value == ["inclination"]
-    # two metrics, the trade-off, the groups and the graph
-    assert len(at.image) == 5
+    # two metrics, the trade-off and one group kind as charts; the graph as an image
+    specs = _specs(at)
+    assert [spec["title"]["text"] if isinstance(spec["title"], dict) else spec["title"]
+            for spec in specs] == ["HR@10", "gender AUC", "each run at its last measured step",
+                                   "HR@10 by inclination"]
+    assert specs[1]["title"]["subtitle"] == "dashed: chance"
+    assert len(at.image) == 1
     assert len(at.dataframe[0].value) == 2
     assert at.slider(key="graph_step").value == 2
 
@@ -367,9 +526,10 @@ def test_app_rerenders_for_another_metric_and_step(monkeypatch: pytest.MonkeyPat
     first = at.image[0].value
     at.sidebar.multiselect(key="metrics").set_value(["ndcg_10"]).run()
     assert not at.exception
-    assert len(at.image) == 4 and at.image[0].value != first
+    assert [spec["title"]["text"] for spec in _specs(at)[:1]] == ["NDCG@10"]
+    assert len(_specs(at)) == 3
     at.slider(key="graph_step").set_value(0).run()
-    assert not at.exception and len(at.image) == 4
+    assert not at.exception and at.image[0].value != first
 
 
 def test_app_sweep_mode_selects_points(monkeypatch: pytest.MonkeyPatch, outputs: Path) -> None:
@@ -378,7 +538,7 @@ def test_app_sweep_mode_selects_points(monkeypatch: pytest.MonkeyPatch, outputs:
     assert at.sidebar.radio(key="source").value == "Sweep"
     assert at.sidebar.selectbox(key="sweep").value == "sweeps/tiny"
     points = at.sidebar.multiselect(key="points:sweeps/tiny")
-    assert points.options == ["world.signal=0.0", "world.signal=1.0"]
+    assert points.options == ["signal=0.0", "signal=1.0"]
     assert len(at.dataframe[0].value) == 4
     assert "None of the selected runs has a social graph" in at.caption[-1].value
     points.set_value(points.value[:1]).run()
@@ -391,7 +551,7 @@ def test_app_explains_an_empty_outputs_folder_and_rescans(
     at = _app(monkeypatch, tmp_path, via_argv=False)
     from simulator.dashboard.app import empty_message
 
-    assert not at.exception and len(at.image) == 0
+    assert not at.exception and len(at.image) == 0 and not _specs(at)
     assert at.info[0].value == empty_message(tmp_path)
     assert "No completed runs found" in at.info[0].value
     assert "holds no completed run" in at.info[0].value
@@ -399,6 +559,6 @@ def test_app_explains_an_empty_outputs_folder_and_rescans(
     at.sidebar.button(key="rescan").click().run()
     assert not at.exception and not at.info.values
     assert at.sidebar.multiselect(key="runs").value == ["late-run"]
-    assert len(at.image) == 4  # no social graph in this run
+    assert len(_specs(at)) == 4 and len(at.image) == 0  # no social graph in this run
     absent = _app(monkeypatch, tmp_path / "absent", via_argv=True)
     assert "does not exist" in absent.info[0].value

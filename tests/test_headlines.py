@@ -31,7 +31,7 @@ def test_each_headline_has_its_reference_and_change() -> None:
     assert found["target_hr_10"][2:] == (0.01, "without attack")
     assert found["leak_gender_auc"][2:] == (0.5, "chance")
     assert found["hr_10"][2:] == (0.21, "popularity")
-    assert found["prediction_shift"][2:] == (None, "")
+    assert found["prediction_shift"][2:] == (0.0, "without attack")  # attacked - clean
     assert math.isclose(found["target_hr_10"][1], 0.4)
     assert [r.metric for r in rows] == ["target_hr_10", "leak_gender_auc", "hr_10",
                                         "prediction_shift"]  # in the order named

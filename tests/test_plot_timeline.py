@@ -69,3 +69,47 @@ def test_the_timeline_figure_shows_the_schedule_and_what_happened(tmp_path: Path
     assert [item.step for item in schedule] == [2, 3, 5]
     path = plot_timeline(EVENTS, schedule, 6, tmp_path / "timeline.png")
     assert path.is_file() and path.stat().st_size > 1000
+
+
+def test_defenses_switched_on_later_are_marked_on_every_figure(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    matplotlib.use("Agg")
+    from simulator.analysis import plots
+    from simulator.core.schedule import scheduled_items
+    from simulator.experiments.catalog import load_scenario
+
+    later = scheduled_items(load_scenario("quickstart", [
+        "simulation.steps=6", "platform.defenses.adversarial={start_step: 2}"]))
+    from_start = scheduled_items(load_scenario("quickstart", [
+        "simulation.steps=6", "platform.defenses.adversarial={start_step: 0}"]))
+    assert (2, "adversarial defense on") in timeline_marks(EVENTS, later)[1]
+    assert timeline_marks(EVENTS, from_start) == timeline_marks(EVENTS)
+    assert timeline_marks(None, later) == ([], [(2, "adversarial defense on")])
+
+    drawn: dict[str, set[str]] = {}
+    lines: dict[str, set[str]] = {}
+
+    def record(fig: object, path: Path) -> None:
+        axes = fig.axes  # type: ignore[attr-defined]
+        drawn[Path(path).name] = {t.get_text() for axis in axes for t in axis.texts}
+        lines[Path(path).name] = {line.get_label() for axis in axes for line in axis.lines}
+
+    monkeypatch.setattr(plots, "save", record)
+    steps = range(6)
+    metrics = pd.DataFrame({"step": steps, "hr_10": 0.2, "pop_hr_10": 0.1,
+                            "leak_gender_auc": 0.6, "leak_gender_auc_chance": 0.5,
+                            "leak_gender_bacc": 0.6, "leak_gender_bacc_chance": 0.5})
+    groups = pd.DataFrame([{"step": s, "group_kind": kind, "group": group, "hr_10": 0.2,
+                            "disclosure_mean": 0.5, "group_beta_mean": 0.5,
+                            "leak_gender_auc": 0.6, "leak_gender_auc_chance": 0.5}
+                           for s in steps for kind, group in (("all", "all"),
+                                                              ("inclination", "a"),
+                                                              ("involvement", "low"))])
+    plots.plot_run(metrics, groups, tmp_path, 10, EVENTS, later)
+    assert set(drawn) == {"accuracy.png", "disclosure.png", "disparity.png", "leakage.png"}
+    for texts in drawn.values():
+        assert {"adversarial defense on", "breach", "convert", "fake profiles"} <= texts
+    # Every panel with a reference draws it: chance for leakage, popularity for accuracy.
+    assert "chance" in lines["disparity.png"] and "chance" in lines["leakage.png"]
+    assert "HR@10 (popularity)" in lines["accuracy.png"]

@@ -34,13 +34,29 @@ def default_headline(columns: list[str]) -> list[str]:
             ("_auc", "_bacc")))]
 
 
+REFERENCES = (("{}_chance", "chance"), ("pop_{}", "popularity"), ("{}_clean", "without attack"))
+
+
+def zero_without_attack(metric: str) -> bool:
+    """Whether `metric` measures an attack's effect (attacked minus clean), so that it is 0
+    by definition without the attack: `*_change`, `prediction_shift`, `owned_shift_*`."""
+    return metric.endswith(("_change", "prediction_shift")) or "owned_shift_" in metric
+
+
+def reference_columns(metric: str) -> list[tuple[str, str]]:
+    """The columns a metric may be read against, in order of preference, with their names:
+    its chance level, the popularity baseline, the same platform without the attack."""
+    return [(pattern.format(metric), name) for pattern, name in REFERENCES]
+
+
 def reference_of(metric: str, row: pd.Series) -> tuple[float | None, str]:
-    """What a metric is read against: its chance level, the popularity baseline, or the
-    same platform without the attack (the clean twin); (None, "") without one."""
-    for column, name in ((f"{metric}_chance", "chance"), (f"pop_{metric}", "popularity"),
-                         (f"{metric}_clean", "without attack")):
+    """What a metric is read against (`reference_columns`, or 0 for an attack's effect) in
+    one row; (None, "") without one."""
+    for column, name in reference_columns(metric):
         if column in row.index and _finite(row[column]):
             return float(row[column]), name
+    if zero_without_attack(metric):
+        return 0.0, "without attack"
     return None, ""
 
 

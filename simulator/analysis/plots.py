@@ -14,16 +14,18 @@ from simulator.analysis.labels import metric_label
 from simulator.analysis.timeline import mark_timeline, plot_timeline
 
 
-def _save(fig: Figure, path: Path, events: pd.DataFrame | None = None) -> Path:
+def _save(fig: Figure, path: Path, events: pd.DataFrame | None = None,
+          schedule: list[Any] | None = None) -> Path:
     for axis in fig.axes:
-        mark_timeline(axis, events)
+        mark_timeline(axis, events, schedule)
     fig.tight_layout()
     save(fig, path)
     return path
 
 
 def plot_accuracy(metrics: pd.DataFrame, path: Path, k: int,
-                  events: pd.DataFrame | None = None) -> Path:
+                  events: pd.DataFrame | None = None,
+                  schedule: list[Any] | None = None) -> Path:
     """HR@k and NDCG@k (with the most-popular baseline), and MAE/RMSE when present."""
     has_errors = "mae" in metrics
     fig, axes = subplots(1, 2 if has_errors else 1, figsize=(10 if has_errors else 6, 4))
@@ -40,10 +42,11 @@ def plot_accuracy(metrics: pd.DataFrame, path: Path, k: int,
             axes[1].plot(metrics["step"], metrics[column], label=metric_label(column))
         axes[1].set(xlabel="step", ylabel="error", title="Rating error")
         axes[1].legend()
-    return _save(fig, path, events)
+    return _save(fig, path, events, schedule)
 
 
-def plot_leakage(metrics: pd.DataFrame, path: Path, events: pd.DataFrame | None = None) -> Path:
+def plot_leakage(metrics: pd.DataFrame, path: Path, events: pd.DataFrame | None = None,
+                 schedule: list[Any] | None = None) -> Path:
     """Attribute-inference AUC and balanced accuracy over time, with chance levels."""
     attributes = sorted(
         c.removeprefix("leak_").removesuffix("_auc")
@@ -62,11 +65,12 @@ def plot_leakage(metrics: pd.DataFrame, path: Path, events: pd.DataFrame | None 
     axes[1].set(xlabel="step", ylabel="balanced accuracy", title="Attribute leakage (BAcc)")
     for axis in axes:
         axis.legend()
-    return _save(fig, path, events)
+    return _save(fig, path, events, schedule)
 
 
 def plot_disclosure(groups: pd.DataFrame, path: Path, events: pd.DataFrame | None = None
-                    ) -> Path:
+                    ,
+                    schedule: list[Any] | None = None) -> Path:
     """Share of experienced ratings disclosed, by inclination type."""
     fig, axis = subplots(figsize=(6, 4))
     by_type = groups[groups["group_kind"].isin(["inclination", "all"])]
@@ -75,10 +79,11 @@ def plot_disclosure(groups: pd.DataFrame, path: Path, events: pd.DataFrame | Non
     axis.set(xlabel="step", ylabel="disclosed share", ylim=(0, 1.15),
              title="Disclosure by inclination type")
     axis.legend(loc="lower left", ncols=4, fontsize="small")
-    return _save(fig, path, events)
+    return _save(fig, path, events, schedule)
 
 
-def plot_attack(metrics: pd.DataFrame, path: Path, events: pd.DataFrame | None = None) -> Path:
+def plot_attack(metrics: pd.DataFrame, path: Path, events: pd.DataFrame | None = None,
+                schedule: list[Any] | None = None) -> Path:
     """Each poisoning attacker's targets: HR@10 on the attacked platform against its clean
     twin, and the genuine users' HR change (collateral damage)."""
     prefixes = sorted({c.removesuffix("target_hr_10") for c in metrics.columns
@@ -103,14 +108,15 @@ def plot_attack(metrics: pd.DataFrame, path: Path, events: pd.DataFrame | None =
     axes[1].set(xlabel="step", ylabel="attacked - clean", title="Genuine users' accuracy")
     if change:
         axes[1].legend()
-    return _save(fig, path, events)
+    return _save(fig, path, events, schedule)
 
 
 def plot_disparity(groups: pd.DataFrame, path: Path, k: int,
-                   events: pd.DataFrame | None = None) -> Path:
-    """Who pays for privacy: accuracy, budget and leakage over time by inclination type, and
-    accuracy by involvement group and by the first attribute's values, as a grid of panels
-    two wide with labelled axes."""
+                   events: pd.DataFrame | None = None,
+                   schedule: list[Any] | None = None) -> Path:
+    """Who pays for privacy: accuracy, budget and leakage (with its chance level) over time
+    by inclination type, and accuracy by involvement group and by the first attribute's
+    values, as a grid of panels two wide with labelled axes."""
     leak = next((c for c in groups.columns if c.startswith("leak_") and c.endswith("_auc")),
                 None)
     attribute = next((kind for kind in ("gender", "age") if kind in set(groups["group_kind"])),
@@ -129,27 +135,30 @@ def plot_disparity(groups: pd.DataFrame, path: Path, k: int,
         part = groups[groups["group_kind"] == kind]
         for name, rows in part.groupby("group", sort=False):
             axis.plot(rows["step"], rows[column], label=str(name))
+        if f"{column}_chance" in part:
+            chance = part.groupby("step")[f"{column}_chance"].mean()
+            axis.plot(chance.index, chance.to_numpy(), ":", color="grey", label="chance")
         axis.set(xlabel="step", ylabel=metric_label(column), title=title)
         axis.legend(fontsize="small")
     for axis in list(axes.flat)[len(panels):]:
         fig.delaxes(axis)
-    return _save(fig, path, events)
+    return _save(fig, path, events, schedule)
 
 
 def plot_run(metrics: pd.DataFrame, groups: pd.DataFrame, folder: Path, k: int,
              events: pd.DataFrame | None = None, schedule: list[Any] | None = None,
              steps: int | None = None) -> list[Path]:
     """All standard figures of a run into `folder`, marked with its `events` (retrains
-    and what happened); with its `schedule` (`core.schedule.scheduled_items`) and `steps`,
-    also `timeline.png`."""
+    and what happened) and the defense starts of its `schedule`
+    (`core.schedule.scheduled_items`); with `steps` too, also `timeline.png`."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [plot_accuracy(metrics, folder / "accuracy.png", k, events),
-             plot_disclosure(groups, folder / "disclosure.png", events),
-             plot_disparity(groups, folder / "disparity.png", k, events)]
+    paths = [plot_accuracy(metrics, folder / "accuracy.png", k, events, schedule),
+             plot_disclosure(groups, folder / "disclosure.png", events, schedule),
+             plot_disparity(groups, folder / "disparity.png", k, events, schedule)]
     if any(c.startswith("leak_") for c in metrics.columns):
-        paths.append(plot_leakage(metrics, folder / "leakage.png", events))
+        paths.append(plot_leakage(metrics, folder / "leakage.png", events, schedule))
     if any(c.endswith(("target_hr_10", "owned_hr_10_segment")) for c in metrics.columns):
-        paths.append(plot_attack(metrics, folder / "attack.png", events))
+        paths.append(plot_attack(metrics, folder / "attack.png", events, schedule))
     if schedule is not None and steps is not None:
         paths.append(plot_timeline(events, schedule, steps, folder / "timeline.png"))
     return paths

@@ -30,11 +30,8 @@ from simulator.analysis.compare import (
 from simulator.analysis.headlines import default_headline, headline_rows
 from simulator.analysis.labels import metric_label
 from simulator.analysis.plots import plot_run
-from simulator.analysis.timeline import NOT_MARKED
-from simulator.core.config import build_scenario
-from simulator.core.errors import PrivsimError
+from simulator.analysis.timeline import NOT_MARKED, run_schedule
 from simulator.core.outputs import now_iso, write_text
-from simulator.core.schedule import scheduled_items
 
 # Shown among the key numbers when a run has them, after the accuracy and leakage metrics.
 EXTRA_METRICS = ("disclosure_mean", "beta_mean", "pop_hr_10", "target_hr_10",
@@ -157,16 +154,6 @@ def _sweep_sections(folder: Path) -> tuple[str, str, list[str]]:
     return name, _table(list(points.columns), points.to_numpy().tolist()), configs
 
 
-def _schedule(config: dict[str, Any], folder: Path) -> tuple[list[Any] | None, int | None]:
-    """The run's scheduled items and steps, from its config (None when the config no longer
-    validates here, e.g. its data folder moved)."""
-    try:
-        scenario = build_scenario(config, str(folder / "config.yaml"))
-    except (PrivsimError, ValueError):
-        return None, None
-    return scheduled_items(scenario), scenario.simulation.steps
-
-
 def _run_sections(folder: Path, question: str | None) -> tuple[str, str, list[Path]]:
     """A run's introduction (question, description), key numbers with its timeline, and its
     own figures (written to `<folder>/figures/` with the timeline marks)."""
@@ -179,7 +166,7 @@ def _run_sections(folder: Path, question: str | None) -> tuple[str, str, list[Pa
         ("Question:", question), ("Scenario:", description)) if text)
     headline = list((config.get("report") or {}).get("headline") or [])
     k = int((config.get("metrics") or {}).get("k", 10))
-    schedule, steps = _schedule(config, folder)
+    schedule, steps = run_schedule(config, str(folder / "config.yaml"))
     figures = plot_run(metrics, groups, folder / "figures", k, events, schedule, steps)
     numbers = (_run_numbers(metrics, headline)
                + f"<h2>Timeline</h2>{_timeline(events)}")

@@ -1,6 +1,7 @@
-"""The timeline layer of every over-time figure of a run: retrains as light ticks, and the
-events that happened (breaches, opt-outs, deletions, conversions, unlearning requests, the
-first fake profiles and item perturbations) as labelled vertical marks; integer steps."""
+"""The timeline layer of every over-time figure of a run: retrains as light ticks, and as
+labelled vertical marks the events that happened (breaches, opt-outs, deletions,
+conversions, unlearning requests, the first fake profiles and item perturbations) and the
+defenses the scenario starts after step 0; integer steps."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ FIRST_ONLY = {"profile_injection": "fake profiles", "item_perturbation": "item p
 NOT_MARKED = {"retrain", "attack_observation", "attribute_inference", "training_diverged"}
 
 
-def timeline_marks(events: pd.DataFrame | None) -> tuple[list[int], list[tuple[int, str]]]:
-    """(retrain steps, [(step, label)] of the events worth marking), from the events table."""
+def timeline_marks(events: pd.DataFrame | None, schedule: list[Any] | None = None
+                   ) -> tuple[list[int], list[tuple[int, str]]]:
+    """(retrain steps, [(step, label)] of the events worth marking), from the events table,
+    and the starts of defenses switched on after step 0, from the scenario's `schedule`
+    (`core.schedule.scheduled_items`)."""
+    starts = {(int(item.step), f"{item.what} on"): None for item in schedule or ()
+              if item.key.startswith("platform.defenses") and item.step > 0}
     if events is None or events.empty:
-        return [], []
+        return [], sorted(starts)
     retrains = sorted(int(s) for s in events.loc[events["kind"] == "retrain", "step"])
-    marks: dict[tuple[int, str], None] = {}
+    marks: dict[tuple[int, str], None] = dict(starts)
     for kind, rows in events.groupby("kind", sort=False):
         kind = str(kind)
         if kind in NOT_MARKED:
@@ -33,10 +39,11 @@ def timeline_marks(events: pd.DataFrame | None) -> tuple[list[int], list[tuple[i
     return retrains, sorted(marks)
 
 
-def mark_timeline(axis: Any, events: pd.DataFrame | None) -> None:
+def mark_timeline(axis: Any, events: pd.DataFrame | None,
+                  schedule: list[Any] | None = None) -> None:
     """Draw the timeline layer on an over-time axis and keep its steps whole numbers."""
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    retrains, marks = timeline_marks(events)
+    retrains, marks = timeline_marks(events, schedule)
     for step in retrains:
         axis.axvline(step, color="grey", alpha=0.12, linewidth=1.0, zorder=0)
     for step, label in marks:
@@ -77,3 +84,18 @@ def plot_timeline(events: pd.DataFrame | None, schedule: list[Any], steps: int,
     fig.tight_layout()
     save(fig, path)
     return path
+
+
+def run_schedule(config: dict[str, Any], source: str) -> tuple[list[Any] | None, int | None]:
+    """A finished run's scheduled items and steps, from its resolved `config` (read from
+    `source`); (None, None) when the config no longer validates here, e.g. its data folder
+    moved."""
+    from simulator.core.config import build_scenario
+    from simulator.core.errors import PrivsimError
+    from simulator.core.schedule import scheduled_items
+
+    try:
+        scenario = build_scenario(config, source)
+    except (PrivsimError, ValueError):
+        return None, None
+    return scheduled_items(scenario), scenario.simulation.steps

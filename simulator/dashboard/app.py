@@ -3,7 +3,8 @@
     streamlit run simulator/dashboard/app.py -- --outputs DIR
 
 The outputs folder comes from `--outputs` after `--`, else $PRIVSIM_OUTPUTS, else `outputs`.
-Every figure is rendered by matplotlib on the server, so the page needs no network access.
+The charts are Altair (Vega-Lite) specs drawn by Streamlit's own front end, and the social
+graph a matplotlib figure rendered on the server, so the page needs no network access.
 """
 
 from __future__ import annotations
@@ -17,15 +18,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
+import yaml
 
-from simulator.dashboard import data, figures
+from simulator.analysis.timeline import run_schedule, timeline_marks
+from simulator.dashboard import charts, data, figures
 from simulator.dashboard.discovery import (
     Catalog,
     RunInfo,
     discover,
     resolve_outputs,
+    variant_descriptions,
     variant_labels,
 )
+
+Timeline = tuple[list[int], list[tuple[int, str]]]
 
 DEFAULT_METRICS = ("hr_10", "leak_gender_auc", "mae")
 DEFAULT_GROUP_KINDS = ("inclination",)
@@ -57,6 +63,44 @@ def _graph_layout(
     rng = np.random.default_rng(GRAPH_SEED)
     nodes, pairs = data.sample_graph(edges, users, GRAPH_NODES, rng)
     return nodes, pairs, data.spring_positions(nodes.size, pairs, rng), total
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _run_timeline(folder: str, mtime_ns: int) -> Timeline:
+    """A run's retrain steps and marks (events, defense starts), from its events table and
+    its config's schedule."""
+    path = Path(folder)
+    events = pd.read_parquet(path / "events.parquet") \
+        if (path / "events.parquet").is_file() else None
+    try:
+        config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        config = None
+    schedule = run_schedule(config, str(path / "config.yaml"))[0] \
+        if isinstance(config, dict) else None
+    return timeline_marks(events, schedule)
+
+
+def _timeline_of(run: RunInfo) -> Timeline:
+    events = run.path / "events.parquet"
+    stamp = events.stat().st_mtime_ns if events.is_file() else 0
+    return _run_timeline(str(run.path), stamp)
+
+
+def _variant_timelines(runs: list[RunInfo], labels: dict[str, str]
+                       ) -> tuple[list[int], pd.DataFrame]:
+    """The timeline layer of a comparison: each variant's marks (over its seeds)."""
+    per_variant: dict[str, Timeline] = {}
+    for run in runs:
+        retrains, marks = _timeline_of(run)
+        label = labels.get(run.variant, run.variant)
+        known = per_variant.get(label, ([], []))
+        per_variant[label] = (sorted({*known[0], *retrains}), sorted({*known[1], *marks}))
+    return data.timeline_table(per_variant)
+
+
+def _chart(container: Any, chart: Any) -> None:
+    container.altair_chart(chart, width="stretch")
 
 
 def _load(run: RunInfo, name: str) -> pd.DataFrame | None:
@@ -118,23 +162,28 @@ def _choose_runs(catalog: Catalog) -> list[RunInfo]:
 
 
 def _metrics_over_time(runs: list[RunInfo], frames: dict[str, pd.DataFrame],
-                       metrics: list[str], labels: dict[str, str]) -> None:
+                       metrics: list[str], labels: dict[str, str],
+                       descriptions: dict[str, str]) -> None:
     st.header("Metrics over time")
     st.caption(f"One line per variant (runs that differ only in their seed); with several "
-               f"seeds the line is their mean and the band its {BAND_LEVEL:.0%} t-interval.")
+               f"seeds the line is their mean and the band its {BAND_LEVEL:.0%} t-interval. "
+               f"Dashed lines are what a metric is read against; vertical marks are retrains "
+               f"(light) and events and defense starts (labelled). Hover for values.")
     if not metrics:
         st.info("Pick at least one metric in the sidebar.")
         return
     variants = {run.label: run.variant for run in runs}
+    retrains, marks = _variant_timelines(runs, labels)
     columns = st.columns(2)
     for position, metric in enumerate(metrics):
         bands = data.seed_bands(frames, variants, metric, BAND_LEVEL)
-        with columns[position % 2]:
-            st.pyplot(figures.metric_figure(bands, metric, labels))
+        reference, name = data.reference_bands(frames, variants, metric)
+        _chart(columns[position % 2], charts.metric_chart(
+            bands, metric, labels, descriptions, reference, name, retrains, marks))
 
 
 def _tradeoff(runs: list[RunInfo], frames: dict[str, pd.DataFrame],
-              labels: dict[str, str]) -> None:
+              labels: dict[str, str], descriptions: dict[str, str]) -> None:
     st.header("Privacy-utility trade-off")
     available = _ordered_union([list(frame.columns) for frame in frames.values()])
     leaks = data.leak_auc_columns(available)
@@ -150,7 +199,7 @@ def _tradeoff(runs: list[RunInfo], frames: dict[str, pd.DataFrame],
     variants = {run.label: run.variant for run in runs}
     points["variant"] = points["run"].map(variants)
     plot, table = st.columns(2)
-    plot.pyplot(figures.tradeoff_figure(points, privacy, utility, labels))
+    _chart(plot, charts.tradeoff_chart(points, privacy, utility, labels, descriptions))
     table.dataframe(points.assign(variant=points["variant"].map(labels)), hide_index=True)
 
 
@@ -165,18 +214,21 @@ def _groups(runs: list[RunInfo], kinds: list[str]) -> None:
         return
     left, right = st.columns(2)
     label = _selectbox(left, "Run", [run.label for run, _ in with_groups], key="group_run")
-    groups = next(frame for run, frame in with_groups if run.label == label)
+    run, groups = next((run, frame) for run, frame in with_groups if run.label == label)
     present = [kind for kind in kinds if kind in data.group_kinds(groups)]
-    metrics = [m for m in data.metric_columns(groups) if m != "n_users"]
+    metrics = [m for m in data.metric_columns(groups) if m != "n_users"
+               and not m.endswith("_chance")]
     if not present or not metrics:
         st.info(f"Run {label} has no metric for the chosen group kinds.")
         return
     metric = _selectbox(right, "Group metric", metrics, key="group_metric",
                         preferred=DEFAULT_METRICS)
-    series = {kind: data.group_series(groups, kind, metric) for kind in present}
-    # One panel would be blown up to the full page width; give it half.
-    place = st.columns(2)[0] if len(series) == 1 else st.container()
-    place.pyplot(figures.groups_figure(series, metric, label))
+    retrains, marks = data.timeline_table({label: _timeline_of(run)})
+    columns = st.columns(2)
+    for position, kind in enumerate(present):
+        _chart(columns[position % 2], charts.groups_chart(
+            data.group_series(groups, kind, metric), data.group_chance(groups, kind, metric),
+            kind, metric, retrains, marks))
 
 
 def _social_graph(runs: list[RunInfo]) -> None:
@@ -239,6 +291,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     frames = {run.label: frame for run in runs
               if (frame := _load(run, "metrics")) is not None}
     labels = variant_labels(runs)
+    descriptions = variant_descriptions(runs)
+    scenarios = {run.sweep or run.scenario for run in runs}
+    if len(scenarios) == 1 and len(labels) > 1:
+        st.caption(f"Every selected run is of {scenarios.pop()}: legends name only what "
+                   f"differs between its variants (hover a line for the whole difference).")
     st.sidebar.header("Show")
     options = _ordered_union([data.metric_columns(frame) for frame in frames.values()])
     metrics = _multiselect(st.sidebar, "Metrics", options,
@@ -249,8 +306,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     kinds = _multiselect(st.sidebar, "Group kinds", kinds_found,
                          [k for k in DEFAULT_GROUP_KINDS if k in kinds_found]
                          or kinds_found[:1], key="group_kinds")
-    _metrics_over_time(runs, frames, metrics, labels)
-    _tradeoff(runs, frames, labels)
+    _metrics_over_time(runs, frames, metrics, labels, descriptions)
+    _tradeoff(runs, frames, labels, descriptions)
     _groups(runs, kinds)
     _social_graph(runs)
 

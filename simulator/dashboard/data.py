@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from simulator.analysis.headlines import reference_columns, zero_without_attack
 from simulator.analysis.intervals import t_half_width
 
 # Identifiers and timings rather than outcomes; never offered as metrics.
@@ -72,6 +73,53 @@ def seed_bands(
     return summary[columns]
 
 
+def reference_bands(
+    frames: Mapping[str, pd.DataFrame], variants: Mapping[str, str], metric: str
+) -> tuple[pd.DataFrame, str]:
+    """What `metric` is read against (its chance level, the popularity baseline or the run
+    without attack; `headlines.reference_columns`), as the mean per variant and step over
+    its runs (0 for an attack's effect, `headlines.zero_without_attack`), and the
+    reference's name. Columns: variant, step, value; empty, with name "",
+    where the runs have none. A reference every variant shares is given once, as variant
+    "" (chance levels usually are)."""
+    columns = ["variant", "step", "value"]
+    for column, name in reference_columns(metric):
+        bands = seed_bands(frames, variants, column)
+        if bands.empty:
+            continue
+        table = bands.rename(columns={"mean": "value"})[columns]
+        spread = table.groupby("step")["value"].agg(["min", "max", "count"])
+        shared = (spread["max"] - spread["min"]).abs().max() < 1e-12
+        if shared and (spread["count"] == table["variant"].nunique()).all():
+            single = spread["min"].rename("value").reset_index()
+            return single.assign(variant="")[columns], name
+        return table.reset_index(drop=True), name
+    if zero_without_attack(metric):
+        steps = seed_bands(frames, variants, metric)["step"].unique()
+        return pd.DataFrame({"variant": "", "step": np.sort(steps), "value": 0.0}), \
+            "without attack"
+    return pd.DataFrame(columns=columns), ""
+
+
+def timeline_table(
+    timelines: Mapping[str, tuple[list[int], list[tuple[int, str]]]],
+) -> tuple[list[int], pd.DataFrame]:
+    """The retrain steps of any variant, and one row per mark (step, label) with the
+    variants it happened in ("all" when in every one): the timeline layer of a comparison.
+
+    `timelines` maps a variant's label to its `timeline.timeline_marks`.
+    """
+    retrains = sorted({step for steps, _ in timelines.values() for step in steps})
+    where: dict[tuple[int, str], list[str]] = {}
+    for variant, (_, marks) in timelines.items():
+        for mark in marks:
+            where.setdefault(mark, []).append(variant)
+    rows = [{"step": step, "label": label,
+             "variants": "all" if len(names) == len(timelines) > 1 else ", ".join(names)}
+            for (step, label), names in sorted(where.items())]
+    return retrains, pd.DataFrame(rows, columns=["step", "label", "variants"])
+
+
 def tradeoff_points(
     frames: Mapping[str, pd.DataFrame], privacy: str, utility: str
 ) -> pd.DataFrame:
@@ -110,6 +158,16 @@ def group_series(groups: pd.DataFrame, kind: str, metric: str) -> pd.DataFrame:
     table = rows.assign(group=rows["group"].astype(str)).pivot(
         index="step", columns="group", values=metric)
     return table[order].sort_index()
+
+
+def group_chance(groups: pd.DataFrame, kind: str, metric: str) -> pd.Series | None:
+    """The chance level of `metric` for the groups of `kind` per step (their mean of
+    `<metric>_chance`), or None where the table has none."""
+    column = f"{metric}_chance"
+    if column not in groups.columns:
+        return None
+    rows = groups[groups["group_kind"] == kind]
+    return rows.groupby("step")[column].mean().sort_index()
 
 
 def sample_graph(

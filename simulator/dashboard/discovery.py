@@ -24,6 +24,13 @@ import pandas as pd
 import yaml
 
 from simulator.core.run_lock import run_status
+from simulator.dashboard.differences import (
+    MAX_LABEL,
+    describe_differences,
+    short_key_names,
+    shorten,
+    unflatten,
+)
 
 DEFAULT_OUTPUTS = "outputs"
 OUTPUTS_ENV = "PRIVSIM_OUTPUTS"
@@ -125,29 +132,53 @@ def discover(root: Path, max_depth: int = MAX_DEPTH) -> Catalog:
     return Catalog(root, tuple(runs), tuple(sweeps), tuple(unfinished))
 
 
-def variant_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
-    """A short, distinct legend label for every variant among `runs`.
+def variant_labels(runs: Sequence[RunInfo], limit: int = MAX_LABEL) -> dict[str, str]:
+    """A short, distinct legend label (at most `limit` characters) for every variant among
+    `runs`: only what differs between the variants shown.
 
-    Sweep points are named by their grid values, other runs by their scenario name plus the
-    settings in which runs of the same scenario differ.
+    Sweep points are named by their grid values; other runs of one scenario by the settings
+    in which they differ ("adversarial", "no adversarial", "lr=0.05"). The scenario or sweep
+    name leads a label only when the runs come from more than one.
     """
+    full = variant_descriptions(runs)
+    labels = {variant: shorten(text, limit) for variant, text in full.items()}
+    _disambiguate(labels, lambda v: shorten(labels[v], limit - 8) + f" [{_tag(v)}]")
+    return labels
+
+
+def variant_descriptions(runs: Sequence[RunInfo]) -> dict[str, str]:
+    """The whole, unshortened description behind each variant's legend label (for hover)."""
     first: dict[str, RunInfo] = {}
     for info in runs:
         first.setdefault(info.variant, info)
-    labels = {variant: _base_label(info) for variant, info in first.items()}
+    sources = {info.sweep or info.scenario for info in first.values()}
+    labels = {variant: _base_label(info, len(sources) > 1) for variant, info in first.items()}
+    by_sweep: dict[str, list[RunInfo]] = defaultdict(list)
     by_scenario: dict[str, list[RunInfo]] = defaultdict(list)
     for info in first.values():
         if info.sweep is None:
             by_scenario[info.scenario].append(info)
+        else:
+            by_sweep[info.sweep].append(info)
+    for points in by_sweep.values():
+        # Only the grid values that differ between the points shown.
+        tables = [dict(info.params) for info in points]
+        keys = [key for key in tables[0] if len({t.get(key) for t in tables}) > 1]
+        if len(points) < 2 or not keys:
+            continue
+        names = short_key_names(keys)
+        for info, table in zip(points, tables, strict=True):
+            text = ", ".join(f"{names[key]}={table.get(key, '-')}" for key in keys)
+            labels[info.variant] = f"{info.sweep}: {text}" if len(sources) > 1 else text
     for same in by_scenario.values():
-        if len(same) > 1:
-            differing = _differing_settings(same)
-            for info in same:
-                values = dict(info.settings)
-                shown = ", ".join(f"{k}={values.get(k, '-')}" for k in differing[:3])
-                labels[info.variant] = f"{info.scenario} ({shown})" if shown else info.scenario
+        if len(same) < 2:
+            continue
+        described = describe_differences([unflatten(info.settings) for info in same])
+        for info, text in zip(same, described, strict=True):
+            text = text or "as the others"
+            labels[info.variant] = f"{info.scenario}: {text}" if len(sources) > 1 else text
     _disambiguate(labels, lambda v: f"{first[v].sweep or first[v].scenario}: {labels[v]}")
-    _disambiguate(labels, lambda v: f"{labels[v]} [{v.rsplit('|', 1)[-1][:6]}]")
+    _disambiguate(labels, lambda v: f"{labels[v]} [{_tag(v)}]")
     return labels
 
 
@@ -225,18 +256,19 @@ def _sweep_name(sweep_dir: Path) -> str:
     return str(_read_yaml(sweep_dir / "sweep.yaml").get("name") or sweep_dir.name)
 
 
-def _base_label(info: RunInfo) -> str:
+def _base_label(info: RunInfo, named: bool) -> str:
+    """A sweep point's grid values (after its sweep's name when `named`), else the scenario."""
     if info.sweep is None:
         return info.scenario
     if not info.params:
         return info.sweep
-    return ", ".join(f"{key}={value}" for key, value in info.params)
+    names = short_key_names([key for key, _ in info.params])
+    values = ", ".join(f"{names[key]}={value}" for key, value in info.params)
+    return f"{info.sweep}: {values}" if named else values
 
 
-def _differing_settings(runs: Sequence[RunInfo]) -> list[str]:
-    tables = [dict(info.settings) for info in runs]
-    keys = sorted(set().union(*tables))
-    return [key for key in keys if len({t.get(key) for t in tables}) > 1]
+def _tag(variant: str) -> str:
+    return variant.rsplit("|", 1)[-1][:6]
 
 
 def _disambiguate(labels: dict[str, str], rename: Callable[[str], str]) -> None:
