@@ -21,3 +21,13 @@ def data_dir() -> Path:
             "holding ml-100k/ and ml-1m-head/"
         )
     return path
+
+
+def pytest_report_header() -> str:
+    """The BLAS kernel the run uses, since the reference metrics depend on it."""
+    import numpy  # noqa: F401  (loads its OpenBLAS)
+    from threadpoolctl import threadpool_info
+
+    kernels = sorted({str(pool.get("architecture")) for pool in threadpool_info()
+                      if pool.get("internal_api") == "openblas"})
+    return f"OpenBLAS kernels: {', '.join(kernels) or 'none'}"
