@@ -250,7 +250,8 @@ class ShillingAttacker(mesa.Agent):
         for row, probe in enumerate(probes):
             scores[row, self._probe_items[int(probe)]] = -np.inf
         target_scores = scores[:, self.targets]
-        ranks = (scores[:, None, :] > target_scores[:, :, None]).sum(2)
+        # As the platform's own measurement: items scored the same rank ahead of a target.
+        ranks = (scores[:, None, :] >= target_scores[:, :, None]).sum(2) - 1
         unseen = np.isfinite(scores).sum(1, keepdims=True)
         if self.config.intent == "push":
             success = float((ranks < GOAL_K).mean())

@@ -162,7 +162,10 @@ def test_score_predict_consistency_and_clipping(split) -> None:
         model.net.rp_bias2.bias.fill_(10.0)
     users = torch.tensor([0, 3, 3, 199])
     scores = model.score(users)
-    assert scores.max() <= 5.0 and scores.min() >= 1.0
+    # Ranking scores stay unclipped (clipped ones would tie at 5); predictions are clipped.
+    assert scores.min() > 5.0
+    items = np.array([0, 10, 149, 77])
+    assert (model.predict(users.numpy(), items) == 5.0).all()
     with torch.no_grad():
         model.net.rp_bias2.bias.fill_(0.0)
     scores = model.score(users)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from simulator.metrics.accuracy import RankingEvaluator
@@ -76,3 +77,34 @@ def test_a_new_key_or_removed_rows_rank_afresh() -> None:
     got = evaluator.evaluate(lambda u: other[u], seen_user[:5], seen_item[:5], cache_key=2)
     want = evaluator.evaluate(lambda u: other[u], seen_user[:5], seen_item[:5])
     np.testing.assert_array_equal(got.ndcg, want.ndcg)
+
+
+def test_tied_scores_rank_the_same_at_any_depth_and_count_against_the_model() -> None:
+    # Scores clipped at a ceiling, as a rating model's are: many items tie at the top.
+    rng = np.random.default_rng(2)
+    n_users, n_items, k = 40, 60, 5
+    raw = rng.normal(4.0, 1.5, size=(n_users, n_items))
+    table = torch.as_tensor(np.clip(raw, 1.0, 5.0), dtype=torch.float32)
+    assert ((table == 5.0).sum(1) > k).all()
+    test_user = np.repeat(np.arange(n_users), 2)
+    test_item = np.concatenate([rng.choice(n_items, 2, replace=False) for _ in range(n_users)])
+    test = _table(test_user, test_item)
+    seen_user, seen_item = np.empty(0, np.int64), np.empty(0, np.int64)
+    score = lambda users: table[users]  # noqa: E731
+    full = RankingEvaluator(test, n_users, n_items, k, torch.device("cpu"))
+    deep = RankingEvaluator(test, n_users, n_items, k, torch.device("cpu"), depth=30)
+    want = full.evaluate(score, seen_user, seen_item)
+    got = deep.evaluate(score, seen_user, seen_item, cache_key="tied")
+    np.testing.assert_array_equal(got.hit, want.hit)
+    np.testing.assert_array_equal(got.ndcg, want.ndcg)
+    # The stated order, by brute force: score (best first), held-out items after the others
+    # of their score, then item id.
+    values = table.numpy()
+    for user in range(n_users):
+        mine = set(test_item[test_user == user].tolist())
+        order = sorted(range(n_items), key=lambda i: (-values[user, i], i in mine, i))
+        top = order[:k]
+        assert want.hit[user] == float(any(i in mine for i in top))
+        gain = sum(1 / np.log2(place + 2) for place, i in enumerate(top) if i in mine)
+        assert want.ndcg[user] == pytest.approx(gain / sum(1 / np.log2(p + 2) for p in range(2)))
+    assert np.nanmean(want.hit) < 1.0  # ties at the ceiling do hide held-out items

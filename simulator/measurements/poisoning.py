@@ -10,6 +10,7 @@ import numpy as np
 from agents.board import StepBoard
 from simulator.measurements.base import Columns, Measurement, ModelView, Shared
 from simulator.metrics.poisoning import TARGET_KS, TargetView, target_metrics, target_view
+from simulator.recommenders.mf import RATING_MAX, RATING_MIN
 
 if TYPE_CHECKING:
     from agents.platform import PlatformAgent
@@ -78,8 +79,11 @@ def _view(
     model: ModelView, platform: PlatformAgent, users: np.ndarray, items: np.ndarray
 ) -> TargetView:
     seen_user, seen_item = platform.seen_items()
-    return target_view(platform.recommender.score, users, items, seen_user, seen_item,
-                       model.world.n_items, model.device)
+    recommender = platform.recommender
+    # A rating model's shift is in predicted ratings, as users would see them.
+    clip = (RATING_MIN, RATING_MAX) if recommender.predicts_ratings else None
+    return target_view(recommender.score, users, items, seen_user, seen_item,
+                       model.world.n_items, model.device, clip=clip)
 
 
 def target_columns() -> list[str]:

@@ -111,7 +111,11 @@ class RankingEvaluator:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each user's `depth` best-scored items, best first, and which of them are unseen
         (a user with fewer unseen items has seen ones at the end, marked invalid). The seen
-        table must be sorted by user."""
+        table must be sorted by user.
+
+        Items of equal score are in one fixed order, so that a list never depends on its
+        depth, the device or the backend's top-k: a held-out item goes after the other items
+        of its score (ties count against the model), then lower item ids first."""
         items = np.empty((len(users), depth), dtype=np.int64)
         valid = np.empty((len(users), depth), dtype=bool)
         for start in range(0, len(users), self.chunk):
@@ -121,9 +125,32 @@ class RankingEvaluator:
                 scores = score(torch.as_tensor(chunk, device=self.device)).float()
                 scores[rows] = -torch.inf
                 top = torch.topk(scores, depth, dim=1)
-            items[start : start + len(chunk)] = top.indices.cpu().numpy()
-            valid[start : start + len(chunk)] = (top.values > -torch.inf).cpu().numpy()
+                # Rows where the depth cut a run of equal scores: which of them made the list
+                # is the backend's choice, so those rows are ordered in full.
+                edge = top.values[:, -1:]
+                cut = ((scores == edge).sum(1) > (top.values == edge).sum(1)) \
+                    & (edge[:, 0] > -torch.inf)
+                cut_rows = torch.nonzero(cut).flatten().cpu().numpy()
+                full = scores[torch.as_tensor(cut_rows, device=self.device)].cpu().numpy() \
+                    if len(cut_rows) else None
+            values = top.values.cpu().numpy()
+            listed = top.indices.cpu().numpy()
+            if full is not None:
+                every = np.broadcast_to(np.arange(self.n_items), full.shape)
+                order = self._tie_order(chunk[cut_rows], every, full)[:, :depth]
+                listed[cut_rows] = np.take_along_axis(every, order, 1)
+                values[cut_rows] = np.take_along_axis(full, order, 1)
+            order = self._tie_order(chunk, listed, values)
+            items[start : start + len(chunk)] = np.take_along_axis(listed, order, 1)
+            valid[start : start + len(chunk)] = np.take_along_axis(values, order, 1) > -np.inf
         return items, valid
+
+    def _tie_order(self, users: np.ndarray, items: np.ndarray, values: np.ndarray
+                   ) -> np.ndarray:
+        """Per row, the order of `items` by score (best first), held-out items after the
+        others of equal score, then by item id."""
+        relevant = self._relevant(users, items)
+        return np.lexsort((items, relevant, -values), axis=-1)
 
     def _relevant(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Whether each listed item is one of its user's held-out items."""

@@ -17,7 +17,8 @@ class TargetView:
     """Where the targets stand for the genuine users who have not rated them.
 
     `scores` and `ranks` are (users, targets), NaN / -1 where the user already rated the
-    target (not eligible); a rank is the number of the user's unrated items scored higher.
+    target (not eligible); a rank is the number of the user's other unrated items scored
+    higher or the same (ties count against the target).
     """
 
     users: np.ndarray
@@ -45,9 +46,12 @@ def target_view(
     n_items: int,
     device: torch.device,
     chunk: int = 1024,
+    clip: tuple[float, float] | None = None,
 ) -> TargetView:
     """Rank every target for every user in `users` among the items that user has not rated
-    on the platform (`seen_*`: the platform's (user, item) pairs)."""
+    on the platform (`seen_*`: the platform's (user, item) pairs). With `clip`, a rating
+    model's range, the kept scores are its clipped predicted ratings (the ranks use the
+    ranking scores as they are)."""
     users = np.asarray(users, dtype=np.int64)
     targets = np.asarray(targets, dtype=np.int64)
     scores = np.full((len(users), len(targets)), np.nan)
@@ -67,9 +71,12 @@ def target_view(
             cols = torch.as_tensor(seen_col[lo:hi], device=device)
             block[rows, cols] = -torch.inf
             target_scores = block[:, torch.as_tensor(targets, device=device)]
-            higher = (block.unsqueeze(1) > target_scores.unsqueeze(2)).sum(2)
+            # Ties count against the target: an item scored the same ranks ahead of it.
+            higher = (block.unsqueeze(1) >= target_scores.unsqueeze(2)).sum(2) - 1
         values = target_scores.cpu().numpy().astype(np.float64)
         eligible = np.isfinite(values)
+        if clip is not None:
+            values = np.clip(values, *clip)
         scores[start:stop] = np.where(eligible, values, np.nan)
         ranks[start:stop] = np.where(eligible, higher.cpu().numpy(), -1)
     return TargetView(users, targets, scores, ranks)

@@ -567,7 +567,9 @@ class MetaMF(MetaMFItemParameters, Recommender):
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()
     def score(self, users: torch.Tensor) -> torch.Tensor:
-        """Predicted ratings of every item, clipped to [1, 5], shape (len(users), n_items).
+        """Ranking scores of every item, shape (len(users), n_items): the predicted ratings
+        before they are clipped to [1, 5] (`predict` clips), since clipped ratings tie at 5
+        and would rank by accident.
 
         Builds each user's full E(u), in chunks of users to bound memory."""
         users = torch.as_tensor(users, dtype=torch.int64, device=self.device)
@@ -575,7 +577,7 @@ class MetaMF(MetaMFItemParameters, Recommender):
         parts = [self.net.score_all(users[lo : lo + chunk]) for lo in range(0, len(users), chunk)]
         if not parts:
             return torch.empty(0, self.n_items, device=self.device)
-        return torch.cat(parts).clamp_(RATING_MIN, RATING_MAX)
+        return torch.cat(parts)
 
     @torch.no_grad()
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -178,12 +178,14 @@ class MF(FactorModel):
         return mf_training(self, data, self.perturbation, self.adversary)
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
-        """Predicted ratings of every item, clipped to [1, 5], shape (len(users), n_items)."""
+        """Ranking scores of every item, shape (len(users), n_items): the predicted ratings
+        before they are clipped to [1, 5] (`predict` clips), since clipped ratings tie at 5
+        and would rank by accident."""
         users = torch.as_tensor(users, dtype=torch.int64, device=self.device)
         raw = self._users.index_select(0, users) @ self._item_vectors().t()
         raw += self.bias.index_select(0, users).unsqueeze(1)
         raw += self.bias[self.n_users :]
-        return raw.add_(self.offset).clamp_(RATING_MIN, RATING_MAX)
+        return raw.add_(self.offset)
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs, clipped to [1, 5], as float32."""
