@@ -9,13 +9,19 @@ The Python API, for notebooks and scripts::
     again = simulator.load("outputs/quickstart-20260101-120000")
     scenario = simulator.Scenario(name="mine", simulation={"steps": 4})
 
-Importing the package changes no global state (no plotting backend, no allocator setting)
-and imports nothing heavy until one of these names is used.
+Importing the package imports nothing heavy until one of these names is used, and changes
+no global state (no plotting backend, no allocator setting) but one: unless the environment
+already says otherwise, OpenMP threads wait passively (`OMP_WAIT_POLICY=PASSIVE`), which must
+be set before PyTorch or XGBoost load their runtime (`simulator.core.threads`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from simulator.core.threads import wait_passively
+
+wait_passively()
 
 __version__ = "0.1.0"
 __all__ = ["Run", "Scenario", "load", "run"]

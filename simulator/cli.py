@@ -5,14 +5,14 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from simulator.core.errors import PrivsimError
+from simulator.core.errors import PrivsimError, shown
 from simulator.experiments.catalog import list_scenarios, load_scenario
 
 app = typer.Typer(
@@ -21,10 +21,39 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+class _Escaping:
+    """sys.stdout or sys.stderr (looked up at each write) as the consoles write to it: a
+    character its encoding cannot hold, such as an accented file name under
+    PYTHONIOENCODING=ascii or the lone surrogate of a file name that is not UTF-8, is
+    written as its escape (\\xe9) instead of ending the command with a traceback."""
+
+    def __init__(self, name: str) -> None:
+        self._stream_name = name
+
+    def write(self, text: str) -> int:
+        stream = getattr(sys, self._stream_name)
+        try:
+            return int(stream.write(text))
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "utf-8"
+            return int(stream.write(text.encode(encoding, "backslashreplace").decode(encoding)))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_stream_name":  # not set yet (a copy being made)
+            raise AttributeError(name)
+        return getattr(getattr(sys, self._stream_name), name)
+
+
 # Nothing printed is read as rich markup: messages quote user text (file names, values,
-# `--set` arguments) that may contain brackets.
-console = Console(markup=False, highlight=False)
-errors = Console(stderr=True, markup=False, highlight=False)
+# `--set` arguments) that may contain brackets. Lines are not wrapped at the console's
+# width, so a printed path stays one piece to copy (tables still fit the width).
+console = Console(file=cast(IO[str], _Escaping("stdout")), markup=False, highlight=False,
+                  soft_wrap=True)
+errors = Console(file=cast(IO[str], _Escaping("stderr")), markup=False, highlight=False,
+                 soft_wrap=True)
+MAX_LINE = 1_000  # characters of one line of an error message
 
 def _print_version(value: bool) -> None:
     if value:
@@ -57,9 +86,51 @@ SetOption = Annotated[
 ]
 
 
+def _check_paths(*paths: tuple[str, Path | None], tables: bool = True) -> None:
+    """Refuse at once, naming it, a path given on the command line that the system cannot
+    look up or list (a name too long, a NUL, a folder not to be entered), or, for a folder
+    whose tables privsim reads or writes (`tables`), whose name is not UTF-8 (Parquet takes
+    UTF-8 names only), before a command works with it."""
+    for what, path in paths:
+        if path is None:
+            continue
+        if tables and not str(path).isascii():
+            try:
+                str(path).encode("utf-8")
+            except UnicodeEncodeError:
+                _fail(f"{what} {shown(str(path), 300)}: the name is not UTF-8 text, which "
+                      "the tables of a run need")
+        try:
+            if "\0" in str(path):  # pathlib reads such a name as missing
+                raise ValueError("embedded null byte")
+            if path.is_dir():
+                next(path.iterdir(), None)
+            else:
+                path.exists()
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            _fail(f"{what} {shown(str(path), 300, quote=False)}: cannot be used "
+                  f"({shown(str(reason), quote=False)})")
+
+
 def _fail(message: str) -> None:
-    errors.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+    lines = [_readable(line) for line in message.split("\n")]
+    errors.print(Text.assemble(("error:", "bold red"), " ", "\n".join(lines)), soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def _readable(line: str) -> str:
+    """A line of a message cut to MAX_LINE characters as an ASCII console prints it (escapes
+    included). Values a message quotes are cut where it is written; this keeps any line that
+    still runs long (one quoting a sweep point's parameters, say) readable."""
+    if len(line.encode("ascii", "backslashreplace")) <= MAX_LINE:
+        return line
+    kept, width = 0, 0
+    for kept, char in enumerate(line):  # noqa: B007  (kept is read after the loop)
+        width += len(char.encode("ascii", "backslashreplace"))
+        if width > MAX_LINE - 100:
+            break
+    return f"{line[:kept]} ... (the rest of a line of {len(line):,} characters left out)"
 
 
 @app.command()
@@ -80,8 +151,7 @@ def run(
     ] = None,
 ) -> None:
     """Run one scenario and write its results folder."""
-    from simulator.experiments.runner import run_scenario
-
+    _check_paths(("--out", out))
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"simulation.seed={seed}")
@@ -89,6 +159,10 @@ def run(
         overrides.append(f"simulation.stop_after={first}")
     try:
         loaded = load_scenario(scenario, overrides)
+        # Imported once the scenario is valid: a bad one is refused before the seconds
+        # that PyTorch and scikit-learn take to load.
+        from simulator.experiments.runner import run_scenario
+
         result = run_scenario(loaded, out=out, progress=progress, command=shlex.join(sys.argv),
                               checkpoint_every=checkpoint_every)
     except PrivsimError as exc:
@@ -120,6 +194,7 @@ def resume(
     """Continue a stopped run from its last checkpoint."""
     from simulator.experiments.runner import resume_run
 
+    _check_paths(("run folder", run_dir))
     try:
         result = resume_run(run_dir, progress=progress)
     except PrivsimError as exc:
@@ -152,7 +227,8 @@ def _summary(result: Any, headline: list[str]) -> None:
         summary.add_row(row.metric, f"{row.last:.4f}", f"{row.change:+.4f}", reference)
     console.print(summary)
     if missing:
-        console.print(f"report.headline: not measured in this run: {', '.join(missing)}")
+        named = ", ".join(shown(name, quote=False) for name in missing)
+        console.print(f"report.headline: not measured in this run: {named}")
     console.print(f"results: {result.path}")
     if result.path is not None:
         if (result.path / "plots").is_dir():
@@ -174,7 +250,7 @@ def validate(
         return
     from simulator.core.schedule import describe_schedule
 
-    console.print(f"{scenario}: valid scenario '{loaded.name}' "
+    console.print(f"{shown(scenario, 300, quote=False)}: valid scenario {shown(loaded.name)} "
                   f"({loaded.simulation.steps} steps, model {loaded.platform.model})",
                   highlight=False)
     console.print("schedule:", highlight=False)
@@ -227,7 +303,9 @@ def sweep(
     from simulator.experiments.sweep import run_sweep
 
     if executor not in ("local", "dask"):
-        _fail(f"--executor must be local or dask, got {executor!r}")
+        _fail(f"--executor must be local or dask, got {shown(executor)}")
+    _check_paths(("sweep file", sweep_file), tables=False)
+    _check_paths(("--out", out))
     try:
         folder = run_sweep(sweep_file, out=out, workers=workers, executor=executor,
                            scheduler=scheduler,
@@ -254,6 +332,7 @@ def compare(
     """Combine runs into one table (means and 95% CIs over seeds) and the standard figures."""
     from simulator.analysis.compare import compare as compare_runs
 
+    _check_paths(*(("folder", folder) for folder in folders), ("--out", out))
     try:
         folder = compare_runs(folders, out)
     except (PrivsimError, ValueError) as exc:
@@ -271,6 +350,7 @@ def report(
     """Write a self-contained HTML report (and PNG/PDF figures) of a run or sweep."""
     from simulator.analysis.report import write_report
 
+    _check_paths(("folder", folder), ("--out", out))
     try:
         path = write_report(folder, out, question=_shipped_question(folder))
     except (PrivsimError, ValueError) as exc:
@@ -344,6 +424,7 @@ def externality(
 
     if seeds < 2:
         _fail("--seeds must be at least 2 for confidence intervals")
+    _check_paths(("--out", out))
     try:
         plan = plan_runs(scenario, group, beta, list(range(seeds)), list(set_ or []))
         folder = run_externality(plan, out=out, workers=workers)
@@ -371,6 +452,8 @@ def results(
     """Run every headline over its seeds (resumable) and write the results table."""
     from simulator.experiments.results import run_results, write_results_doc
 
+    _check_paths(("results file", spec), ("--doc", doc), tables=False)
+    _check_paths(("--out", out))
     try:
         if not no_run:
             run_results(spec, out, workers=workers, only=only)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from tests.test_world_movielens import ML100K_BAD, ML100K_FILES
 
 
@@ -21,6 +23,19 @@ class Case:
     argv: tuple[str, ...]
     expect: str
     files: dict[str, str | bytes] = field(default_factory=dict)
+
+
+# A surrogate written as a YAML escape ("\\udcff") is refused by libyaml's parser as invalid
+# YAML at its line; PyYAML's pure-Python parser (where PyYAML lacks libyaml) reads it, and then
+# the check of every text value refuses it.
+LIBYAML = bool(yaml.__with_libyaml__)
+
+
+def escaped_surrogate(at: str, key: str) -> str:
+    """What refuses `key: "...\\udcff"` given at `at` (a file and line, or a --set)."""
+    if LIBYAML:
+        return f"{at}: invalid YAML: found invalid Unicode character escape code"
+    return f"{key}: '\\udcff' is not valid text"
 
 
 TINY = ("name: t\nworld: {n_users: 60, n_items: 40, mean_ratings_per_user: 10, "
@@ -102,6 +117,27 @@ SET_CASES = [
     _validate_set("platform.batch_size=0", "platform.batch_size"),
     _validate_set("platform.defenses.apr={epsilon: 1000}", "epsilon"),
     _validate_set("population.calculus.rate=0", "rate"),
+    # digits int() refuses, a list item that is a value, values YAML cannot build
+    _validate_set("attackers.\u00b2.top_k=?", "--set attackers.\u00b2: expected an index below 1"),
+    _validate_set("attackers.\u0663.top_k=1", "expected an index below 1"),
+    _validate_set("attackers.0.kind=Shilling", "attackers.0 is a value, not a section",
+                  "attackers=[1]"),
+    _validate_set("events.0.step=1", "events.0 is a value, not a section", "events=[abc]"),
+    _validate_set("simulation.seed=2001-13-45", "simulation.seed: Input should be a valid "
+                  "integer, unable to parse string as an integer (got '2001-13-45')"),
+    _validate_set("simulation.seed=2001-01-01", "(got '2001-01-01')"),
+    _validate_set('simulation.steps=!!int "abc"', "'abc' cannot be read as !!int"),
+    _validate_set("simulation.seed=!!timestamp x", "'x' cannot be read as !!timestamp"),
+    _validate_set("simulation.seed=!!bool maybe", "'maybe' cannot be read as !!bool"),
+    _validate_set("simulation.steps=" + "9" * 5000, "an integer of 5,000 characters is too long"),
+    _validate_set("name=\udcff", "not valid YAML"),
+    # a value of 100,000 characters is quoted in part, with its length
+    _validate_set("simulation.steps=" + "a" * 100_000, "(100,000 characters)); allowed"),
+    _validate_set("a" * 100_000 + "=1", "(100,002 characters): ", ),
+    _validate_set("world.source=movielens", "cannot be used (File name too long)",
+                  "world.path=" + "a" * 300),
+    _validate_set('world.path="\\udcff"', "invalid Unicode character escape code" if LIBYAML
+                  else "world.path: '\\udcff' is not valid text"),
 ]
 
 # Every numeric setting of the quickstart: infinite, true/false and absurdly large.
@@ -131,7 +167,8 @@ FILE_CASES = [
     _scenario("yaml list", "- a\n- b\n", "mapping"),
     _scenario("yaml duplicate key", TINY + "simulation: {steps: 3}\n", "twice"),
     _scenario("yaml alias bomb", ALIAS_BOMB, "100,000"),
-    _scenario("yaml deep", "a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    _scenario("yaml deep", "a: " + "[" * 5000 + "]" * 5000 + "\n",
+              "exceeded maximum nesting depth" if LIBYAML else "nested too deeply"),
     _scenario("yaml binary", b"\xff\xfe\x00\x01binary", "UTF-8"),
     _scenario("yaml huge", "description: " + "x" * (1_100_000) + "\n", "limited to 1,048,576"),
     _scenario("yaml python tag", "name: !!python/object/apply:os.system ['true']\n",
@@ -159,6 +196,34 @@ FILE_CASES = [
     _scenario("retrain text", "platform: {retrain_every: often}\n", "platform.retrain_every"),
     _scenario("defense typo", "platform: {defenses: {adversrial: {}}}\n", "adversrial"),
     _scenario("markup in key", TINY + "'[/x]': 1\n", "[/x]"),
+    _scenario("yaml int tag", 'simulation: {steps: !!int "abc"}\n',
+              "s.yaml:1: invalid YAML: 'abc' cannot be read as !!int"),
+    _scenario("yaml empty int tag", 'simulation: {steps: !!int ""}\n',
+              "s.yaml:1: invalid YAML: '' cannot be read as !!int"),
+    _scenario("yaml float tag", 'platform: {lr: !!float "x"}\n',
+              "s.yaml:1: invalid YAML: 'x' cannot be read as !!float"),
+    _scenario("yaml map tag", "platform: !!map x\n", "s.yaml:1: invalid YAML"),
+    _scenario("yaml bad date", "simulation: {seed: 2001-13-45}\n",
+              "s.yaml: simulation.seed: Input should be a valid integer"),
+    _scenario("yaml date", "simulation:\n  seed: 2001-01-01\n", "(got '2001-01-01')"),
+    _scenario("yaml timestamp tag", "simulation: {seed: !!timestamp x}\n",
+              "s.yaml:1: invalid YAML: 'x' cannot be read as !!timestamp"),
+    _scenario("yaml bad timestamp tag", "name: t\nsimulation: {seed: !!timestamp 2001-13-45}\n",
+              "s.yaml:2: invalid YAML: '2001-13-45' cannot be read as !!timestamp (month must "
+              "be in 1..12)"),
+    _scenario("yaml long base 60", "simulation: {seed: " + "1:" * 150_000 + "1}\n",
+              "an integer of 300,001 characters is too long"),
+    _scenario("yaml long tag", "name: !!" + "t" * 100_000 + " 1\n", "characters)"),
+    _scenario("long value", "platform: {model: " + "a" * 100_000 + "}\n",
+              "(100,000 characters))"),
+    _scenario("world path too long",
+              "world: {source: movielens, path: " + "a" * 300 + "}\n", "File name too long"),
+    _scenario("world path surrogate", 'world: {source: movielens, path: "\\udcff"}\n',
+              escaped_surrogate("s.yaml:1", "s.yaml: world.path")),
+    _scenario("world path nul", 'world: {source: movielens, path: "a\\0b"}\n',
+              "data folder not found: 'a\\x00b'"),
+    Case("scenario name too long", ("validate", "x" * 300),
+         "(300 characters): not a scenario file or shipped name (File name too long)"),
     Case("no such scenario", ("validate", "nosuchscenario"), "nosuchscenario"),
     Case("scenario is a folder", ("validate", "{tmp}"), "{tmp}"),
 ]
@@ -181,6 +246,26 @@ CLI_CASES = [
          {"s.yaml": TINY}),
     Case("run out under a file", ("run", "{tmp}/s.yaml", "--out", "{tmp}/s.yaml/x"),
          "not a folder", {"s.yaml": TINY}),
+    Case("run out too long", ("run", "{tmp}/s.yaml", "--out", "{tmp}/" + "o" * 300),
+         "cannot be used (File name too long)", {"s.yaml": TINY}),
+    Case("run out not utf-8", ("run", "{tmp}/s.yaml", "--out", "{tmp}/\udcff"),
+         "the name is not UTF-8 text", {"s.yaml": TINY}),
+    Case("run output dir too long", ("run", "{tmp}/s.yaml", "--set",
+                                     "output.dir={tmp}/" + "o" * 300),
+         "cannot be an output folder (File name too long)", {"s.yaml": TINY}),
+    Case("run no held-out rating", ("run", "{tmp}/s.yaml", "--set", "world.mean_ratings_per_user=1",
+                                    "--set", "world.min_ratings_per_user=1"),
+         "world: no user has a held-out rating to measure accuracy on", {"s.yaml": TINY}),
+    Case("run attacker knows no one", ("run", "{tmp}/s.yaml", "--set", "world.n_users=2",
+                                       "--set", "attackers.0.known_fraction=0.01"),
+         "attackers.0.known_fraction: 0.01 of the 2 users of the world is no user",
+         {"s.yaml": TINY}),
+    Case("run output dir nul", ("run", "{tmp}/s.yaml", "--set", 'output.dir="{tmp}/o\\0"'),
+         "a folder name cannot hold a NUL character", {"s.yaml": TINY}),
+    Case("run output dir not utf-8", ("run", "{tmp}/s.yaml", "--set",
+                                      'output.dir="{tmp}/\\udcff"'),
+         "invalid Unicode character escape code" if LIBYAML
+         else "output.dir: '{tmp}/\\udcff' is not valid text", {"s.yaml": TINY}),
     Case("run out unwritable", ("run", "{tmp}/s.yaml", "--out", "/proc/privsim-x"),
          "not writable", {"s.yaml": TINY}),
     Case("run out not empty", ("run", "{tmp}/s.yaml", "--out", "{tmp}/full"), "not an empty",
@@ -224,6 +309,22 @@ CLI_CASES = [
     Case("sweep executor", ("sweep", "{tmp}/w.yaml", "--executor", "ray"), "ray",
          {"w.yaml": "base: quickstart\ngrid: {platform.factors: [4]}\n"}),
     Case("sweep not yaml", ("sweep", "{tmp}/w.yaml"), "w.yaml", {"w.yaml": b"\xff\xfe"}),
+    Case("sweep replications", ("sweep", "{tmp}/w.yaml", "--out", "{tmp}/o"),
+         "1,000,000 runs (grid 1, 1,000,000 replications each); a sweep is limited to 5,000",
+         {"w.yaml": "base: {tmp}/s.yaml\nreplications: 1000000\n", "s.yaml": TINY}),
+    Case("sweep replications overflow", ("sweep", "{tmp}/w.yaml", "--out", "{tmp}/o"),
+         "a sweep is limited to 5,000 runs",
+         {"w.yaml": "base: {tmp}/s.yaml\nreplications: " + "9" * 30 + "\n", "s.yaml": TINY}),
+    Case("sweep grid product", ("sweep", "{tmp}/w.yaml", "--out", "{tmp}/o"),
+         "1,099,511,627,776 runs (grid 2 x 2", {"w.yaml": "base: {tmp}/s.yaml\ngrid: {" + ", ".join(
+             f"platform.factors{'.x' * i}: [1, 2]" for i in range(40)) + "}\n",
+             "s.yaml": TINY}),
+    Case("sweep seeds", ("sweep", "{tmp}/w.yaml", "--out", "{tmp}/o"), "50,000 seeds each",
+         {"w.yaml": "base: {tmp}/s.yaml\nseeds: [" + ", ".join(["0"] * 50_000) + "]\n",
+          "s.yaml": TINY}),
+    Case("sweep long grid value", ("sweep", "{tmp}/w.yaml", "--out", "{tmp}/o"),
+         "characters left out)", {"w.yaml": "base: {tmp}/s.yaml\ngrid: {platform.model: ["
+                                  + "\u00e9" * 50_000 + "]}\n", "s.yaml": TINY}),
     Case("externality bad group", ("externality", "{tmp}/s.yaml", "--group", "nonsense"),
          "nonsense", {"s.yaml": TINY}),
     Case("results missing", ("results", "{tmp}/missing.yaml"), "missing.yaml"),

@@ -5,10 +5,11 @@ is allowed); `tests/test_layers.py` fails on any. Every import counts, including
 `TYPE_CHECKING` and those inside functions.
 
 Layers, bottom up (a module may import its own layer's package and anything below):
-foundations (errors, settings, devices, random streams, run folders, worlds) < recommenders
-< attacks, defenses, metrics (side by side; no two of them import each other both ways) <
-the scenario schema < agents < the model and its measurements < analysis of finished runs <
-experiments (which run scenarios and summarise them) and the dashboard < the API and CLI.
+foundations (errors, settings, devices, threads, random streams, run folders, worlds) <
+recommenders < attacks, defenses, metrics (side by side; no two of them import each other
+both ways) < the scenario schema < agents < the model and its measurements < analysis of
+finished runs < experiments (which run scenarios and summarise them) and the dashboard < the
+API and CLI.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ LAYERS: list[tuple[str, int]] = [
     ("simulator.core.errors", 0),
     ("simulator.core.settings", 0),
     ("simulator.core.device", 0),
+    ("simulator.core.threads", 0),
     ("simulator.core.random_streams", 0),
     ("simulator.core.timeline", 0),
     ("simulator.core.outputs", 0),

@@ -14,6 +14,8 @@ import simulator
 from simulator.analysis.figures import save, subplots
 from simulator.core.errors import PrivsimError
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 SMALL = {"world.n_users": 120, "world.n_items": 80, "world.mean_ratings_per_user": 20,
          "simulation.steps": 3, "simulation.device": "cpu", "platform.first_epochs": 3,
          "platform.epochs": 1, "attackers.0.folds": 3, "attackers.0.classifiers": ["logreg"]}

@@ -32,5 +32,6 @@ def test_bad_input_is_handled_cleanly(case: Case, tmp_path: Path,
     assert "Traceback" not in result.output
     assert result.exit_code == 2, result.output
     assert case.expect.replace("{tmp}", str(tmp_path)) in output, result.output
+    assert max(map(len, result.output.splitlines()), default=0) <= 1_000, result.output[:2000]
     made = set(tmp_path.rglob("*")) - before
     assert not [p for p in made if (p / "manifest.json").exists() or p.name == "out"], made

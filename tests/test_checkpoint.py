@@ -20,6 +20,8 @@ from simulator.core.run_lock import run_status
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.runner import CHECKPOINT, resume_run, run_scenario
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 TINY = [
     "world.n_users=250", "world.n_items=150", "world.mean_ratings_per_user=30",
     "simulation.steps=6", "simulation.device=cpu", "platform.retrain_every=1",
@@ -37,11 +39,13 @@ SCENARIOS = {
         "platform.model=metamf", "population.policy=privacy_calculus",
         "platform.defenses.adversarial={attributes: [gender], start_step: 1}",
     ],
-    # DP-SGD trains per example: fewer epochs keep these as thorough and a third as long.
+    # DP-SGD trains per example and the unlearning edit trains probes at each check: fewer
+    # epochs, users and retrains (one every other step, the resumed step 4 among them) keep
+    # these as thorough and a fraction as long.
     "mf-dp-unlearning": [
         "platform.model=mf", "platform.defenses.dp={noise_multiplier: 1.0}",
-        "platform.first_epochs=2", "platform.epochs=1",
-        "platform.defenses.unlearning={attribute: gender}",
+        "platform.first_epochs=2", "platform.epochs=1", "world.n_users=150",
+        "platform.retrain_every=2", "platform.defenses.unlearning={attribute: gender}",
     ],
     "bpr-apr-detection-item-owner": [
         "platform.defenses.apr={epsilon: 0.5}", "platform.defenses.detection={}",
@@ -52,7 +56,7 @@ SCENARIOS = {
     "metamf-dp-adversarial-flipped-fakes": [
         "platform.model=metamf", "platform.metamf={hidden: 32, memory_dim: 16}",
         "platform.defenses.dp={noise_multiplier: 1.0}", "platform.first_epochs=2",
-        "platform.epochs=1",
+        "platform.epochs=1", "world.n_users=150", "platform.retrain_every=2",
         "platform.defenses.adversarial={attributes: [gender]}",
         "attackers=[{kind: inference, classifiers: [logreg], folds: 3}, "
         "{kind: shilling, start_step: 1, spread_steps: 3, declared_attributes: flipped}, "
@@ -102,14 +106,23 @@ def test_an_interrupted_run_resumes_to_identical_results(
     _assert_same(tmp_path / "whole", tmp_path / "cut")
 
 
+LONG = [*TINY, "simulation.steps=12", "world.n_users=400"]
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run of LONG that never stopped, which the stopped ones must end up equal to."""
+    folder = tmp_path_factory.mktemp("long") / "whole"
+    run_scenario(load_scenario("quickstart", LONG), out=folder, progress=False)
+    return folder
+
+
 def _run_until_first_checkpoint(tmp_path: Path, name: str) -> subprocess.Popen[str]:
-    """A reference run in `tmp_path/whole`, then the same run as a `privsim run` process
-    into `tmp_path/name`, returned once its first checkpoint exists."""
-    overrides = [*TINY, "simulation.steps=12", "world.n_users=400"]
-    run_scenario(load_scenario("quickstart", overrides), out=tmp_path / "whole", progress=False)
+    """The run of LONG as a `privsim run` process into `tmp_path/name`, returned once its
+    first checkpoint exists."""
     command = [sys.executable, "-m", "simulator", "run", "quickstart", "--no-progress",
                "--checkpoint-every", "2", "--out", str(tmp_path / name)]
-    for override in overrides:
+    for override in LONG:
         command += ["--set", override]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
@@ -122,7 +135,7 @@ def _run_until_first_checkpoint(tmp_path: Path, name: str) -> subprocess.Popen[s
     return process
 
 
-def test_a_killed_process_resumes_to_identical_results(tmp_path: Path) -> None:
+def test_a_killed_process_resumes_to_identical_results(tmp_path: Path, whole: Path) -> None:
     process = _run_until_first_checkpoint(tmp_path, "killed")
     os.kill(process.pid, signal.SIGKILL)
     process.communicate()
@@ -133,21 +146,23 @@ def test_a_killed_process_resumes_to_identical_results(tmp_path: Path) -> None:
     assert any("status crashed" in note for note in notes)
     result = resume_run(tmp_path / "killed", progress=False)
     assert result.manifest["resumed_after"] == "crashed"
-    _assert_same(tmp_path / "whole", tmp_path / "killed")
+    _assert_same(whole, tmp_path / "killed")
 
 
 def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
+    # folders given as text, as a notebook would
     finished = run_scenario(load_scenario("quickstart", [*TINY, "simulation.steps=2"]),
-                            out=tmp_path / "done", progress=False, checkpoint_every=1)
+                            out=str(tmp_path / "done"), progress=False, checkpoint_every=1)
+    assert finished.path == tmp_path / "done"
     with pytest.raises(PrivsimError, match="already completed"):
-        resume_run(finished.path)
+        resume_run(str(finished.path))
     with pytest.raises(PrivsimError, match="not a run folder"):
         resume_run(tmp_path)
     with pytest.raises(PrivsimError, match="at least 1"):
         run_scenario(load_scenario("quickstart", TINY), out=tmp_path / "x", checkpoint_every=0)
 
 
-def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path, whole: Path) -> None:
     process = _run_until_first_checkpoint(tmp_path, "stopped")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
@@ -157,4 +172,4 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
     assert manifest["status"] == "interrupted"
     assert "SIGTERM" in manifest["error"]
     resume_run(tmp_path / "stopped", progress=False)
-    _assert_same(tmp_path / "whole", tmp_path / "stopped")
+    _assert_same(whole, tmp_path / "stopped")

@@ -15,6 +15,8 @@ from simulator.cli import app
 from simulator.experiments.catalog import load_scenario
 from tests.test_simulation import SMALL
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 runner = CliRunner()
 SETS = [arg for item in SMALL for arg in ("--set", item)]
 
@@ -117,9 +119,11 @@ def test_unknown_scenario_file(tmp_path: Path) -> None:
 
 def test_sweep_runs_every_point_and_combines(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep.yaml"
+    sets = [*SMALL, "simulation.steps=2", "attackers.0.classifiers=[logreg]",
+            "output.plots=false"]
     sweep.write_text(
         "name: tiny\nbase: quickstart\n"
-        f"set: {json.dumps(SMALL + ['simulation.steps=2', 'attackers.0.classifiers=[logreg]'])}\n"
+        f"set: {json.dumps(sets)}\n"
         "grid:\n  world.signal: [0.0, 1.5]\nseeds: [0, 1]\nworkers: 2\n"
     )
     out = tmp_path / "sweep-out"
@@ -190,3 +194,75 @@ def test_messages_are_printed_verbatim_not_as_markup(capsys: pytest.CaptureFixtu
         _fail("install it: pip install -e '.[dashboard]' ([bold]not bold[/bold])")
     err = capsys.readouterr().err
     assert "'.[dashboard]'" in err and "[bold]not bold[/bold]" in err
+
+
+def _tiny_scenario(path: Path) -> Path:
+    path.write_text("name: t\nworld: {n_users: 60, n_items: 40, mean_ratings_per_user: 10, "
+                    "min_ratings_per_user: 3}\nsimulation: {steps: 2}\n", encoding="utf-8")
+    return path
+
+
+def test_a_console_that_cannot_print_a_name_escapes_it(tmp_path: Path) -> None:
+    """Under PYTHONIOENCODING=ascii (stdout strict, stderr backslashreplace, as CliRunner's
+    charset gives) a non-ASCII path is printed escaped, in output and errors alike."""
+    path = _tiny_scenario(tmp_path / "\u00e9t\u00e9.yaml")
+    ascii_runner = CliRunner(charset="ascii")
+    result = ascii_runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0 and result.exception is None, result.exc_info
+    assert "\\xe9t\\xe9.yaml: valid scenario 't'" in " ".join(result.output.split())
+    refused = ascii_runner.invoke(app, ["validate", str(path), "--set", "name=\u00e9"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    surrogate = _tiny_scenario(tmp_path / "\udcff.yaml")  # a file name that is not UTF-8
+    result = CliRunner().invoke(app, ["validate", str(surrogate)])
+    assert result.exit_code == 0, result.exc_info
+    assert "\\udcff.yaml: valid scenario" in " ".join(result.output.split())
+
+
+def test_an_ascii_console_in_a_real_process(tmp_path: Path) -> None:
+    import os
+
+    path = _tiny_scenario(tmp_path / "\u00e9t\u00e9.yaml")
+    done = subprocess.run([sys.executable, "-m", "simulator", "validate", str(path)],
+                          capture_output=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert done.returncode == 0, done.stderr.decode("ascii", "replace")
+    assert b"\\xe9t\\xe9.yaml: valid scenario" in b" ".join(done.stdout.split())
+
+
+def test_a_path_option_that_cannot_be_a_path_is_one_line(tmp_path: Path) -> None:
+    long = str(tmp_path / ("x" * 300))
+    commands = [["run", "quickstart", "--out", long], ["resume", long], ["report", long],
+                ["compare", long], ["sweep", long], ["results", long, "--no-run"],
+                ["run", "quickstart", "--out", str(tmp_path / "\udcff")]]
+    for argv in commands:
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 2, (argv[0], result.exc_info)
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and len(lines[0]) < 1_000, (argv[0], result.output)
+
+
+def test_a_long_line_is_cut_to_what_an_ascii_console_prints() -> None:
+    from simulator.cli import MAX_LINE, _readable
+
+    line = "sweep point {'platform.model': '" + "\u00e9" * 5000 + "'}: unknown model"
+    cut = _readable(line)
+    assert len(cut.encode("ascii", "backslashreplace")) <= MAX_LINE
+    assert cut.endswith(f"(the rest of a line of {len(line):,} characters left out)")
+    assert _readable("short") == "short"
+
+
+def test_what_a_command_prints_stays_readable(tmp_path: Path) -> None:
+    """A valid scenario's 100,000-character name and a headline metric of 5,000 characters
+    are printed cut, with their length."""
+    long_name = runner.invoke(app, ["validate", "quickstart", "--set", "name=" + "a" * 100_000])
+    assert long_name.exit_code == 0, long_name.output[:300]
+    assert "valid scenario '" + "a" * 100 + "...' (100,000 characters)" in long_name.output
+    path = _tiny_scenario(tmp_path / "s.yaml")
+    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "out"), "--set",
+                                 "output.plots=false", "--set", "report.headline=[" + "x" * 5000
+                                 + "]", "--set", "attackers.0.classifiers=[logreg]"])
+    assert result.exit_code == 0, result.output[-2000:]
+    assert "not measured in this run: " + "x" * 100 + "... (5,000 characters)" in result.output
+    for output in (long_name.output, result.output):
+        assert max(map(len, output.splitlines())) <= 1_000

@@ -11,6 +11,8 @@ import torch
 
 from tests.combinations import CELLS, DOC, REQUIRED, Cell, document, recorded, refusal, run_problems
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 RECORDED = recorded()
 STALE = "docs/combinations.md is stale: run python -m tests.combinations"
 

@@ -37,11 +37,11 @@ PLOT_IMAGES = '[data-testid="stImage"] img'
 VARIANTS = {"no-defense": [], "adversarial": ["platform.defenses.adversarial={start_step: 1}"]}
 SHARED = [*TINY, "population.policy=social", "events=[{step: 2, kind: breach}]"]
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.heavy, pytest.mark.skipif(
     not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()),
     reason="Debian chromium and chromium-driver are not installed: "
            "apt-get install chromium chromium-driver",
-)
+)]
 
 
 def _free_port() -> int:

@@ -12,8 +12,10 @@ import pytest
 
 # A parent that serves a child which prints its pid and sleeps (standing in for Streamlit).
 PARENT = """
-import sys
+import signal, sys
 from simulator.dashboard.server import serve
+if len(sys.argv) > 1:  # started from a shell or runner that ignores the signal
+    signal.signal(int(sys.argv[1]), signal.SIG_IGN)
 child = "import os, time; print(os.getpid(), flush=True); time.sleep(120)"
 sys.exit(serve([sys.executable, "-c", child]))
 """
@@ -27,9 +29,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_a_signal_to_the_command_stops_the_server(signum: int) -> None:
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE,
+def test_a_signal_to_the_command_stops_the_server(signum: int, inherited: str) -> None:
+    """Also when the command inherited the signal ignored (a background job ignores SIGINT):
+    the server must not inherit that, or the signal passed on would not stop it."""
+    ignore = [str(int(signum))] if inherited == "ignored" else []
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, *ignore], stdout=subprocess.PIPE,
                               text=True)
     assert parent.stdout is not None
     child = int(parent.stdout.readline())

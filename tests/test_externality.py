@@ -10,6 +10,8 @@ import pytest
 from simulator.core.errors import ScenarioError
 from simulator.experiments.externality import plan_runs, run_externality
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 TINY = [
     "world.n_users=300", "world.n_items=200", "world.mean_ratings_per_user=30",
     "simulation.steps=3", "simulation.device=cpu", "platform.retrain_every=1",

@@ -19,6 +19,8 @@ from simulator.experiments.catalog import load_scenario
 from simulator.experiments.runner import resume_run, run_scenario
 from tests.test_run_safety import TINY
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 
 def _manifest(folder: Path) -> dict:
     return json.loads((folder / "manifest.json").read_text())

@@ -31,6 +31,8 @@ import yaml
 
 from tests.reference_metrics import COMMON, REFERENCE, SYNTHETIC
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "outputs.md"
 SOURCES = (ROOT / "simulator", ROOT / "agents")
@@ -187,6 +189,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "run-files": _tree(social) | _tree(poisoned),
         "manifest": {key for r in runs for key in _manifest(r)},
         "manifest-world": {key for r in runs for key in _manifest(r)["world"]},
+        "manifest-threads": {key for r in runs for key in _manifest(r)["threads"]},
         "manifest-timings": {key for r in runs for key in _manifest(r)["timings"]},
         "metrics": ({c for table in metrics.values() for c in table.columns}
                     | {c for columns in reference.values() for c in columns}),
@@ -212,7 +215,8 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-CHECKED = ("run-files", "manifest", "manifest-world", "manifest-timings", "metrics", "groups",
+CHECKED = ("run-files", "manifest", "manifest-world", "manifest-threads", "manifest-timings",
+           "metrics", "groups",
            "group-kinds", "agents", "events", "graph", "sweep-files", "sweep-manifest",
            "points", "sweep-ids", "compare", "compare-files", "budget", "attack", "externality")
 

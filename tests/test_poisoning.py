@@ -27,6 +27,8 @@ from simulator.world import generate_synthetic
 from simulator.world.base import Interactions
 from simulator.world.subsample import keep_items
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 TINY = [
     "world.n_users=300", "world.n_items=200", "world.mean_ratings_per_user=30",
     "simulation.steps=4", "simulation.device=cpu", "platform.retrain_every=2",

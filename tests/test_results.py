@@ -15,6 +15,8 @@ from simulator.experiments.results import (
     write_results_doc,
 )
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 SMALL = [
     "world.n_users=300", "world.n_items=100", "world.mean_ratings_per_user=25",
     "simulation.steps=2", "platform.retrain_every=1", "platform.first_epochs=15",

@@ -60,7 +60,8 @@ def test_validate_prints_the_schedule() -> None:
 
 def test_first_k_steps_run_the_unchanged_schedule(tmp_path: Path) -> None:
     """--first 3 of a 4-step run gives the full run's first 3 rows, its breach included."""
-    sets = [*SMALL, "population.policy=privacy_calculus", "events=[{step: 2, kind: breach}]"]
+    sets = [*SMALL, "population.policy=privacy_calculus", "events=[{step: 2, kind: breach}]",
+            "output.plots=false"]
     args = [arg for item in sets for arg in ("--set", item)]
     full, quick = tmp_path / "full", tmp_path / "quick"
     assert runner.invoke(app, ["run", "--out", str(full), *args]).exit_code == 0

@@ -21,6 +21,8 @@ from simulator.analysis.timeline import run_schedule
 from simulator.cli import app
 from tests.test_dashboard_browser import CHROMIUM
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "outputs" / "test-artifacts"
 # What each scenario makes happen, and when: the marks its figures must carry.

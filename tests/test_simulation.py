@@ -21,13 +21,15 @@ SMALL = [
 
 
 def small(*extra: str):
-    """A small quickstart variant that runs in a few seconds."""
-    return load_scenario("quickstart", [*SMALL, *extra])
+    """A small quickstart variant that runs in a few seconds (without figures, which only
+    `bpr_run` checks)."""
+    return load_scenario("quickstart", [*SMALL, "output.plots=false", *extra])
 
 
 @pytest.fixture(scope="module")
 def bpr_run(tmp_path_factory: pytest.TempPathFactory):
-    return run_scenario(small(), out=tmp_path_factory.mktemp("run") / "bpr", progress=False)
+    return run_scenario(small("output.plots=true"), out=tmp_path_factory.mktemp("run") / "bpr",
+                        progress=False)
 
 
 def test_run_writes_every_output_file(bpr_run) -> None:

@@ -18,6 +18,8 @@ from simulator.core.errors import PrivsimError, ScenarioError
 from simulator.experiments.sweep import expand_points, load_sweep, run_sweep, spawn_seeds
 from simulator.world import generate_synthetic
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 BASE = """name: tiny
 world: {n_users: 120, n_items: 80, mean_ratings_per_user: 25, split: random}
 platform: {model: mf, first_epochs: 5, epochs: 2, retrain_every: 1, factors: 8}
@@ -279,3 +281,32 @@ def test_a_sweep_name_cannot_leave_the_output_folder(tmp_path: Path, name: str) 
     folder = new_run_dir(tmp_path / "sweeps", name)
     assert folder.parent == tmp_path / "sweeps" and folder.is_dir()
     assert not folder.name.startswith(".")
+
+
+def test_workers_run_in_the_callers_folder_and_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers fork from a server that keeps the folder and environment it started with;
+    each point still resolves relative paths and reads variables as the caller does now."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    monkeypatch.chdir(first)
+    run_sweep(_sweep(first, "seeds: [0]\n"), out=first / "out")  # the server starts here
+    (second / "ml").mkdir()
+    _write_ml1m(second / "ml")
+    monkeypatch.chdir(second)
+    monkeypatch.setenv("PRIVSIM_SWEEP_MARK", "second")
+    sweep = _sweep(second, "set: ['world.source=movielens', 'world.path=ml']\nseeds: [0]\n")
+    out = run_sweep(sweep, out=second / "out")
+    assert _points(out)["status"].tolist() == ["completed"], _points(out)["error"].tolist()
+    from simulator.experiments.workers import caller_state, worker_context
+
+    with worker_context().Pool(1) as pool:  # the variable as the caller set it
+        assert pool.apply(_caller_mark, (caller_state(),)) == ("second", str(second))
+
+
+def _caller_mark(state: dict) -> tuple[str | None, str]:
+    from simulator.experiments.workers import adopt
+
+    adopt(state)
+    return os.environ.get("PRIVSIM_SWEEP_MARK"), os.getcwd()

@@ -25,6 +25,8 @@ from simulator.recommenders.base import ModelParams
 from simulator.recommenders.registry import make_recommender
 from simulator.world.synthetic import generate_synthetic
 
+pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
+
 # -- MGDA -------------------------------------------------------------------------------------
 
 
@@ -209,7 +211,8 @@ def _mean_attacker_auc(emb: np.ndarray, labels: np.ndarray, splits: int = 10) ->
 def test_probe_stop_leaves_attackers_at_chance_not_mirrored(world) -> None:
     """Driving the KL to its minimum makes the half an attacker knows the mirror image of
     the other half (fresh attackers score well below 0.5); stopping where held-out probes
-    are at chance leaves them near 0.5."""
+    are at chance leaves them near 0.5. (Probes every 30 steps: the same stop, at 210, as
+    every 10, in a third of the time.)"""
     gender = world.attributes["gender"]
     base = _trained("bpr", world)
     assert _mean_attacker_auc(base.user_embeddings(), gender) > 0.85
@@ -217,14 +220,15 @@ def test_probe_stop_leaves_attackers_at_chance_not_mirrored(world) -> None:
     for stop in ("steps", "probe"):
         model = copy.deepcopy(base)
         report = unlearn_attribute(
-            model, gender, UnlearningConfig(distance="kl", stop=stop, steps=300),
+            model, gender, UnlearningConfig(distance="kl", stop=stop, steps=300,
+                                            probe_every=30),
             data=world.ratings,
         )
         results[stop] = (report, _mean_attacker_auc(model.user_embeddings(), gender))
     over, over_auc = results["steps"]
     probed, probed_auc = results["probe"]
     assert over.steps == 300 and over_auc < 0.46
-    assert probed.steps < 300 and probed.steps % 10 == 0
+    assert probed.steps < 300 and probed.steps % 30 == 0
     assert probed.probe_auc_before > 0.85 and abs(probed.probe_auc_after - 0.5) < 0.03
     assert abs(probed_auc - 0.5) < 0.05
 

@@ -224,10 +224,23 @@ ML100K_BAD = [
     ("u.user", 4, "1|56|F|writer|T8H1N", "user id 1 appears twice"),
     ("u.item", 2, "20|GoldenEye (1995)|01-Jan-1995||http://x|0|1", "expected 24 fields"),
     ("u.item", 3, f"30|Four Rooms|01-Jan-1995||http://x|{GENRES_100K[:-1]}2", "not 0 or 1"),
+    # what pandas alone would read as an integer or a rating, the line reader refuses
+    ("u.data", 4, "1e0\t30\t1\t881250952", "user id '1e0' is not an integer"),
+    ("u.data", 5, "3\t20\t2\t1e9", "timestamp '1e9' is not an integer"),
+    ("u.data", 3, "3\t10.0\t4\t881250951", "item id '10.0' is not an integer"),
+    ("u.data", 3, "3\t10\t4\t881250951.", "timestamp '881250951.' is not an integer"),
+    ("u.data", 2, "1\t20\t3\t 881250950", "timestamp ' 881250950' is not an integer"),
+    ("u.data", 2, "1\t20\t3e0\t881250950", "rating '3e0' is not a number"),
+    ("u.data", 4, " ", "expected 4 fields"),
+    ("u.data", 2, "1\t20\t1.5\t881250950\r1\t30\t2\t881250950", "expected 4 fields"),
+    ("u.data", 2, "1" * 100_000 + "\t20\t3\t881250950",
+     "user id '" + "1" * 100 + "...' (100,000 characters) is out of range"),
+    ("u.user", 2, "2|53|" + "F" * 100_000 + "|other|94043", "(100,000 characters) (expected M"),
 ]
 
 
-@pytest.mark.parametrize(("name", "line", "text", "problem"), ML100K_BAD)
+@pytest.mark.parametrize(("name", "line", "text", "problem"), ML100K_BAD,
+                         ids=[f"{name}:{line}:{text[:40]!r}" for name, line, text, _ in ML100K_BAD])
 def test_ml100k_malformed(tmp_path: Path, name: str, line: int, text: str, problem: str) -> None:
     folder = _write(tmp_path, ML100K_FILES, (name, line, text))
     with pytest.raises(DataFormatError) as caught:
@@ -275,10 +288,15 @@ ML1M_BAD = [
     ("users.dat", 1, "1|F|1|10|48067", "wrong separator"),
     ("movies.dat", 2, "2::Jumanji (1995)::Adventure|Kids", "unknown genre 'Kids'"),
     ("movies.dat", 3, "5::H\u00e9ros (1995)", "expected 3 fields"),
+    ("ratings.dat", 2, "1\t5\t3\t978302109", "wrong separator? the line contains '\\t'"),
+    ("ratings.dat", 3, "2::2\t4::978301968", "expected 4 fields"),
+    ("ratings.dat", 2, "1::5::3::1e9", "timestamp '1e9' is not an integer"),
+    ("ratings.dat", 2, "1.0::5::3::978302109", "user id '1.0' is not an integer"),
 ]
 
 
-@pytest.mark.parametrize(("name", "line", "text", "problem"), ML1M_BAD)
+@pytest.mark.parametrize(("name", "line", "text", "problem"), ML1M_BAD,
+                         ids=[f"{name}:{line}:{text!r}" for name, line, text, _ in ML1M_BAD])
 def test_ml1m_malformed(tmp_path: Path, name: str, line: int, text: str, problem: str) -> None:
     folder = _write(tmp_path, ML1M_FILES, (name, line, text))
     with pytest.raises(DataFormatError) as caught:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,13 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 )
 BAD_FILES = {
     "alias-bomb": (LAUGHS, "more than 100,000 values once its aliases"),
-    "deep": ("world: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+    # libyaml's parser stops it itself; PyYAML's pure-Python one recurses until Python stops
+    "deep": ("world: " + "[" * 3000 + "]" * 3000 + "\n",
+             "(nested too deeply|exceeded maximum nesting depth)"),
     "deep-70": ("world: " + "[" * 70 + "]" * 70 + "\n", "nested deeper than 64 levels"),
     "self-alias": ("world: &w [*w]\n", "nested deeper than 64 levels"),
     "duplicate-key": ("name: a\nsimulation: {steps: 3}\nname: b\n",
-                      ":3: invalid YAML: key 'name' given twice (first on line 1)"),
+                      re.escape(":3: invalid YAML: key 'name' given twice (first on line 1)")),
     "duplicate-nested": ("simulation: {steps: 3, steps: 4}\n", "key 'steps' given twice"),
 }
 
@@ -30,9 +33,9 @@ def test_a_hostile_scenario_file_is_refused_in_one_line(tmp_path: Path, case: st
     text, problem = BAD_FILES[case]
     path = tmp_path / f"{case}.yaml"
     path.write_text(text)
-    with pytest.raises(ScenarioError, match="") as caught:
+    with pytest.raises(ScenarioError) as caught:
         load_scenario(str(path))
-    assert problem in str(caught.value) and "\n" not in str(caught.value)
+    assert re.search(problem, str(caught.value)) and "\n" not in str(caught.value)
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
 

@@ -18,6 +18,7 @@ scikit-learn's and run on the CPU. `classifier_devices` says where each one runs
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from simulator.attacks.features import Features
 from simulator.attacks.logistic import as_tensor, fit_logistic
@@ -224,10 +226,29 @@ def _cross_fit(
     x_known = x[known_rows]
     # XGBoost predicts from one matrix of every user, built once for all folds.
     everyone = _xgboost_matrix(x) if name == "xgboost" else x
+
+    def fit_fold(split: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, int | None]:
+        train, _ = split
+        return _fit_predict(name, seed, device, x_known[train], codes[train], everyone,
+                            n_present, rounds, 1 if parallel else None)
+
+    # The folds run side by side, one thread each, where the threads allow: independent fits
+    # keep every core busy with no hand-offs between threads, so a core lost to another
+    # program slows them in proportion, where threads that wait on each other inside one
+    # small fit lose far more. Results are summed in fold order, as one at a time would.
+    parallel = device.type == "cpu" and len(splits) > 1 and torch.get_num_threads() > 1
+    # Warnings are silenced here, once: `catch_warnings` in each thread would race on the
+    # process-wide filters.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if parallel:
+            with ThreadPoolExecutor(min(torch.get_num_threads(), len(splits))) as pool, \
+                    threadpool_limits(limits=1, user_api="blas"):
+                results = list(pool.map(fit_fold, splits))
+        else:
+            results = [fit_fold(split) for split in splits]
     stops = []
-    for train, held_out in splits:
-        fold_proba, stop = _fit_predict(name, seed, device, x_known[train], codes[train],
-                                        everyone, n_present, rounds)
+    for (_, held_out), (fold_proba, stop) in zip(splits, results, strict=True):
         mean += fold_proba / len(splits)
         out_of_fold[held_out] = fold_proba[known_rows[held_out]]
         if stop is not None:
@@ -250,11 +271,11 @@ def _xgboost_matrix(x: Features) -> object:
 
 def _fit_predict(
     name: str, seed: int, device: torch.device, x_train: Features, y_train: np.ndarray,
-    x: Any, n_classes: int, rounds: int | None = None,
+    x: Any, n_classes: int, rounds: int | None = None, threads: int | None = None,
 ) -> tuple[np.ndarray, int | None]:
     """Fit on (x_train, y_train); probabilities over all n_classes codes for the rows of `x`
     (features, or for XGBoost an `xgboost.DMatrix` of them), and XGBoost's rounds (early
-    stopped, or the given `rounds`)."""
+    stopped, or the given `rounds`). `threads` caps XGBoost's (default: PyTorch's count)."""
     present = np.unique(y_train)
     n_rows = x.num_row() if name == "xgboost" else x.shape[0]
     proba = np.zeros((n_rows, n_classes))
@@ -264,6 +285,8 @@ def _fit_predict(
     # Classifiers need contiguous labels: map the codes seen in training to 0..k-1.
     remap = np.searchsorted(present, y_train)
     model = make_classifier(name, seed, sp.issparse(x), device)
+    if name == "xgboost" and threads is not None:
+        model.set_params(n_jobs=threads)
     fit_options = {}
     if name == "xgboost" and rounds is not None:
         model.set_params(n_estimators=rounds)
@@ -273,17 +296,15 @@ def _fit_predict(
             model.set_params(early_stopping_rounds=5)
             fit_options = {"eval_set": [(x_train[stop], remap[stop])], "verbose": False}
             x_train, remap = x_train[~stop], remap[~stop]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fitted = model.fit(x_train, remap, **fit_options)
-        if name == "xgboost":
-            proba[:, present] = _xgboost_proba(fitted, x)
-            best = getattr(fitted, "best_iteration", None)
-            return proba, (best + 1 if best is not None else fitted.n_estimators)
-        proba[:, present] = np.concatenate([
-            fitted.predict_proba(x[start : start + PREDICT_CHUNK])
-            for start in range(0, x.shape[0], PREDICT_CHUNK)
-        ])
+    fitted = model.fit(x_train, remap, **fit_options)  # warnings silenced by the caller
+    if name == "xgboost":
+        proba[:, present] = _xgboost_proba(fitted, x)
+        best = getattr(fitted, "best_iteration", None)
+        return proba, (best + 1 if best is not None else fitted.n_estimators)
+    proba[:, present] = np.concatenate([
+        fitted.predict_proba(x[start : start + PREDICT_CHUNK])
+        for start in range(0, x.shape[0], PREDICT_CHUNK)
+    ])
     return proba, None
 
 

@@ -211,6 +211,11 @@ def build_attacker(model: PrivacyModel, seed: int) -> None:
                 f"attackers.{index}.attributes: the {world.name} world has no "
                 f"{', '.join(missing)} (it has {', '.join(world.attributes) or 'none'})"
             )
+        if round(cfg.known_fraction * world.n_users) < 1:  # the attacker draws this many
+            raise ScenarioError(
+                f"attackers.{index}.known_fraction: {cfg.known_fraction:g} of the "
+                f"{world.n_users:,} users of the world is no user; the attacker must know at "
+                "least one to train on")
         attributes: dict[str, np.ndarray] = {a: world.attributes[a] for a in cfg.attributes}
         n_classes: dict[str, int] = {a: len(world.attribute_labels[a]) for a in cfg.attributes}
         model.attacker = InferenceAttacker(
@@ -230,8 +235,15 @@ def split(world: World, scenario: Scenario) -> tuple[Interactions, Interactions]
     """Training ratings (experienced over time) and each user's held-out test ratings."""
     cfg = scenario.world
     if cfg.split == "random":
-        return random_split(world.ratings, world.n_users, cfg.test_fraction, world_seed(scenario))
-    return temporal_split(world.ratings, world.n_users, cfg.test_fraction)
+        train, test = random_split(world.ratings, world.n_users, cfg.test_fraction,
+                                   world_seed(scenario))
+    else:
+        train, test = temporal_split(world.ratings, world.n_users, cfg.test_fraction)
+    if not len(test):  # a user with one rating keeps it for training
+        raise ScenarioError(
+            "world: no user has a held-out rating to measure accuracy on (every user has a "
+            "single rating); raise world.min_ratings_per_user or world.mean_ratings_per_user")
+    return train, test
 
 
 def load_checked(scenario: Scenario, device_type: str) -> World:

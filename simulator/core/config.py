@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from simulator.core.errors import ScenarioError
+from simulator.core.errors import ScenarioError, shown
 from simulator.core.schedule import schedule_problems
 from simulator.core.settings import (
     MAX_EPOCHS,
@@ -91,11 +91,18 @@ class WorldConfig(Section):
                 path = expand_env(DEFAULT_MOVIELENS)
                 self.__dict__["path"] = path
             folder = Path(path)
-            if not folder.is_dir():
+            try:
+                found = folder.is_dir()
+            except (OSError, ValueError) as exc:  # a name too long, a NUL
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ValueError(f"data folder {shown(path, 300)} cannot be used "
+                                 f"({shown(str(reason), quote=False)})") from None
+            if not found:
+                name = str(folder)  # quoted when it holds a character that does not print
                 raise ValueError(
-                    f"data folder not found: {folder} (set PRIVSIM_DATA to the folder that "
-                    "holds ml-100k/ and ml-1m/, or give the dataset's own folder with "
-                    "--set world.path=/path/to/ml-100k)")
+                    f"data folder not found: {shown(name, 300, quote=not name.isprintable())} (set "
+                    "PRIVSIM_DATA to the folder that holds ml-100k/ and ml-1m/, or give the "
+                    "dataset's own folder with --set world.path=/path/to/ml-100k)")
         else:
             validate_parameters(
                 self.n_users or SYNTHETIC_USERS, self.n_items or SYNTHETIC_ITEMS, self.signal,
@@ -198,7 +205,7 @@ class PopulationConfig(Section):
             raise ValueError("at least one inclination type is needed")
         for name in types:
             if not re.fullmatch(TYPE_NAME, name):
-                raise ValueError(f"type name {name!r}: use up to 40 letters, digits, spaces, "
+                raise ValueError(f"type name {shown(name)}: use up to 40 letters, digits, spaces, "
                                  "'.', '_', '+' and '-', starting with a letter or digit")
         total = sum(t.share for t in types.values())
         if abs(total - 1.0) > 1e-6:
@@ -210,7 +217,8 @@ class PopulationConfig(Section):
     def _betas_in_range(cls, overrides: dict[int, float]) -> dict[int, float]:
         for user, beta in overrides.items():
             if not 0.0 <= beta <= 1.0:
-                raise ValueError(f"beta for user {user} must be in [0, 1], got {beta}")
+                raise ValueError(
+                    f"beta for user {shown(user)} must be in [0, 1], got {shown(beta)}")
         return overrides
 
 
@@ -577,7 +585,7 @@ class Scenario(Section):
             unknown = [t for t in named if t not in known]
             if unknown:
                 raise ValueError(
-                    f"events.{index}: unknown inclination type {unknown[0]!r} "
+                    f"events.{index}: unknown inclination type {shown(unknown[0])} "
                     f"(population.types has {', '.join(sorted(known))})"
                 )
         return self
@@ -640,7 +648,8 @@ def expand_env(text: str) -> str:
             return value
         if match.group(2) is not None:
             return match.group(2)
-        raise ScenarioError(f"environment variable {match.group(1)} is not set")
+        raise ScenarioError(
+            f"environment variable {shown(match.group(1), quote=False)} is not set")
 
     return _ENV_PATTERN.sub(substitute, text)
 
@@ -652,10 +661,53 @@ MAX_YAML_NODES = 100_000  # counted with every alias expanded
 MAX_YAML_DEPTH = 64
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses a key given twice in one mapping."""
+MAX_INT_CHARACTERS = 4_300  # the most digits Python reads as an int
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_CONSTRUCTOR_FAILURES = (ValueError, TypeError, AttributeError, KeyError, IndexError,
+                         OverflowError)
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+
+# libyaml's parser where PyYAML was built with it (the wheels are): a tenth of the pure-Python
+# parser's time, with the same safe constructors.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_SafeLoader):  # type: ignore[valid-type,misc]
+    """PyYAML's safe loader that refuses a key given twice in one mapping, reads what looks
+    like a date (`2001-01-01`) as the text it is, and refuses a value its tag cannot build
+    (`!!int "abc"`, `!!timestamp x`, an integer of 100,000 digits) as invalid YAML at its
+    line."""
+
+    # No setting is a date: YAML 1.1's implicit dates would only turn `seed: 2001-01-01`
+    # into a date (and `2001-13-45` into a crash) where the text gives a clear error.
+    yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != _TIMESTAMP]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except _CONSTRUCTOR_FAILURES as exc:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            value = f"{shown(node.value)} " if isinstance(node, yaml.ScalarNode) else ""
+            # A ValueError says what is wrong (`month must be in 1..12`); the others only
+            # how the constructor tripped.
+            reason = f" ({shown(str(exc), quote=False)})" if isinstance(exc, ValueError) else ""
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{value}cannot be read as {shown(tag, quote=False)}{reason}",
+                node.start_mark) from None
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(str(node.value)) > MAX_INT_CHARACTERS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(str(node.value)):,} characters is too long "
+                f"(at most {MAX_INT_CHARACTERS:,})", node.start_mark)
+        return int(super().construct_yaml_int(node))
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # `!!map x`: the base class says so
+            return super().construct_mapping(node, deep=deep)
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -663,10 +715,31 @@ class _StrictLoader(yaml.SafeLoader):
                 continue
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice (first on line {seen[key]})",
+                    None, None, f"key {shown(key)} given twice (first on line {seen[key]})",
                     key_node.start_mark)
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _load_yaml(text: str) -> Any:
+    """Parse YAML with the strict loader; whatever fails is a yaml.YAMLError (or, for text
+    nested too deeply, a RecursionError)."""
+    bad = _SURROGATE.search(text)
+    if bad is not None:  # libyaml reads UTF-8 bytes, which a lone surrogate cannot become
+        raise yaml.YAMLError(f"unacceptable character #x{ord(bad.group()):04x} at position "
+                             f"{bad.start()}: not valid text")
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds plain data only
+    except (yaml.YAMLError, RecursionError):
+        raise
+    except _CONSTRUCTOR_FAILURES as exc:  # anything the constructors above did not place
+        raise yaml.YAMLError(shown(f"{type(exc).__name__}: {exc}", quote=False)) from None
 
 
 def _check_size(data: Any, where: str) -> None:
@@ -696,21 +769,30 @@ def read_yaml(path: Path) -> dict[str, Any]:
     large, nested too deep, not UTF-8 or that gives a key twice is refused in one line."""
     try:
         size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
+        raw = b""
+        if size <= MAX_YAML_BYTES:
+            with path.open("rb") as file:  # a file of /proc may hold more than its size says
+                raw = file.read(MAX_YAML_BYTES + 1)
+        if size > MAX_YAML_BYTES or len(raw) > MAX_YAML_BYTES:
+            amount = f"{size:,}" if size > MAX_YAML_BYTES else f"over {MAX_YAML_BYTES:,}"
             raise ScenarioError(
-                f"{path}: {size:,} bytes; scenario files are limited to {MAX_YAML_BYTES:,}")
-        text = path.read_bytes().decode("utf-8")
+                f"{path}: {amount} bytes; scenario files are limited to {MAX_YAML_BYTES:,}")
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read scenario file ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    except ValueError as exc:  # a NUL in the name
+        raise ScenarioError(f"{shown(str(path), 300, quote=False)}: cannot read scenario file "
+                            f"({exc})") from exc
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds plain data only
+        data = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{where}: invalid YAML: {problem}") from exc
+        problem = _first_line(getattr(exc, "problem", None) or str(exc))
+        raise ScenarioError(f"{where}: invalid YAML: {shown(problem, 300, quote=False)}"
+                            ) from exc
     except RecursionError as exc:
         raise ScenarioError(f"{path}: nested too deeply to read") from exc
     if data is None:
@@ -727,31 +809,67 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 def load_model_file(model: type[ModelT], path: Path) -> ModelT:
     """Read a YAML file into a pydantic model (sweep and results files), naming the file and
     the first bad key on errors."""
+    data = read_yaml(path)
+    _check_text(data, lambda location: str(path))
     try:
-        return model.model_validate(read_yaml(path))
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        where = _key_path(first["loc"]) or "(top level)"
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
-        raise ScenarioError(f"{path}: {where}: {message}") from None
+        raise ScenarioError(f"{path}: {where}: {shown(message, 300, quote=False)}") from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _key_path(location: tuple[int | str, ...]) -> str:
+    """A key path as messages show it (`a.b.0.c`), each part cut to a readable length."""
+    return ".".join(shown(str(part), quote=False) for part in location)
+
+
+def _check_text(data: Any, source: Any, at: tuple[int | str, ...] = ()) -> None:
+    """Refuse a string (key or value) that is not valid Unicode: a lone surrogate, as an
+    argument or file name whose bytes are not UTF-8 arrives in Python. `source(location)`
+    says where the value came from."""
+    items = (data.items() if isinstance(data, dict) else
+             enumerate(data) if isinstance(data, list) else ())
+    for key, value in items:
+        for text in (key, value):
+            if isinstance(text, str) and not _encodable(text):
+                location = (*at, key)
+                raise ScenarioError(
+                    f"{source(location)}: {_key_path(location)}: {shown(text)} is not valid "
+                    "text (it holds a lone surrogate, as bytes that are not UTF-8 become)")
+        _check_text(value, source, (*at, key))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split `a.b.c=value` into its key path and a YAML-typed value."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ScenarioError(f"--set {text!r}: expected key.path=value")
+        raise ScenarioError(f"--set {shown(text)}: expected key.path=value")
     try:
-        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else None
+        value = _load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None)
-        raise ScenarioError(f"--set {text!r}: value is not valid YAML"
-                            + (f" ({problem})" if problem else "")) from exc
+        problem = _first_line(getattr(exc, "problem", None) or str(exc))
+        raise ScenarioError(f"--set {shown(text)}: value is not valid YAML"
+                            + (f" ({shown(problem, 300, quote=False)})" if problem else "")
+                            ) from exc
     except RecursionError as exc:
-        raise ScenarioError(f"--set {text!r}: nested too deeply") from exc
-    _check_size(value, f"--set {text[:80]!r}")
+        raise ScenarioError(f"--set {shown(text)}: nested too deeply") from exc
+    _check_size(value, f"--set {shown(text)}")
     return key.strip().split("."), value
 
 
@@ -762,12 +880,13 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
         where = ".".join(path[: depth + 1])
         if isinstance(node, list):
             node = node[_list_index(node, key, where)]
-            continue
-        if key not in node or node[key] is None:
-            node[key] = {}
-        node = node[key]
-        if not isinstance(node, dict | list):
-            raise ScenarioError(f"--set {'.'.join(path)}: {where} is a value, not a section")
+        else:
+            if key not in node or node[key] is None:
+                node[key] = {}
+            node = node[key]
+        if not isinstance(node, dict | list):  # also a list item that is a value
+            raise ScenarioError(f"--set {shown('.'.join(path), quote=False)}: "
+                                f"{shown(where, quote=False)} is a value, not a section")
     last = path[-1]
     if isinstance(node, list):
         node[_list_index(node, last, ".".join(path))] = value
@@ -776,8 +895,10 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def _list_index(items: list[Any], key: str, where: str) -> int:
-    if not key.isdigit() or int(key) >= len(items):
-        raise ScenarioError(f"--set {where}: expected an index below {len(items)}")
+    # ASCII digits only: str.isdigit() also takes '²' and '٣', which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,9}", key) or int(key) >= len(items):
+        raise ScenarioError(f"--set {shown(where, quote=False)}: expected an index below "
+                            f"{len(items)}")
     return int(key)
 
 
@@ -850,10 +971,10 @@ def _problem(error: Any) -> tuple[tuple[int | str, ...], str]:
     if error["type"] == "extra_forbidden":
         message = "unknown key" + _suggestion(tuple(error["loc"]))
     elif error["type"] == "union_tag_invalid":
-        message = (f"unknown kind {error['ctx']['tag']!r}; expected one of "
+        message = (f"unknown kind {shown(error['ctx']['tag'])}; expected one of "
                    f"{', '.join(ATTACKER_KINDS)}")
     elif error["type"] != "missing" and not isinstance(error.get("input"), dict | list):
-        message = f"{message} (got {error['input']!r})"
+        message = f"{message} (got {shown(error['input'])})"
         if error["type"] in RANGE_ERRORS and (allowed := _allowed_range(error["loc"])):
             message = f"{message}; allowed: {allowed}"
     return loc, message
@@ -868,9 +989,11 @@ def _source_of(loc: tuple[int | str, ...], source: str,
     for length in range(len(path), 0, -1):
         text = overrides.get(path[:length])
         if text is not None:
-            return f"--set {text!r}"
-    inside = [text for key, text in overrides.items() if key[:len(path)] == path]
-    return f"{source} with --set {', '.join(map(repr, inside))}" if inside else source
+            return f"--set {shown(text)}"
+    inside = [shown(text) for key, text in overrides.items() if key[:len(path)] == path]
+    if len(inside) > 3:
+        inside = [*inside[:3], f"and {len(inside) - 3} more"]
+    return f"{source} with --set {', '.join(inside)}" if inside else source
 
 
 def _format_validation_error(source: str, error: ValidationError,
@@ -880,7 +1003,7 @@ def _format_validation_error(source: str, error: ValidationError,
     lines = []
     for found in error.errors()[:MAX_LISTED]:
         loc, message = _problem(found)
-        location = ".".join(str(p) for p in loc)
+        location = _key_path(loc)
         # Whole-scenario checks name their own keys.
         lines.append(f"{_source_of(loc, source, overrides or {})}: "
                      f"{location + ': ' if location else ''}{message}")
@@ -903,7 +1026,7 @@ def build_scenario(
     texts = list(overrides or [])
     pairs = [parse_override(text) for text in texts]
     written = {tuple(path): text for (path, _), text in zip(pairs, texts, strict=True)}
-    written.update({tuple(key.split(".")): f"{key}={value!r}"
+    written.update({tuple(key.split(".")): f"{key}={shown(value)}"
                     for key, value in (values or {}).items()})
     pairs += [(key.split("."), value) for key, value in (values or {}).items()]
     # The default attacker list must exist before an override can address its items.
@@ -911,6 +1034,7 @@ def build_scenario(
         data.setdefault("attackers", [InferenceAttackerConfig().model_dump()])
     for path, value in pairs:
         apply_override(data, path, value)
+    _check_text(data, lambda location: _source_of(location, source, written))
     world = data.get("world")
     if isinstance(world, dict) and isinstance(world.get("path"), str):
         world["path"] = expand_env(world["path"])

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from simulator.core.errors import PrivsimError
+from simulator.core.errors import PrivsimError, shown
 
 RUN_FILES = ("config.yaml", "manifest.json", "metrics.parquet", "groups.parquet",
              "agents.parquet", "events.parquet")
@@ -92,9 +92,18 @@ def new_run_dir(base: Path, name: str) -> Path:
 def check_writable(folder: Path) -> None:
     """Refuse, before any work, an output folder that cannot be written: `folder` or, if it
     does not exist yet, the nearest existing folder above it, where it would be created."""
+    if "\0" in str(folder):  # pathlib reads such a name as missing, then fails to create it
+        raise PrivsimError(f"{shown(str(folder), 300)}: a folder name cannot hold a NUL "
+                           "character; choose another --out or output.dir")
     existing = folder.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except (OSError, ValueError) as exc:  # a name too long, a NUL, a folder not to enter
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise PrivsimError(f"{shown(str(folder), 300, quote=False)}: cannot be an output "
+                           f"folder ({shown(str(reason), quote=False)}); choose another "
+                           "--out or output.dir") from None
     if not existing.is_dir():
         raise PrivsimError(f"{existing}: not a folder, so {folder} cannot be created there")
     try:  # a real write: permissions, read-only mounts and full quotas all show here

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.core.config import Scenario, build_scenario, read_yaml
-from simulator.core.errors import ScenarioError
+from simulator.core.errors import ScenarioError, shown
 from simulator.core.memory import synthetic_size
 
 DEFAULT_SCENARIO = "quickstart"
@@ -30,15 +30,23 @@ def list_scenarios() -> dict[str, Path]:
 def find_scenario(name_or_path: str) -> Path:
     """A scenario file given as a path, or the shipped scenario of that name."""
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
-            raise ScenarioError(f"{candidate}: scenario file not found")
-        return candidate
+    try:
+        if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+            if not candidate.is_file():
+                name = str(candidate)  # quoted when it holds a character that does not print
+                raise ScenarioError(f"{shown(name, 300, quote=not name.isprintable())}: "
+                                    "scenario file not found")
+            return candidate
+    except (OSError, ValueError) as exc:  # a name too long for a file, a NUL, ...
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ScenarioError(f"{shown(name_or_path)}: not a scenario file or shipped name "
+                            f"({shown(str(reason), quote=False)})") from None
     shipped = list_scenarios()
     if name_or_path in shipped:
         return shipped[name_or_path]
     names = ", ".join(shipped) or "none"
-    raise ScenarioError(f"unknown scenario '{name_or_path}' (shipped: {names}; or give a path)")
+    raise ScenarioError(f"unknown scenario {shown(name_or_path)} (shipped: {names}; or give a "
+                        "path)")
 
 
 def load_scenario(

@@ -9,10 +9,8 @@ over seeds, give each group's externality on every other group.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
@@ -26,8 +24,10 @@ from simulator.analysis.externality_stats import (
 from simulator.core.config import Scenario
 from simulator.core.errors import ScenarioError
 from simulator.core.outputs import new_run_dir, write_parquet, write_text
+from simulator.core.threads import threads_per_worker
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.sweep import _run_point
+from simulator.experiments.workers import caller_state, worker_context
 
 DEFAULT_METRICS = ("hr_10", "ndcg_10", "mae", "leak_gender_auc", "leak_age_auc",
                    "disclosure_mean")
@@ -95,10 +95,11 @@ def run_externality(
     jobs = {f"baseline-seed-{s}": sc for s, sc in plan.baseline.items()}
     jobs |= {f"{g.replace(':', '-')}-seed-{s}": sc for (g, s), sc in plan.changed.items()}
     n_workers = max(1, min(workers, len(jobs)))
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
-    with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
+    threads = threads_per_worker(n_workers)
+    caller = caller_state()
+    with ProcessPoolExecutor(n_workers, mp_context=worker_context()) as pool:
         futures = {label: pool.submit(_run_point, sc.model_dump(mode="json"),
-                                      str(folder / label), threads)
+                                      str(folder / label), threads, caller)
                    for label, sc in jobs.items()}
         failed = {label: f.result()["error"] for label, f in futures.items()
                   if f.result()["status"] != "completed"}

@@ -46,6 +46,7 @@ from simulator.core.outputs import (
 )
 from simulator.core.run_lock import RunLock
 from simulator.core.schedule import scheduled_items
+from simulator.core.threads import run_threads
 from simulator.experiments.catalog import load_scenario
 from simulator.world import World
 
@@ -91,7 +92,7 @@ def prepare_run_dir(scenario: Scenario, out: Path | None) -> Path:
 
 def run_scenario(
     scenario: Scenario,
-    out: Path | None = None,
+    out: str | Path | None = None,
     progress: bool | None = None,
     world: World | None = None,
     command: str | None = None,
@@ -107,6 +108,15 @@ def run_scenario(
     """
     if checkpoint_every is not None and checkpoint_every < 1:
         raise PrivsimError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
+    folder = Path(out) if out is not None else None
+    with run_threads() as threads:
+        return _run_new(scenario, folder, progress, world, command, checkpoint_every, threads)
+
+
+def _run_new(
+    scenario: Scenario, out: Path | None, progress: bool | None, world: World | None,
+    command: str | None, checkpoint_every: int | None, threads: dict[str, Any],
+) -> RunResult:
     device = resolve_device(scenario.simulation.device)
     check_out(out)
     check_writable(out if out is not None else Path(scenario.output.dir))
@@ -127,6 +137,7 @@ def run_scenario(
         "provenance": {"privsim": privsim_version(), "git_commit": git_commit(),
                        "config_sha256": scenario_digest(scenario)},
         "world": model.world.describe(),
+        "threads": threads,
     }
     if model.attacker is not None:
         # Where each classifier computes: on CUDA runs, the scikit-learn ones (and an
@@ -143,12 +154,19 @@ def run_scenario(
     return _finish(model, run_dir, manifest, progress, started, setup_seconds, lock)
 
 
-def resume_run(run_dir: Path, progress: bool | None = None) -> RunResult:
+def resume_run(run_dir: str | Path, progress: bool | None = None) -> RunResult:
     """Continue a run that stopped (killed, failed or interrupted) from its last checkpoint;
     the finished run has the same results as one that never stopped."""
+    run_dir = Path(run_dir)
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
         raise PrivsimError(f"{run_dir}: not a run folder (no manifest.json)")
+    with run_threads() as threads:
+        return _resume(run_dir, progress, threads)
+
+
+def _resume(run_dir: Path, progress: bool | None, threads: dict[str, Any]) -> RunResult:
+    manifest_path = run_dir / "manifest.json"
     check_writable(run_dir)
     lock = RunLock(run_dir).acquire()
     try:
@@ -172,7 +190,8 @@ def resume_run(run_dir: Path, progress: bool | None = None) -> RunResult:
         previous = manifest.get("status")
         # We hold the lock, so a manifest still saying `running` lost its writer.
         manifest.update(status="running", resumed_from_step=model.step_index,
-                        resumed_after="crashed" if previous == "running" else previous)
+                        resumed_after="crashed" if previous == "running" else previous,
+                        threads=threads)
         for key in ("error", "traceback", "finished"):
             manifest.pop(key, None)
         write_json(manifest_path, manifest)

@@ -40,6 +40,7 @@ Rerunning the same call after a job ends (walltime, preemption) finishes what is
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import shutil
 import time
@@ -49,7 +50,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,7 +67,7 @@ from pydantic import (
 from simulator.analysis.attack_study import write_attack_study
 from simulator.analysis.budget import write_budget_study
 from simulator.core.config import Scenario, load_model_file, scenario_to_yaml
-from simulator.core.errors import PrivsimError, ScenarioError
+from simulator.core.errors import PrivsimError, ScenarioError, shown
 from simulator.core.outputs import (
     new_run_dir,
     now_iso,
@@ -76,12 +76,17 @@ from simulator.core.outputs import (
     write_parquet,
     write_text,
 )
+from simulator.core.threads import THREADS_VARIABLE, available_cores, threads_per_worker
 from simulator.experiments.catalog import load_scenario
+from simulator.experiments.workers import adopt, caller_state, worker_context
 
 EXECUTORS = ("local", "dask")
 # The sweep fields that decide which points run and how; the others (name, report, workers)
 # may change between a sweep and its resumption.
 POINT_FIELDS = ("base", "set", "grid", "seeds", "replications", "root_seed")
+
+
+MAX_SWEEP_POINTS = 5_000  # runs in one sweep
 
 
 class SweepSpec(BaseModel):
@@ -103,7 +108,7 @@ class SweepSpec(BaseModel):
     report: list[Literal["privacy_budget", "attack_success"]] = Field(
         default_factory=list, description="studies computed from the combined tables"
     )
-    workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1)
+    workers: int = Field(default_factory=lambda: min(2, available_cores()[0]), ge=1)
 
     @field_validator("grid")
     @classmethod
@@ -122,6 +127,22 @@ class SweepSpec(BaseModel):
             )
         if self.seeds is None and self.replications is None:
             self.seeds = [0]
+        return self
+
+    @model_validator(mode="after")
+    def _not_too_many_runs(self) -> SweepSpec:
+        """Refused before its points are expanded and validated one by one (a few
+        milliseconds each): a grid of 40 keys or a million replications would exhaust the
+        machine before the first run."""
+        runs = self.replications if self.replications is not None else len(self.seeds or [0])
+        points = math.prod(len(values) for values in self.grid.values()) * runs
+        if points > MAX_SWEEP_POINTS:
+            grid = " x ".join(str(len(values)) for values in self.grid.values()) or "1"
+            each = "replications" if self.replications is not None else "seeds"
+            raise ValueError(
+                f"{shown(f'{points:,}', 40, quote=False)} runs (grid {shown(grid, 60, quote=False)}"
+                f", {shown(f'{runs:,}', 40, quote=False)} {each} each); a sweep is limited to "
+                f"{MAX_SWEEP_POINTS:,} runs (split it into several)")
         return self
 
 
@@ -201,23 +222,25 @@ def _failure(exc: BaseException) -> dict[str, Any]:
     return _status("failed", f"{type(exc).__name__}: {exc}")
 
 
-def _run_point(scenario_data: dict[str, Any], out: str, threads: int) -> dict[str, Any]:
+def _run_point(scenario_data: dict[str, Any], out: str, threads: int,
+               caller: dict[str, Any] | None = None) -> dict[str, Any]:
     """Worker: run one point in its own process; never raises, reports its status.
+    `caller` is the working folder and environment of the process that started the sweep
+    (`workers.caller_state`), for workers on this machine.
 
     What an earlier attempt left is cleared first, unless that attempt completed (its
     process died after finishing the run), so a retried point never sees a stale folder.
     """
-    import torch
-
     from simulator._allocator import keep_freed_memory
     from simulator.experiments.runner import run_scenario
 
+    adopt(caller)
     keep_freed_memory()  # a worker process of privsim's own: tuned as the CLI is
+    os.environ[THREADS_VARIABLE] = str(threads)  # its share of the cores, for every run here
     folder = Path(out)
     if point_completed(folder):
         return _status("completed")
     shutil.rmtree(folder, ignore_errors=True)
-    torch.set_num_threads(threads)
     try:
         scenario = Scenario.model_validate(scenario_data)
         run_scenario(scenario, out=folder, progress=False)
@@ -259,7 +282,7 @@ def run_sweep(
     todo = [p for p in points if p.index not in statuses]
     n_workers = max(1, min(workers or spec.workers, len(todo)))
     # On a remote cluster each worker process takes one point at a time on one core.
-    threads = 1 if scheduler else max(1, (os.cpu_count() or 1) // n_workers)
+    threads = 1 if scheduler else threads_per_worker(n_workers)
     jobs = [_Job(p.index, p.scenario.model_dump(mode="json"), str((folder / p.label).resolve()))
             for p in todo]
     started = now_iso()
@@ -354,7 +377,8 @@ class _Job:
 def _local_results(
     jobs: list[_Job], workers: int, threads: int
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Run jobs in spawned processes, `workers` at a time; yield (index, status) as they end.
+    """Run jobs in worker processes (`workers.worker_context`), `workers` at a time; yield
+    (index, status) as they end.
 
     A dying process breaks the whole pool and every job then in flight: those jobs rerun one
     at a time in a fresh pool, and one that kills its process alone is recorded as failed.
@@ -363,16 +387,19 @@ def _local_results(
     alone: deque[_Job] = deque()
     running: dict[Future[dict[str, Any]], tuple[_Job, bool]] = {}
     pool: ProcessPoolExecutor | None = None
+    caller = caller_state()
     try:
         while queue or alone or running:
             if pool is None:
-                pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+                pool = ProcessPoolExecutor(workers, mp_context=worker_context())
             if alone and not running:
                 job = alone.popleft()
-                running[pool.submit(_run_point, job.scenario, job.out, threads)] = (job, True)
+                running[pool.submit(_run_point, job.scenario, job.out, threads,
+                                    caller)] = (job, True)
             while not alone and queue and len(running) < workers:
                 job = queue.popleft()
-                running[pool.submit(_run_point, job.scenario, job.out, threads)] = (job, False)
+                running[pool.submit(_run_point, job.scenario, job.out, threads,
+                                    caller)] = (job, False)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
             if broken:

@@ -2,8 +2,12 @@
 prefix of its rating file read the same way).
 
 The rating file is parsed in bulk with pandas; only when that fails, or a parsed value is
-out of range, is the file scanned line by line to name the first offending line. The user
-and item files are a few thousand lines and are read line by line directly.
+out of range, is the file scanned line by line to name the first offending line. The bulk
+parse takes only what the line reader takes: pandas would also read `1e0` or `1.0` as the
+integer 1, ` 1` as 1 and a tab as the separator of an ML-1M file, so a file holding a byte
+other than digits, signs, separators and line ends, or a `.` outside the rating field, is
+left to the line reader. The user and item files are a few thousand lines and are read line
+by line directly.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.core.errors import DataFormatError
+from simulator.core.errors import DataFormatError, shown
 from simulator.world.base import AGE_BRACKETS, GENDERS, Interactions, World
 
 ML1M_OCCUPATIONS: tuple[str, ...] = (
@@ -38,9 +42,10 @@ ML1M_AGE_CODES: tuple[int, ...] = (1, 18, 25, 35, 45, 50, 56)  # index = AGE_BRA
 AGE_LOWER_BOUNDS: tuple[int, ...] = (18, 25, 35, 45, 50, 56)  # real age -> bracket edges
 NO_GENRES = "(no genres listed)"
 
-_INT = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
+_INT = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)")
 _INT64_MAX = 2**63 - 1
+_INT64_DIGITS = len(str(_INT64_MAX))
 _OTHER_SEPARATORS = ("\t", "::", "|", ",", ";", ":", " ")
 
 
@@ -192,19 +197,23 @@ def _fields(path: Path, line_no: int, line: str, sep: str, n: int) -> list[str]:
 
 def _int(path: Path, line_no: int, text: str, what: str) -> int:
     if not _INT.fullmatch(text):
-        raise DataFormatError(path, line_no, f"{what} {text!r} is not an integer")
+        raise DataFormatError(path, line_no, f"{what} {shown(text)} is not an integer")
+    # More digits than an int64 has are out of range before int() (which refuses 4,300).
+    if len(text) > _INT64_DIGITS and len(text.lstrip("+-").lstrip("0")) > _INT64_DIGITS:
+        raise DataFormatError(path, line_no, f"{what} {shown(text)} is out of range")
     value = int(text)
     if abs(value) > _INT64_MAX:
-        raise DataFormatError(path, line_no, f"{what} {text!r} is out of range")
+        raise DataFormatError(path, line_no, f"{what} {shown(text)} is out of range")
     return value
 
 
 def _rating(path: Path, line_no: int, text: str) -> float:
     if not _NUMBER.fullmatch(text):
-        raise DataFormatError(path, line_no, f"rating {text!r} is not a number")
+        raise DataFormatError(path, line_no, f"rating {shown(text)} is not a number")
     value = float(text)
     if not 1.0 <= value <= 5.0:
-        raise DataFormatError(path, line_no, f"rating {text} is outside 1..5")
+        raise DataFormatError(path, line_no,
+                              f"rating {shown(text, quote=False)} is outside 1..5")
     return value
 
 
@@ -218,7 +227,8 @@ def _check_new_id(path: Path, line_no: int, seen: dict[int, int], value: int, wh
 
 def _gender(path: Path, line_no: int, text: str) -> int:
     if text not in GENDERS:
-        raise DataFormatError(path, line_no, f"unknown gender {text!r} (expected M or F)")
+        raise DataFormatError(path, line_no,
+                              f"unknown gender {shown(text)} (expected M or F)")
     return GENDERS.index(text)
 
 
@@ -238,7 +248,8 @@ def _read_users_100k(path: Path, occupation_path: Path) -> _Users:
             raise DataFormatError(path, line_no, f"age {age} is not a valid age in years")
         if known is not None and occupation not in known:
             raise DataFormatError(
-                path, line_no, f"unknown occupation {occupation!r} (not in {occupation_path.name})"
+                path, line_no,
+                f"unknown occupation {shown(occupation)} (not in {occupation_path.name})"
             )
         rows.append((user_id, age, _gender(path, line_no, gender_text), occupation))
     labels = known if known is not None else tuple(sorted({r[3] for r in rows}))
@@ -296,7 +307,7 @@ def _read_items_100k(path: Path) -> _Items:
         row = parts[5:]
         bad = [flag for flag in row if flag not in ("0", "1")]
         if bad:
-            raise DataFormatError(path, line_no, f"genre flag {bad[0]!r} is not 0 or 1")
+            raise DataFormatError(path, line_no, f"genre flag {shown(bad[0])} is not 0 or 1")
         ids.append(item_id)
         flags.append([float(flag) for flag in row])
     features = np.array(flags, dtype=np.float32).reshape(-1, len(ML100K_GENRES))
@@ -315,7 +326,7 @@ def _read_items_1m(path: Path) -> _Items:
         row = np.zeros(len(ML1M_GENRES), dtype=np.float32)
         for genre in ([] if genres == NO_GENRES else genres.split("|")):
             if genre not in index:
-                raise DataFormatError(path, line_no, f"unknown genre {genre!r}")
+                raise DataFormatError(path, line_no, f"unknown genre {shown(genre)}")
             row[index[genre]] = 1.0
         ids.append(item_id)
         rows.append(row)
@@ -340,9 +351,22 @@ def _read_ratings(path: Path, sep: str, user_ids: np.ndarray, item_ids: np.ndarr
     raise DataFormatError(path, None, f"could not be read as a rating file: {reason}")
 
 
+# The bytes a valid rating file holds once its separator is a tab (see the module's note).
+_RATING_FILE_BYTES = b"0123456789+-.\t\n\r"
+
+
 def _parse_bulk(raw: bytes, sep: str) -> tuple[_Ratings | None, str]:
     if sep != "\t":
+        if b"\t" in raw:
+            return None, f"a tab in a file separated by {sep!r}"
         raw = raw.replace(sep.encode(), b"\t")
+    stray = raw.translate(None, _RATING_FILE_BYTES)
+    if stray:
+        return None, f"the character {chr(stray[0])!r}, which no rating field holds"
+    if b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n"):
+        return None, "a carriage return inside a line"
+    if b"." in raw and _dot_outside_ratings(raw):
+        return None, "a '.' in an integer field"
     dtypes = {0: np.int64, 1: np.int64, 2: np.float64, 3: np.int64}
     try:
         frame = pd.read_csv(io.BytesIO(raw), sep="\t", header=None, dtype=dtypes, engine="c",
@@ -357,6 +381,18 @@ def _parse_bulk(raw: bytes, sep: str) -> tuple[_Ratings | None, str]:
     user, item, rating, timestamp = columns
     return _Ratings(user.astype(np.int64), item.astype(np.int64),
                     rating.astype(np.float64), timestamp.astype(np.int64)), ""
+
+
+def _dot_outside_ratings(raw: bytes) -> bool:
+    """Whether a '.' stands in a field other than the rating (the third) of its line, in a
+    tab-separated rating file."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    dots = np.flatnonzero(data == ord("."))
+    tabs = np.flatnonzero(data == ord("\t"))
+    line_ends = np.r_[-1, np.flatnonzero(data == ord("\n"))]
+    line_starts = line_ends[np.searchsorted(line_ends, dots) - 1] + 1
+    field = np.searchsorted(tabs, dots) - np.searchsorted(tabs, line_starts)
+    return bool(np.any(field != 2))
 
 
 def _bulk_problem(r: _Ratings, user_ids: np.ndarray, item_ids: np.ndarray) -> str | None:
@@ -384,7 +420,7 @@ def _scan_ratings(path: Path, raw: bytes, sep: str, users: set[int], items: set[
         item = _int(path, line_no, iid, "item id")
         _rating(path, line_no, rating_text)
         if _int(path, line_no, ts, "timestamp") < 0:
-            raise DataFormatError(path, line_no, f"timestamp {ts} is negative")
+            raise DataFormatError(path, line_no, f"timestamp {shown(ts, quote=False)} is negative")
         if user not in users:
             raise DataFormatError(path, line_no, f"unknown user {user} (not in the user file)")
         if item not in items:
