@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -177,6 +178,12 @@ class PlatformAgent(mesa.Agent):
             "warm_start": event.warm_start, "epochs": event.epochs,
             "n_ratings": event.n_ratings, "defenses": event.defenses, **event.metrics,
         })
+        for defense in self.defenses.defenses:  # active here, yet it did not act
+            if defense.active(board.step) and defense.key not in event.defenses:
+                reason = ("the training diverged and was rolled back" if event.diverged
+                          else defense.skip_reason(event.metrics))
+                board.event("defense_skipped", "platform", math.nan, 0.0,
+                            {"defense": defense.key, "reason": reason})
         if event.diverged is not None:
             board.event("training_diverged", "platform", event.final_loss, 0.0,
                         {"reason": event.diverged})

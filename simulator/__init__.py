@@ -24,16 +24,16 @@ from simulator.core.threads import wait_passively
 wait_passively()
 
 __version__ = "0.1.0"
-__all__ = ["Run", "Scenario", "load", "run"]
+__all__ = ["Counterfactual", "Run", "Scenario", "counterfactual", "load", "run"]
 
 if TYPE_CHECKING:
-    from simulator.api import Run, load, run
+    from simulator.api import Counterfactual, Run, counterfactual, load, run
     from simulator.core.config import Scenario
 
 
 def __getattr__(name: str) -> Any:
     """The API's names, imported on first use (so `privsim --help` stays fast)."""
-    if name in ("Run", "load", "run"):
+    if name in ("Counterfactual", "Run", "counterfactual", "load", "run"):
         from simulator import api
 
         return getattr(api, name)

@@ -7,6 +7,7 @@ disk (the run is written to a temporary folder and read back).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,48 @@ def run(scenario: ScenarioSource = None, overrides: Overrides = None, out: str |
     return found
 
 
+@dataclass
+class Counterfactual:
+    """A scenario against its counterfactual (`counterfactual`): the paired differences per
+    seed, step and metric, their summary with 95% intervals, and the folder of both arms."""
+
+    summary: pd.DataFrame
+    differences: pd.DataFrame
+    path: Path
+
+    def at_last_step(self, *metrics: str) -> pd.DataFrame:
+        """The summary rows of the named metrics (all by default) at the last step."""
+        last = self.summary[self.summary["step"] == self.summary["step"].max()]
+        return last[last["metric"].isin(metrics)] if metrics else last
+
+
+def counterfactual(scenario: str | Path | None, without: Overrides,
+                   overrides: Overrides = None, *, seeds: int = 5,
+                   out: str | Path | None = None, workers: int = 2) -> Counterfactual:
+    """Run a named or file scenario (with `overrides`) and the same with `without` applied,
+    paired on seeds 0..seeds-1; the differences (with - without) of every metric at every
+    step with 95% intervals. `without` and `overrides` are dicts of key paths to values
+    (`{"platform.defenses.unlearning": None}`) or `path=value` texts."""
+    from simulator.experiments.counterfactual import plan_counterfactual, run_counterfactual
+
+    plan = plan_counterfactual(None if scenario is None else str(scenario), _texts(without),
+                               list(range(seeds)), _texts(overrides))
+    folder = run_counterfactual(plan, out=None if out is None else Path(out), workers=workers)
+    return Counterfactual(pd.read_parquet(folder / "counterfactual.parquet"),
+                          pd.read_parquet(folder / "differences.parquet"), folder)
+
+
+def _texts(overrides: Overrides) -> list[str]:
+    """Overrides as `path=value` texts (values written as JSON, which YAML reads back)."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        raise TypeError("overrides: give a dict or a list of 'path=value' texts, not one string")
+    if isinstance(overrides, Mapping):
+        return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+    return list(overrides)
+
+
 def load(run_dir: str | Path) -> Run:
     """A finished run read from its folder (refused, with its status, if it did not finish)."""
     folder = Path(run_dir)
@@ -125,4 +168,7 @@ def load(run_dir: str | Path) -> Run:
     tables = {name: pd.read_parquet(folder / f"{name}.parquet")
               for name in ("metrics", "groups", "events")}
     scenario = load_scenario(str(folder / "config.yaml"))
+    changes = manifest.get("changes")
+    if changes:  # made from a named scenario by overrides: it keeps saying so
+        scenario._base, scenario._changes = changes["from"], tuple(changes["settings"])
     return Run(scenario, tables["metrics"], tables["groups"], tables["events"], manifest, folder)

@@ -9,6 +9,7 @@ from typing import IO, Annotated, Any, cast
 
 import typer
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -211,13 +212,14 @@ def _summary(result: Any, headline: list[str]) -> None:
     """The headline metrics at the last step (`report.headline`, or accuracy, disclosure and
     leakage), each with its reference and its change since the first step; then where the
     results are and what to run next."""
+    from simulator.analysis.defense_activity import skipped_defenses
     from simulator.analysis.headlines import headline_rows
 
     metrics = result.metrics
     steps = int(metrics["step"].iloc[-1]) + 1
     rows, missing = headline_rows(metrics, headline)
-    summary = Table(title=f"{result.manifest['scenario']}: after step {steps - 1} "
-                          f"({steps} steps)")
+    title = result.manifest.get("title") or result.manifest["scenario"]
+    summary = Table(title=f"{title}: after step {steps - 1} ({steps} steps)")
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     summary.add_column(f"change since step {int(metrics['step'].iloc[0])}", justify="right")
@@ -226,6 +228,12 @@ def _summary(result: Any, headline: list[str]) -> None:
         reference = "" if row.reference is None else f"{row.reference:.4f} ({row.reference_name})"
         summary.add_row(row.metric, f"{row.last:.4f}", f"{row.change:+.4f}", reference)
     console.print(summary)
+    changes = result.manifest.get("changes")
+    if changes:
+        console.print(f"changes from {changes['from']}: {', '.join(changes['settings'])}",
+                      soft_wrap=True)
+    for line in skipped_defenses(result.events):
+        console.print(f"defense {line}", soft_wrap=True)
     if missing:
         named = ", ".join(shown(name, quote=False) for name in missing)
         console.print(f"report.headline: not measured in this run: {named}")
@@ -274,19 +282,36 @@ def scenarios() -> None:
     2 CPU cores."""
     from simulator.experiments.catalog import describe_source, run_time_class
 
-    table = Table(title="Shipped scenarios (run time: a rough class on 2 CPU cores)")
-    for column in ("name", "data", "steps", "run time", "description"):
-        table.add_column(column)
-    for name, path in list_scenarios().items():
+    shipped = list_scenarios()
+    rows = []
+    for name, path in shipped.items():
         try:
             scenario = load_scenario(str(path))
         except PrivsimError as exc:
-            table.add_row(name, "", "", "", f"(invalid here: {exc})")
+            rows.append((name, "", "", "", f"(invalid here: {exc})"))
             continue
         description = scenario.description.strip().splitlines()[0] \
             if scenario.description else ""
-        table.add_row(name, describe_source(scenario), str(scenario.simulation.steps),
-                      run_time_class(scenario), description)
+        rows.append((name, describe_source(scenario), str(scenario.simulation.steps),
+                     run_time_class(scenario), description))
+    title = "Shipped scenarios (run time: a rough class on 2 CPU cores)"
+    # Names are what users type: never cut or wrapped. A terminal too narrow for a table
+    # gets one block per scenario instead.
+    longest = max((len(name) for name in shipped), default=4)
+    if console.width < longest + 80:
+        console.print(title)
+        for name, data, steps, run_time, description in rows:
+            console.print(Text(name, style="bold"), soft_wrap=True)
+            console.print(Text(f"  {data}; {steps} steps; run time: {run_time}"))
+            if description:
+                console.print(Padding(Text(description), (0, 0, 0, 2)))
+        return
+    table = Table(title=title)
+    table.add_column("name", no_wrap=True, min_width=longest)
+    for column in ("data", "steps", "run time", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -432,6 +457,48 @@ def externality(
         _fail(str(exc))
         return
     console.print(f"externality results: {folder}")
+
+
+@app.command()
+def counterfactual(
+    scenario: Annotated[str, typer.Argument(help="Scenario file or shipped name.")],
+    without: Annotated[list[str], typer.Option(
+        "--without", help="What the counterfactual arm changes, key=value (repeatable), e.g. "
+        "platform.defenses.unlearning=null.")],
+    seeds: Annotated[int, typer.Option(help="Paired runs (seeds 0..N-1).")] = 5,
+    out: Annotated[Path | None, typer.Option(help="Output folder (rerun it to resume).")] = None,
+    workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2,
+    set_: SetOption = None,
+) -> None:
+    """A scenario against its counterfactual (the same with --without applied), paired on
+    each seed: every metric's difference at every step with its 95% interval."""
+    import pandas as pd
+
+    from simulator.experiments.counterfactual import (
+        headline_lines,
+        key_metrics,
+        plan_counterfactual,
+        run_counterfactual,
+    )
+
+    if seeds < 2:
+        _fail("--seeds must be at least 2 for confidence intervals")
+    _check_paths(("--out", out))
+    try:
+        plan = plan_counterfactual(scenario, list(without), list(range(seeds)),
+                                   list(set_ or []))
+        console.print(f"{plan.title}: {seeds} seeds x 2 arms ({len(plan.runs)} runs), "
+                      f"without = {' '.join(without)}", soft_wrap=True)
+        folder = run_counterfactual(plan, out=out, workers=workers)
+    except PrivsimError as exc:
+        _fail(str(exc))
+        return
+    summary = pd.read_parquet(folder / "counterfactual.parquet")
+    first = next(iter(plan.runs.values()))
+    console.print("with minus without, mean over seeds [95% interval]:")
+    for line in headline_lines(summary, key_metrics(first, list(summary["metric"].unique()))):
+        console.print(f"  {line}", soft_wrap=True)
+    console.print(f"counterfactual results: {folder}", soft_wrap=True)
 
 
 @app.command()

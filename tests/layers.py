@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, int]] = [
     ("simulator.metrics", 2),
     ("simulator.core.social", 2),
     ("simulator.core.schedule", 3),
+    ("simulator.core.changes", 3),
     ("simulator.core.config", 3),
     ("simulator.core.memory", 3),
     ("agents", 4),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,21 +69,24 @@ def test_validate_and_scenarios() -> None:
     assert run_time_class(longer) == "under an hour"  # MetaMF costs about 30 times BPR
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "simulator", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+                          text=True, cwd=cwd, timeout=120, env=os.environ | (env or {}))
 
 
 def test_bad_scenarios_exit_nonzero_with_one_line_and_leave_no_run(tmp_path: Path) -> None:
     cases = {
         "platform.epoch=3": "platform.epoch: unknown key",
         "population.types.pragmatist.beta=1.5": "population.types.pragmatist.beta",
-        "world.source=movielens": "data folder not found",  # the default ML-100K path
+        # the default ML-100K path, under a PRIVSIM_DATA that does not hold it
+        "world.source=movielens": "data folder not found",
         f"world.path={tmp_path / 'missing'}": "data folder not found",
     }
     for override, expected in cases.items():
         extra = ["--set", "world.source=movielens"] if override.startswith("world.path") else []
-        done = _cli("run", "--set", override, *extra, cwd=tmp_path)
+        done = _cli("run", "--set", override, *extra, cwd=tmp_path,
+                    env={"PRIVSIM_DATA": str(tmp_path / "no-data")})
         assert done.returncode == 2, done.stderr
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and expected in lines[0], done.stderr

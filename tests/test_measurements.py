@@ -42,7 +42,7 @@ def test_without_an_inference_attacker_there_is_no_leakage() -> None:
 
 def test_poisoners_bring_target_and_collateral_measurements() -> None:
     names = _names("attackers=[{kind: inference, classifiers: [logreg], folds: 3}, "
-                   "{kind: shilling, start_step: 1}]")
+                   "{kind: shilling, start_step: 0}]")
     assert names == _in_order(*CORE, *INFERENCE, "poisoning", "collateral")
 
 

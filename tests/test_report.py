@@ -73,8 +73,15 @@ def test_run_report_reads_as_one_run(run_folder: Path) -> None:
     assert not list((run_folder / "figures").glob("tradeoff_*"))
     _check_self_contained(text, figures)
     assert "95%" not in text and "seeds" not in text
-    assert "<h1>quickstart</h1>" in text
-    assert "<b>Question:</b> does it &lt;leak&gt;?" in text and "<b>Scenario:</b>" in text
+    # The small settings are changes of quickstart: the report names them, and shows the
+    # shipped texts as the base scenario's.
+    manifest = json.loads((run_folder / "manifest.json").read_text(encoding="utf-8"))
+    changes = manifest["changes"]["settings"]
+    assert manifest["title"] == f"quickstart + {len(changes)} changes"
+    assert f"<h1>{manifest['title']}</h1>" in text
+    assert f"<b>Changes from quickstart:</b> {', '.join(changes)}" in text
+    assert "<b>The base scenario&#x27;s question:</b> does it &lt;leak&gt;?" in text
+    assert "<b>The base scenario (quickstart):</b>" in text
     metrics = pd.read_parquet(run_folder / "metrics.parquet")
     first, last = metrics.iloc[0], metrics.iloc[-1]
     change = last["hr_10"] - first["hr_10"]
@@ -94,7 +101,8 @@ def test_the_report_command_shows_a_shipped_scenario_question(run_folder: Path,
     result = CliRunner().invoke(app, ["report", str(copy)])
     assert result.exit_code == 0, result.output
     text = (copy / "report.html").read_text(encoding="utf-8")
-    assert "<b>Question:</b> on a platform that learns from what users disclose" in text
+    assert ("<b>The base scenario&#x27;s question:</b> on a platform that learns from what "
+            "users disclose") in text
 
 
 def test_sweep_report_summarises_every_variant(one_key_sweep: Path, tmp_path: Path) -> None:
@@ -117,7 +125,7 @@ def test_sweep_report_summarises_every_variant(one_key_sweep: Path, tmp_path: Pa
 def test_report_escapes_text(run_folder: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(run_folder, tmp_path / "copy")
     manifest = json.loads((copy / "manifest.json").read_text())
-    (copy / "manifest.json").write_text(json.dumps({**manifest, "scenario": "<b>R&D</b>"}))
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "title": "<b>R&D</b>"}))
     text = write_report(copy).read_text(encoding="utf-8")
     assert "<h1>&lt;b&gt;R&amp;D&lt;/b&gt;</h1>" in text
     assert "<b>R&D</b>" not in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -34,6 +35,17 @@ def default_headline(columns: list[str]) -> list[str]:
             ("_auc", "_bacc")))]
 
 
+# What an attacker in the run makes happen: shown whatever the headline lists, so that a run
+# that added an attacker to a scenario shows what the attack did.
+ATTACK_EFFECT = re.compile(r"^(target_hr_\d+|prediction_shift|owned_hr_\d+_segment)$")
+
+
+def attack_effects(columns: list[str]) -> list[str]:
+    """The columns of the run's poisoning attackers' effects: the targets' HR@k, the shift
+    of the predicted ratings, the item owner's HR@k in its segment."""
+    return [c for c in columns if ATTACK_EFFECT.match(c)]
+
+
 REFERENCES = (("{}_chance", "chance"), ("pop_{}", "popularity"), ("{}_clean", "without attack"))
 
 
@@ -63,7 +75,8 @@ def reference_of(metric: str, row: pd.Series) -> tuple[float | None, str]:
 def headline_rows(metrics: pd.DataFrame, headline: list[str]) -> tuple[list[HeadlineRow],
                                                                          list[str]]:
     """The rows of the named metrics (or the default ones), and the names not measured."""
-    names = headline or default_headline(list(metrics.columns))
+    names = list(headline or default_headline(list(metrics.columns)))
+    names += [c for c in attack_effects(list(metrics.columns)) if c not in names]
     first, last = metrics.iloc[0], metrics.iloc[-1]
     rows, missing = [], []
     for name in names:

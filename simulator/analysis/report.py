@@ -27,6 +27,7 @@ from simulator.analysis.compare import (
     summarise_runs,
     write_figures,
 )
+from simulator.analysis.defense_activity import skipped_defenses
 from simulator.analysis.headlines import default_headline, headline_rows
 from simulator.analysis.labels import metric_label
 from simulator.analysis.plots import plot_run
@@ -162,8 +163,21 @@ def _run_sections(folder: Path, question: str | None) -> tuple[str, str, list[Pa
     groups = pd.read_parquet(folder / "groups.parquet")
     events = pd.read_parquet(folder / "events.parquet")
     description = " ".join(str(config.get("description", "")).split())
-    intro = "".join(f"<p><b>{label}</b> {_esc(text)}</p>" for label, text in (
-        ("Question:", question), ("Scenario:", description)) if text)
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    changes = manifest.get("changes")
+    if changes:  # a named scenario changed by overrides: its texts describe the base
+        base = str(changes["from"])
+        labels = (f"Changes from {base}:", "The base scenario's question:",
+                  f"The base scenario ({base}):")
+        settings = ", ".join(map(str, changes["settings"]))
+    else:
+        labels, settings = ("", "Question:", "Scenario:"), ""
+    intro = "".join(f"<p><b>{_esc(label)}</b> {_esc(text)}</p>" for label, text in zip(
+        labels, (settings, question, description), strict=True) if text)
+    skipped = skipped_defenses(events)
+    if skipped:
+        intro += "".join(f"<p><b>Defense did not act:</b> {_esc(line)}</p>" for line in skipped)
     headline = list((config.get("report") or {}).get("headline") or [])
     k = int((config.get("metrics") or {}).get("k", 10))
     schedule, steps = run_schedule(config, str(folder / "config.yaml"))
@@ -196,7 +210,7 @@ def write_report(folder: Path, out: Path | None = None, question: str | None = N
         numbers = _sweep_numbers(summary, metrics)
     if kind == "run":
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        name = str(manifest.get("scenario", folder.name))
+        name = str(manifest.get("title") or manifest.get("scenario", folder.name))
         points = ""
         configs = [f"<h3>config.yaml</h3><pre>{_esc(_read(folder / 'config.yaml'))}</pre>"]
     else:

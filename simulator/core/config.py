@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     field_validator,
@@ -47,6 +48,7 @@ from simulator.world.parameters import validate_parameters
 
 SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default size
 DEFAULT_MOVIELENS = "${PRIVSIM_DATA:-../shared/data}/ml-100k"
+PROJECT = Path(__file__).resolve().parents[2]  # relative data paths fall back to it
 
 class WorldConfig(Section):
     """Where the ground truth comes from."""
@@ -93,6 +95,11 @@ class WorldConfig(Section):
             folder = Path(path)
             try:
                 found = folder.is_dir()
+                # A relative path not found from the working folder is read from the project
+                # (the shipped `../shared/data/...` defaults), wherever privsim is run from.
+                if not found and not folder.is_absolute() and (PROJECT / folder).is_dir():
+                    folder, found = (PROJECT / folder).resolve(), True
+                    self.__dict__["path"] = str(folder)
             except (OSError, ValueError) as exc:  # a name too long, a NUL
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 raise ValueError(f"data folder {shown(path, 300)} cannot be used "
@@ -101,7 +108,7 @@ class WorldConfig(Section):
                 name = str(folder)  # quoted when it holds a character that does not print
                 raise ValueError(
                     f"data folder not found: {shown(name, 300, quote=not name.isprintable())} (set "
-                    "PRIVSIM_DATA to the folder that holds ml-100k/ and ml-1m/, or give the "
+                    "PRIVSIM_DATA to the folder that holds ml-100k/ and ml-1m-head/, or give the "
                     "dataset's own folder with --set world.path=/path/to/ml-100k)")
         else:
             validate_parameters(
@@ -557,6 +564,27 @@ class Scenario(Section):
 
     name: str = "scenario"
     description: str = ""
+    # Set by `catalog.load_scenario` when overrides changed a named scenario: its name and
+    # the settings they changed (`core.changes`).
+    _base: str | None = PrivateAttr(default=None)
+    _changes: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def base(self) -> str | None:
+        """The named scenario this one was made from by overrides that changed it, if any."""
+        return self._base
+
+    @property
+    def changes(self) -> tuple[str, ...]:
+        """The settings the overrides changed from `base` (empty: the named scenario)."""
+        return self._changes
+
+    @property
+    def title(self) -> str:
+        """The name a run of it goes by: the name, or `base + N changes`."""
+        from simulator.core.changes import run_title
+
+        return run_title(self.name, self._base, self._changes)
     world: WorldConfig = Field(default_factory=WorldConfig)
     population: PopulationConfig = Field(default_factory=PopulationConfig)
     platform: PlatformConfig = Field(default_factory=PlatformConfig)
@@ -873,32 +901,66 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+APPEND = "+"  # `attackers+={...}` adds an item to a list
+
+
 def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
-    """Set a nested key in the raw scenario mapping; list items are addressed by index."""
+    """Set a nested key in the raw scenario mapping; list items are addressed by index. A
+    last key ending in `+` (`attackers+={...}`) appends the value to that list (each item of
+    a list value), and the index one past the end (`attackers.1=...` on a list of one) appends
+    it too."""
     node: Any = data
+    text = ".".join(path)
     for depth, key in enumerate(path[:-1]):
         where = ".".join(path[: depth + 1])
         if isinstance(node, list):
-            node = node[_list_index(node, key, where)]
+            node = node[_list_index(node, key, where, text)]
         else:
             if key not in node or node[key] is None:
                 node[key] = {}
             node = node[key]
         if not isinstance(node, dict | list):  # also a list item that is a value
-            raise ScenarioError(f"--set {shown('.'.join(path), quote=False)}: "
+            raise ScenarioError(f"--set {shown(text, quote=False)}: "
                                 f"{shown(where, quote=False)} is a value, not a section")
     last = path[-1]
-    if isinstance(node, list):
-        node[_list_index(node, last, ".".join(path))] = value
+    if last.endswith(APPEND) and len(last) > len(APPEND):
+        _append(node, last.removesuffix(APPEND), value, text)
+    elif isinstance(node, list):
+        if re.fullmatch(r"[0-9]{1,9}", last) and int(last) == len(node):
+            node.append(value)
+        else:
+            node[_list_index(node, last, text, text, appendable=True)] = value
     else:
         node[last] = value
 
 
-def _list_index(items: list[Any], key: str, where: str) -> int:
+def _append(node: Any, key: str, value: Any, text: str) -> None:
+    """`key+=value`: add `value` (each item of a list value) to the list at `key`."""
+    if isinstance(node, list):
+        node = node[_list_index(node, key, text, text)]
+        target: Any = node
+    else:
+        if key not in node or node[key] is None:
+            node[key] = []
+        target = node[key]
+    if not isinstance(target, list):
+        raise ScenarioError(f"--set {shown(text, quote=False)}: {shown(key, quote=False)} is "
+                            f"not a list; += appends to a list (set it with {key}=...)")
+    target.extend(value if isinstance(value, list) else [value])
+
+
+def _list_index(items: list[Any], key: str, where: str, text: str,
+                appendable: bool = False) -> int:
+    """The list index `key` names at `where` (part of the override `text`), or a refusal
+    that says which indices exist and how to add an item."""
     # ASCII digits only: str.isdigit() also takes '²' and '٣', which int() refuses.
     if not re.fullmatch(r"[0-9]{1,9}", key) or int(key) >= len(items):
+        lst = where.rpartition(".")[0] or where
+        span = f"0 to {len(items) - 1}" if items else "none: the list is empty"
+        add = (f"{len(items)} appends" if appendable else
+               f"set {lst}.{len(items)}={{...}} first")
         raise ScenarioError(f"--set {shown(where, quote=False)}: expected an index below "
-                            f"{len(items)}")
+                            f"{len(items)} (indices {span}; {add}, as does {lst}+=...)")
     return int(key)
 
 
@@ -1025,7 +1087,8 @@ def build_scenario(
     data = _deep_copy(data)
     texts = list(overrides or [])
     pairs = [parse_override(text) for text in texts]
-    written = {tuple(path): text for (path, _), text in zip(pairs, texts, strict=True)}
+    written = {tuple(part.removesuffix(APPEND) for part in path): text
+               for (path, _), text in zip(pairs, texts, strict=True)}
     written.update({tuple(key.split(".")): f"{key}={shown(value)}"
                     for key, value in (values or {}).items()})
     pairs += [(key.split("."), value) for key, value in (values or {}).items()]

@@ -4,8 +4,8 @@ Everything scheduled must fall inside the run. A shortened run (`simulation.step
 for a quick look) would otherwise silently drop its breach, defense or attack and become a
 different experiment; it is refused instead, naming each item, and `simulation.stop_after`
 (`privsim run --first K`) runs only the first K steps of the unchanged schedule.
-Defenses, item owners and deletion or unlearning requests act at retrains, so each needs a
-retrain at or after its step.
+Defenses, item owners and deletion or unlearning requests act at retrains, and fake profiles
+reach the model only at one, so each needs a retrain at or after its (first) step.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Scheduled:
     what: str
     key: str
     needs_retrain: bool = False  # it only acts at a retrain at or after `step`
+    why: str = "it acts at retrains"  # why it needs one
 
     @property
     def span(self) -> str:
@@ -64,7 +65,8 @@ def scheduled_items(scenario: Scenario) -> list[Scheduled]:
             key = f"attackers.{index}.start_step"
             if attacker.spread_steps > 1:
                 key += f" + spread_steps - 1 = {last}"
-            items.append(Scheduled(attacker.start_step, last, label, key))
+            items.append(Scheduled(attacker.start_step, last, label, key, True,
+                                   "its fake profiles reach the model only at a retrain"))
         elif attacker.kind == "item_perturbation":
             items.append(Scheduled(attacker.start_step, attacker.start_step,
                                    f"item owner ({attacker.target})",
@@ -81,8 +83,9 @@ def schedule_problems(scenario: Scenario) -> list[str]:
         if item.last >= steps:
             problems.append(f"{item.key} ({item.what} at {item.span})")
         elif item.needs_retrain and retrains[-1] < item.step:
-            problems.append(f"{item.key} ({item.what} at step {item.step}, after the last "
-                            f"retrain at step {retrains[-1]}: it acts at retrains)")
+            key = item.key.split(" ")[0]
+            problems.append(f"{key} ({item.what} at step {item.step}, after the last retrain "
+                            f"at step {retrains[-1]}: {item.why})")
     return problems
 
 

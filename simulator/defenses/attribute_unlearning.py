@@ -60,6 +60,15 @@ class AttributeUnlearning(Defense):
         """The class distance and probe AUC before and after the edit, and its size."""
         return list(METRICS)
 
+    def skip_reason(self, metrics: dict[str, float]) -> str:
+        """No user to edit, or held-out probes already at chance before the edit."""
+        if metrics.get("unlearning_users", 1.0) == 0.0:
+            return "no user to edit (none asked, or none has ratings)"
+        before = metrics.get("unlearning_probe_auc_before", float("nan"))
+        if before == before:  # not NaN
+            return f"held-out probes at chance before the edit (AUC {before:.2f})"
+        return "the edit moved no row"
+
     def after_fit(self, retrain: Retrain) -> tuple[dict[str, float], bool]:
         """Edit the embeddings; listed as acting only when rows moved. After DP-SGD the edit
         must not read the ratings (it would void the epsilon): top-k lists then range over

@@ -109,3 +109,8 @@ class Defense:
     def after_fit(self, retrain: Retrain) -> tuple[dict[str, float], bool]:
         """Metrics of the finished training, and whether the defense acted after it."""
         return {}, False
+
+    def skip_reason(self, metrics: dict[str, float]) -> str:
+        """Why the defense, active at a retrain, did not act on it, from that retrain's
+        metrics (recorded as a `defense_skipped` event)."""
+        return "it changed nothing at this retrain"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simulator.core.config import Scenario, build_scenario, read_yaml
+from simulator.core.changes import changed_settings
+from simulator.core.config import Scenario, build_scenario, parse_override, read_yaml
 from simulator.core.errors import ScenarioError, shown
 from simulator.core.memory import synthetic_size
 
@@ -58,7 +59,16 @@ def load_scenario(
     path = find_scenario(name_or_path or DEFAULT_SCENARIO)
     data = read_yaml(path)
     data.setdefault("name", path.stem)
-    return build_scenario(data, str(path), overrides, values)
+    scenario = build_scenario(data, str(path), overrides, values)
+    if overrides or values:
+        base = build_scenario(data, str(path))
+        paths = [parse_override(text)[0] for text in overrides or []]
+        paths += [key.split(".") for key in values or {}]
+        changes = changed_settings(base.model_dump(mode="json"),
+                                   scenario.model_dump(mode="json"), paths)
+        if changes:
+            scenario._base, scenario._changes = base.name, changes
+    return scenario
 
 
 # Ratings of the MovieLens releases the scenarios read (ml-1m-head: users 1..2999 of ML-1M).

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from simulator.analysis.plots import plot_run
 from simulator.attacks.inference import classifier_devices
 from simulator.core.agent_table import AgentTableSpill, agents_frame, read_agents
+from simulator.core.changes import folder_label
 from simulator.core.checkpoint import (
     CHECKPOINT,
     LEGACY_CHECKPOINT,
@@ -81,7 +82,8 @@ def prepare_run_dir(scenario: Scenario, out: Path | None) -> Path:
     """The folder a run writes to: `out` itself (new or empty), or a fresh timestamped one."""
     try:
         if out is None:
-            return new_run_dir(Path(scenario.output.dir), scenario.name)
+            label = folder_label(scenario.name, scenario.base, scenario.changes)
+            return new_run_dir(Path(scenario.output.dir), label)
         check_out(out)
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -128,6 +130,9 @@ def _run_new(
     lock = RunLock(run_dir).acquire()
     manifest: dict[str, Any] = {
         "scenario": scenario.name,
+        "title": scenario.title,
+        "changes": {"from": scenario.base, "settings": list(scenario.changes)}
+        if scenario.changes else None,
         "status": "running",
         "seed": scenario.simulation.seed,
         "device": str(device),
