@@ -353,13 +353,16 @@ def compare(
     folders: Annotated[list[Path], typer.Argument(help="Run and sweep folders.")],
     out: Annotated[Path, typer.Option(help="Where the table and figures go.")] = Path(
         "outputs/compare"),
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", help="A metrics.parquet column to compare (repeatable; default: accuracy "
+        "and leakage).")] = None,
 ) -> None:
     """Combine runs into one table (means and 95% CIs over seeds) and the standard figures."""
     from simulator.analysis.compare import compare as compare_runs
 
     _check_paths(*(("folder", folder) for folder in folders), ("--out", out))
     try:
-        folder = compare_runs(folders, out)
+        folder = compare_runs(folders, out, metric or None)
     except (PrivsimError, ValueError) as exc:
         _fail(str(exc))
         return
@@ -507,22 +510,36 @@ def results(
         "scenarios/results/headlines.yaml"),
     out: Annotated[Path, typer.Option(help="Where the runs go (rerun to resume).")] = Path(
         "outputs/results"),
-    doc: Annotated[Path, typer.Option(help="The Markdown table written.")] = Path(
-        "docs/results.md"),
+    doc: Annotated[Path | None, typer.Option(
+        help="The Markdown table written (default: OUT/results.md; the project's own is "
+        "docs/results.md).")] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel processes.")] = None,
     only: Annotated[list[str] | None, typer.Option(
         help="Run only headlines (and study sweeps) whose name starts with this "
         "(repeatable); the document still lists every row.")] = None,
+    run_all: Annotated[bool, typer.Option(
+        "--all", help="Run every headline and study (hours on 2 cores).")] = False,
     no_run: Annotated[bool, typer.Option(
         "--no-run", help="Only rewrite the document from the runs already there.")] = False,
 ) -> None:
-    """Run every headline over its seeds (resumable) and write the results table."""
-    from simulator.experiments.results import run_results, write_results_doc
+    """Run the headlines over their seeds (resumable) and write the results table: prints the
+    plan first, and runs everything only with --all (or the rows chosen with --only)."""
+    from simulator.experiments.results import plan_results, run_results, write_results_doc
 
+    doc = out / "results.md" if doc is None else doc
     _check_paths(("results file", spec), ("--doc", doc), tables=False)
     _check_paths(("--out", out))
     try:
         if not no_run:
+            plan = plan_results(spec, only)
+            total = sum(plan.values())
+            classes = ", ".join(f"{n} {kind}" for kind, n in plan.items())
+            console.print(f"plan: {total} runs ({classes}; rough classes on 2 CPU cores; "
+                          f"finished runs in {out} are kept)", soft_wrap=True)
+            if not only and not run_all:
+                _fail(f"the whole table is {total} runs: choose rows with --only NAME, or "
+                      "run them all with --all")
+                return
             run_results(spec, out, workers=workers, only=only)
         rows = write_results_doc(spec, out, doc)
     except PrivsimError as exc:

@@ -247,3 +247,22 @@ def test_grid_heatmap_rejects_unknown_keys(grid_sweep: Path, tmp_path: Path) -> 
     assert [p.name for p in written] == ["heat.png"] and written[0].stat().st_size > 1000
     with pytest.raises(ValueError, match="y_key: 'platform.lr'"):
         plot_grid_heatmap(table, "world.signal", "platform.lr", "hr_10", tmp_path / "h.png")
+
+
+def test_compare_draws_the_metrics_it_is_told(grid_sweep: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    out = tmp_path / "chosen"
+    done = CliRunner().invoke(app, ["compare", str(grid_sweep), "--out", str(out),
+                                    "--metric", "disclosure_mean", "--metric", "hr_10"])
+    assert done.exit_code == 0, done.output
+    assert list(pd.unique(pd.read_csv(out / "compare.csv")["metric"])) == ["disclosure_mean",
+                                                                           "hr_10"]
+    assert (out / "over_time_disclosure_mean.png").is_file()
+    refused = CliRunner().invoke(app, ["compare", str(grid_sweep), "--out", str(out),
+                                       "--metric", "nope"], terminal_width=1000)
+    assert refused.exit_code == 2
+    assert "the runs have no metric nope; they have " in refused.output
+    assert "hr_10" in refused.output and "world.signal" not in refused.output

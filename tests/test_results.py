@@ -88,3 +88,25 @@ def test_unrun_rows_are_marked_and_bad_files_named(tmp_path: Path) -> None:
                    "expect: {above: 1, below: 2}}\n")
     with pytest.raises(ScenarioError, match=r"bad.yaml: headlines.0.expect"):
         load_results_spec(bad)
+
+
+def test_results_prints_its_plan_and_runs_the_whole_table_only_when_asked(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+    from simulator.experiments.results import plan_results
+
+    spec = _spec(tmp_path)
+    # two run groups (plain, signal 0) and a study of two grid points, all on seeds 0 and 1
+    assert plan_results(spec) == {"under a minute": 2 * 2 + 2 * 2}
+    assert plan_results(spec, only=["leak"]) == {"under a minute": 2}
+    out = tmp_path / "out"
+    refused = CliRunner().invoke(app, ["results", str(spec), "--out", str(out)])
+    assert refused.exit_code == 2
+    assert "plan: 8 runs (8 under a minute;" in refused.output
+    assert "choose rows with --only NAME, or run them all with --all" in refused.output
+    assert not (out / "results.md").exists()
+    rewritten = CliRunner().invoke(app, ["results", str(spec), "--out", str(out), "--no-run"])
+    assert rewritten.exit_code == 0, rewritten.output
+    assert (out / "results.md").is_file()  # under --out, not the project's docs/results.md

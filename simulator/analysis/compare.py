@@ -23,6 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from simulator.analysis.figures import save, subplots
 from simulator.analysis.intervals import t_half_width
+from simulator.core.errors import shown
 from simulator.core.outputs import read_manifest, write_parquet, write_text
 from simulator.core.run_lock import run_status
 
@@ -479,6 +480,14 @@ def compare(paths: Sequence[Path], out: Path, metrics: Sequence[str] | None = No
     if table.empty:
         raise ValueError(f"paths: none of {[str(p) for p in paths]} holds a completed run")
     chosen = list(metrics) if metrics is not None else default_metrics(table)
+    missing = [m for m in chosen if m not in table.columns
+               or not pd.api.types.is_numeric_dtype(table[m])]
+    if missing:
+        numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])
+                   and "." not in c and c not in ("step", "seed", "point", "replication")
+                   and not c.startswith("seconds")]  # grid keys are dotted paths
+        raise ValueError(shown(f"metrics: the runs have no metric {', '.join(missing)}; "
+                               f"they have {', '.join(numeric)}", 1_000, quote=False))
     if not chosen:
         raise ValueError("metrics: the runs hold none of the default metrics (hr_<k>, "
                          "ndcg_<k>, mae, leak_<attr>_auc); name the columns to compare")

@@ -30,7 +30,7 @@ from simulator.core.config import load_model_file, read_yaml
 from simulator.core.errors import ScenarioError
 from simulator.core.outputs import write_text
 from simulator.experiments.catalog import find_scenario
-from simulator.experiments.sweep import load_sweep, run_sweep
+from simulator.experiments.sweep import expand_points, load_sweep, run_sweep
 
 
 class _Strict(BaseModel):
@@ -192,6 +192,33 @@ def run_results(
         sweep["base"] = _scenario_path(base.base, path)
         folders[name] = _run_generated(out, name, sweep, workers)
     return folders
+
+
+def plan_results(spec_file: Path, only: list[str] | None = None) -> dict[str, int]:
+    """How many runs `run_results` would start (finished ones included), by rough run-time
+    class on 2 CPU cores (`catalog.run_time_class` of each group's or study's scenario)."""
+    from simulator.experiments.catalog import load_scenario, run_time_class
+
+    spec = load_results_spec(spec_file)
+    chosen = [h for h in spec.headlines if _selected(h.name, only)]
+    plan: dict[str, int] = {}
+    for group in run_groups(spec.model_copy(update={"headlines": chosen})):
+        scenario = load_scenario(_scenario_path(group.scenario, spec_file),
+                                 list(group.overrides))
+        kind = run_time_class(scenario)
+        plan[kind] = plan.get(kind, 0) + len(group.seeds)
+    for study in spec.studies:
+        path = spec_file.parent / study.sweep
+        base = load_sweep(path)
+        if not _selected(base.name, only):
+            continue
+        seeds = len(study.seeds or spec.seeds)
+        one_seed = base.model_copy(update={"seeds": [0], "replications": None})
+        points = len(expand_points(one_seed, path))
+        scenario = load_scenario(_scenario_path(base.base, path), list(base.set))
+        kind = run_time_class(scenario)
+        plan[kind] = plan.get(kind, 0) + points * seeds
+    return plan
 
 
 def _selected(name: str, only: list[str] | None) -> bool:
