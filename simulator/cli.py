@@ -501,7 +501,10 @@ def counterfactual(
     console.print("with minus without, mean over seeds [95% interval]:")
     for line in headline_lines(summary, key_metrics(first, list(summary["metric"].unique()))):
         console.print(f"  {line}", soft_wrap=True)
+    from simulator.analysis.report import write_report
+
     console.print(f"counterfactual results: {folder}", soft_wrap=True)
+    console.print(f"report: {write_report(folder)}", soft_wrap=True)
 
 
 @app.command()

@@ -179,6 +179,10 @@ def test_a_change_against_its_counterfactual(tmp_path: Path) -> None:
     row = summary[(summary["metric"] == "leak_gender_auc") & (summary["step"] == 3)].iloc[0]
     assert row["n"] == 2 and row["ci_low"] <= row["mean_difference"] <= row["ci_high"]
     assert (out / "plots" / "difference_leak_gender_auc.png").stat().st_size > 1000
+    report = (out / "report.html").read_text(encoding="utf-8")  # written by the command
+    assert "against its counterfactual</h1>" in report
+    assert "platform.defenses.unlearning=null" in report and "without-seed-1" in report
+    assert "<td>leak_gender_auc</td>" in report and "data:image/png;base64," in report
     again = simulator.counterfactual("quickstart", {"platform.defenses.unlearning": None},
                                      sets, seeds=2, out=out)  # every arm done: it resumes
     pd.testing.assert_frame_equal(again.summary, pd.read_parquet(out / "counterfactual.parquet"))

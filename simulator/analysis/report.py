@@ -187,12 +187,57 @@ def _run_sections(folder: Path, question: str | None) -> tuple[str, str, list[Pa
     return intro, numbers, figures
 
 
+def _counterfactual_report(folder: Path, out: Path) -> Path:
+    """A counterfactual folder's report: what was compared, each figured metric's paired
+    difference at the last step, both arms and their difference over time, the arms."""
+    plan = json.loads(_read(folder / "counterfactual.json"))
+    summary = pd.read_parquet(folder / "counterfactual.parquet")
+    figures = sorted((folder / "plots").glob("difference_*.png"))
+    last = summary[summary["step"] == summary["step"].max()].set_index("metric")
+    rows = []
+    for path in figures:
+        metric = path.stem.removeprefix("difference_")
+        if metric in last.index:
+            row = last.loc[metric]
+            interval = "" if math.isnan(row["ci_low"]) else (
+                f" [{_number(row['ci_low'])}, {_number(row['ci_high'])}]")
+            rows.append([metric_label(metric), metric, _number(row["mean_with"]),
+                         _number(row["mean_without"]),
+                         f"{_number(row['mean_difference'])}{interval}",
+                         "yes" if row["excludes_zero"] else "no"])
+    name = f"{plan['scenario']} against its counterfactual"
+    arms = sorted(p.name for p in folder.iterdir() if p.is_dir() and "-seed-" in p.name)
+    document = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{_esc(name)} - privsim report</title><style>{STYLE}</style></head>
+<body>
+<h1>{_esc(name)}</h1>
+<p class="meta">counterfactual folder {_esc(folder)}; report written {_esc(now_iso())}</p>
+<p><b>With:</b> {_esc(plan['scenario'])}. <b>Without:</b> the same with
+{_esc(' '.join(plan['without']))}. Paired on seeds {_esc(', '.join(map(str, plan['seeds'])))}
+(both arms of a seed share every random draw).</p>
+<h2>Key numbers</h2>
+<p>At step {int(summary['step'].max())}: the mean over seeds of each arm, and of with minus
+without with its 95% t interval.</p>
+{_table(["metric", "column", "with", "without", "with - without", "interval excludes 0"],
+        rows)}
+<h2>Figures</h2>{"".join(_image(p, folder) for p in figures) or "<p>No figures.</p>"}
+<h2>Arms</h2><p>{_esc(', '.join(arms))}</p>
+</body></html>
+"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, document)
+    return out
+
+
 def write_report(folder: Path, out: Path | None = None, question: str | None = None) -> Path:
     """Write one self-contained HTML report of a run or sweep folder (default
     `<folder>/report.html`) and its figures under `<folder>/figures/` (a run's own figures
     as PNG; a sweep's comparison figures as PNG and PDF). `question` is the scenario's
     question, shown at the top of a run's report."""
     folder = Path(folder)
+    if (folder / "counterfactual.json").is_file():
+        return _counterfactual_report(folder, folder / "report.html" if out is None else Path(out))
     kind = folder_kind(folder)
     out = folder / "report.html" if out is None else Path(out)
     table = load_runs([folder])

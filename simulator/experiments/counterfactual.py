@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from simulator.analysis.figures import save, subplots
 from simulator.analysis.headlines import attack_effects, default_headline
@@ -173,21 +174,32 @@ def headline_lines(summary: pd.DataFrame, metrics: list[str]) -> list[str]:
 
 def plot_differences(summary: pd.DataFrame, folder: Path, title: str, without: list[str],
                      metrics: list[str]) -> list[Path]:
-    """One figure per metric: with - without over the steps, its interval shaded, 0 marked."""
+    """One figure per metric: both arms' means over the steps, and with - without with its
+    interval shaded and 0 marked."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for metric in metrics:
         rows = summary[summary["metric"] == metric]
         if rows.empty or not np.isfinite(rows["mean_difference"].to_numpy(dtype=float)).any():
             continue
-        figure, axis = subplots(figsize=(6, 3.6))
-        axis.plot(rows["step"], rows["mean_difference"], marker="o", label="with - without")
-        axis.fill_between(rows["step"], rows["ci_low"], rows["ci_high"], alpha=0.25,
-                          label="95% interval")
-        axis.axhline(0.0, color="grey", linestyle=":")
-        axis.set(xlabel="step", ylabel=f"difference in {metric_label(str(metric))}",
-                 title=f"{title}\nminus: {' '.join(without)}"[:200])
-        axis.legend(fontsize="small")
+        label = metric_label(str(metric))
+        figure, (arms, difference) = subplots(1, 2, figsize=(10, 3.8))
+        arms.plot(rows["step"], rows["mean_with"], marker="o", label="with")
+        arms.plot(rows["step"], rows["mean_without"], marker="o", linestyle="--",
+                  label="without")
+        arms.set(xlabel="step", ylabel=label, title="Both arms (mean over seeds)")
+        arms.legend(fontsize="small")
+        difference.plot(rows["step"], rows["mean_difference"], marker="o",
+                        label="with - without")
+        difference.fill_between(rows["step"], rows["ci_low"], rows["ci_high"], alpha=0.25,
+                                label="95% interval")
+        difference.axhline(0.0, color="grey", linestyle=":")
+        difference.set(xlabel="step", ylabel=f"difference in {label}",
+                       title="Paired difference")
+        difference.legend(fontsize="small")
+        for axis in (arms, difference):
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole steps
+        figure.suptitle(f"{title}; without: {' '.join(without)}"[:150], fontsize="medium")
         figure.tight_layout()
         paths.append(save(figure, folder / f"difference_{metric}.png"))
     return paths
