@@ -105,10 +105,15 @@ def test_a_defense_that_did_not_act_says_so(tmp_path: Path) -> None:
     before any edit, so it skips every retrain; the events, summary and report say so."""
     sets = [*TINY, "world.signal=0.0", "platform.defenses.unlearning={attribute: gender}"]
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", "quickstart", "--no-progress", "--out", str(out),
+    result = runner.invoke(app, ["run", "quickstart", "--out", str(out),
                                  *[arg for item in sets for arg in ("--set", item)]],
                            terminal_width=200)
     assert result.exit_code == 0, result.output
+    # not a terminal: a progress line per step, with the time left
+    steps = [line for line in result.output.splitlines() if " done, " in line]
+    assert [line.split(": step ")[1].split(" done")[0] for line in steps] == [
+        "1/4", "2/4", "3/4", "4/4"]
+    assert all(line.endswith(" s left") for line in steps)
     import pandas as pd
 
     events = pd.read_parquet(out / "events.parquet")

@@ -282,8 +282,11 @@ def _step_all(
     """Step from wherever the model is to `steps`, spilling each step's agent rows to disk
     and saving a checkpoint every K steps."""
     show = sys.stderr.isatty() if progress is None else progress
+    # Output that is not a terminal (a pipe, a log file, a batch job) gets a line per step.
+    lines = progress is None and not sys.stderr.isatty()
     columns = (TextColumn("{task.description}", markup=False, style="bold"), BarColumn(),
                TextColumn("step {task.completed}/{task.total}"), TimeElapsedColumn())
+    first, stepping = model.step_index, time.perf_counter()
     with Progress(*columns, disable=not show, transient=False) as bar:
         task = bar.add_task(model.scenario.name, total=steps, completed=model.step_index)
         while model.step_index < steps:
@@ -291,9 +294,20 @@ def _step_all(
             spill.write(model.records.agents)
             model.records.agents.clear()
             bar.advance(task)
+            if lines:
+                _progress_line(model.scenario.title, model.step_index, steps,
+                               model.step_index - first, time.perf_counter() - stepping)
             if checkpoint_every and model.step_index % checkpoint_every == 0 \
                     and model.step_index < steps:
                 _save_checkpoint(model, run_dir, time.perf_counter() - started, setup_seconds)
+
+
+def _progress_line(title: str, done: int, steps: int, stepped: int, seconds: float) -> None:
+    """`title: step 3/20 done, 12 s elapsed, about 68 s left` on stderr (the time left
+    from the mean time of the steps this process ran)."""
+    left = seconds / stepped * (steps - done) if stepped else float("nan")
+    print(f"{title}: step {done}/{steps} done, {seconds:.0f} s elapsed, about {left:.0f} s "
+          "left", file=sys.stderr, flush=True)
 
 
 def _save_checkpoint(model: PrivacyModel, run_dir: Path, elapsed: float, setup: float) -> None:
