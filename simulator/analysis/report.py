@@ -187,6 +187,26 @@ def _run_sections(folder: Path, question: str | None) -> tuple[str, str, list[Pa
     return intro, numbers, figures
 
 
+def _images(figures: list[Path], folder: Path) -> str:
+    return "".join(_image(p, folder) for p in figures) or "<p>No figures.</p>"
+
+
+def _write_page(out: Path, name: str, meta: str, body: str) -> Path:
+    """Write one self-contained report page: the title, a line saying what folder it is of
+    and when it was written, then `body` (HTML)."""
+    document = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{_esc(name)} - privsim report</title><style>{STYLE}</style></head>
+<body>
+<h1>{_esc(name)}</h1>
+<p class="meta">{_esc(meta)}; report written {_esc(now_iso())}</p>
+{body}</body></html>
+"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, document)
+    return out
+
+
 def _counterfactual_report(folder: Path, out: Path) -> Path:
     """A counterfactual folder's report: what was compared, each figured metric's paired
     difference at the last step, both arms and their difference over time, the arms."""
@@ -207,13 +227,7 @@ def _counterfactual_report(folder: Path, out: Path) -> Path:
                          "yes" if row["excludes_zero"] else "no"])
     name = f"{plan['scenario']} against its counterfactual"
     arms = sorted(p.name for p in folder.iterdir() if p.is_dir() and "-seed-" in p.name)
-    document = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{_esc(name)} - privsim report</title><style>{STYLE}</style></head>
-<body>
-<h1>{_esc(name)}</h1>
-<p class="meta">counterfactual folder {_esc(folder)}; report written {_esc(now_iso())}</p>
-<p><b>With:</b> {_esc(plan['scenario'])}. <b>Without:</b> the same with
+    body = f"""<p><b>With:</b> {_esc(plan['scenario'])}. <b>Without:</b> the same with
 {_esc(' '.join(plan['without']))}. Paired on seeds {_esc(', '.join(map(str, plan['seeds'])))}
 (both arms of a seed share every random draw).</p>
 <h2>Key numbers</h2>
@@ -221,13 +235,10 @@ def _counterfactual_report(folder: Path, out: Path) -> Path:
 without with its 95% t interval.</p>
 {_table(["metric", "column", "with", "without", "with - without", "interval excludes 0"],
         rows)}
-<h2>Figures</h2>{"".join(_image(p, folder) for p in figures) or "<p>No figures.</p>"}
+<h2>Figures</h2>{_images(figures, folder)}
 <h2>Arms</h2><p>{_esc(', '.join(arms))}</p>
-</body></html>
 """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, document)
-    return out
+    return _write_page(out, name, f"counterfactual folder {folder}", body)
 
 
 def write_report(folder: Path, out: Path | None = None, question: str | None = None) -> Path:
@@ -264,21 +275,12 @@ def write_report(folder: Path, out: Path | None = None, question: str | None = N
     warnings = ("<h2>Warnings</h2><ul>"
                 + "".join(f'<li class="warning">{_esc(n)}</li>' for n in notes) + "</ul>"
                 if notes else "")
-    document = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{_esc(name)} - privsim report</title><style>{STYLE}</style></head>
-<body>
-<h1>{_esc(name)}</h1>
-<p class="meta">{_esc(kind)} folder {_esc(folder)}; report written {_esc(now_iso())}</p>
-{intro}
+    body = f"""{intro}
 {warnings}
 <h2>Key numbers</h2>{numbers}
-<h2>Figures</h2>{"".join(_image(p, folder) for p in figures) or "<p>No figures.</p>"}
+<h2>Figures</h2>{_images(figures, folder)}
 {points}
 <h2>Configuration</h2>{"".join(configs)}
 <h2>Manifest</h2><pre>{_esc(_manifest_text(folder))}</pre>
-</body></html>
 """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, document)
-    return out
+    return _write_page(out, name, f"{kind} folder {folder}", body)

@@ -12,7 +12,6 @@ processes, a finished arm is kept and a rerun resumes the rest).
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +26,8 @@ from simulator.analysis.labels import metric_label
 from simulator.core.config import Scenario
 from simulator.core.errors import ScenarioError
 from simulator.core.outputs import new_run_dir, write_json, write_parquet, write_text
-from simulator.core.threads import threads_per_worker
 from simulator.experiments.catalog import load_scenario
-from simulator.experiments.sweep import _run_point
-from simulator.experiments.workers import caller_state, worker_context
+from simulator.experiments.sweep import run_labelled
 
 ARMS = ("with", "without")
 COLUMNS = ["step", "metric", "n", "mean_with", "mean_without", "mean_difference", "ci_low",
@@ -83,15 +80,7 @@ def run_counterfactual(plan: CounterfactualPlan, out: Path | None = None,
         "seeds": sorted({seed for _, seed in plan.runs}),
     })
     jobs = {f"{arm}-seed-{seed}": scenario for (arm, seed), scenario in plan.runs.items()}
-    n_workers = max(1, min(workers, len(jobs)))
-    threads = threads_per_worker(n_workers)
-    caller = caller_state()
-    with ProcessPoolExecutor(n_workers, mp_context=worker_context()) as pool:
-        futures = {label: pool.submit(_run_point, scenario.model_dump(mode="json"),
-                                      str(folder / label), threads, caller)
-                   for label, scenario in jobs.items()}
-        failed = {label: f.result()["error"] for label, f in futures.items()
-                  if f.result()["status"] != "completed"}
+    failed = run_labelled(jobs, folder, workers)
     if failed:
         label, error = next(iter(failed.items()))
         raise ScenarioError(f"counterfactual: {len(failed)} run(s) failed (rerun to resume), "

@@ -9,7 +9,6 @@ over seeds, give each group's externality on every other group.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +23,8 @@ from simulator.analysis.externality_stats import (
 from simulator.core.config import Scenario
 from simulator.core.errors import ScenarioError
 from simulator.core.outputs import new_run_dir, write_parquet, write_text
-from simulator.core.threads import threads_per_worker
 from simulator.experiments.catalog import load_scenario
-from simulator.experiments.sweep import _run_point
-from simulator.experiments.workers import caller_state, worker_context
+from simulator.experiments.sweep import run_labelled
 
 DEFAULT_METRICS = ("hr_10", "ndcg_10", "mae", "leak_gender_auc", "leak_age_auc",
                    "disclosure_mean")
@@ -94,15 +91,7 @@ def run_externality(
     folder.mkdir(parents=True, exist_ok=True)
     jobs = {f"baseline-seed-{s}": sc for s, sc in plan.baseline.items()}
     jobs |= {f"{g.replace(':', '-')}-seed-{s}": sc for (g, s), sc in plan.changed.items()}
-    n_workers = max(1, min(workers, len(jobs)))
-    threads = threads_per_worker(n_workers)
-    caller = caller_state()
-    with ProcessPoolExecutor(n_workers, mp_context=worker_context()) as pool:
-        futures = {label: pool.submit(_run_point, sc.model_dump(mode="json"),
-                                      str(folder / label), threads, caller)
-                   for label, sc in jobs.items()}
-        failed = {label: f.result()["error"] for label, f in futures.items()
-                  if f.result()["status"] != "completed"}
+    failed = run_labelled(jobs, folder, workers)
     if failed:
         label, error = next(iter(failed.items()))
         raise ScenarioError(f"externality: {len(failed)} run(s) failed, e.g. {label}: {error}")

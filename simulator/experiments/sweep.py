@@ -249,6 +249,22 @@ def _run_point(scenario_data: dict[str, Any], out: str, threads: int,
         return _failure(exc)
 
 
+def run_labelled(jobs: dict[str, Scenario], folder: Path, workers: int) -> dict[str, str]:
+    """Run each scenario into `folder/<label>` as a sweep point (`_run_point`: worker
+    processes sharing the cores, a completed folder kept), `workers` at a time; returns the
+    error of each run that failed, by label."""
+    n_workers = max(1, min(workers, len(jobs)))
+    threads = threads_per_worker(n_workers)
+    caller = caller_state()
+    with ProcessPoolExecutor(n_workers, mp_context=worker_context()) as pool:
+        futures = {label: pool.submit(_run_point, scenario.model_dump(mode="json"),
+                                      str(folder / label), threads, caller)
+                   for label, scenario in jobs.items()}
+        results = {label: future.result() for label, future in futures.items()}
+    return {label: result["error"] for label, result in results.items()
+            if result["status"] != "completed"}
+
+
 def run_sweep(
     sweep_file: Path,
     out: Path | None = None,
