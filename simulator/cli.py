@@ -220,7 +220,9 @@ def _summary(result: Any, headline: list[str]) -> None:
     rows, missing = headline_rows(metrics, headline)
     title = result.manifest.get("title") or result.manifest["scenario"]
     summary = Table(title=f"{title}: after step {steps - 1} ({steps} steps)")
-    summary.add_column("metric")
+    # Metric names are what users look up and type: never cut.
+    summary.add_column("metric", no_wrap=True,
+                       min_width=max((len(row.metric) for row in rows), default=6))
     summary.add_column("value", justify="right")
     summary.add_column(f"change since step {int(metrics['step'].iloc[0])}", justify="right")
     summary.add_column("reference")
@@ -264,6 +266,10 @@ def validate(
     console.print("schedule:", highlight=False)
     for line in describe_schedule(loaded):
         console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    from simulator.core.run_time import estimate_run_time
+
+    console.print(f"run time: {estimate_run_time(loaded).text()}, estimated for 2 CPU cores",
+                  highlight=False, soft_wrap=True)
     if loaded.world.source == "synthetic":
         from simulator.core.memory import GIB, check_fits, estimate_memory, synthetic_size
 
@@ -278,9 +284,10 @@ def validate(
 
 @app.command()
 def scenarios() -> None:
-    """List the shipped scenarios: the data each runs on, its steps and a rough run time on
-    2 CPU cores."""
-    from simulator.experiments.catalog import describe_source, run_time_class
+    """List the shipped scenarios: the data each runs on, its steps and its estimated run time
+    on 2 CPU cores."""
+    from simulator.core.run_time import estimate_run_time
+    from simulator.experiments.catalog import describe_source
 
     shipped = list_scenarios()
     rows = []
@@ -293,8 +300,8 @@ def scenarios() -> None:
         description = scenario.description.strip().splitlines()[0] \
             if scenario.description else ""
         rows.append((name, describe_source(scenario), str(scenario.simulation.steps),
-                     run_time_class(scenario), description))
-    title = "Shipped scenarios (run time: a rough class on 2 CPU cores)"
+                     estimate_run_time(scenario).short(), description))
+    title = "Shipped scenarios (run time: estimated on 2 CPU cores)"
     # Names are what users type: never cut or wrapped. A terminal too narrow for a table
     # gets one block per scenario instead.
     longest = max((len(name) for name in shipped), default=4)
@@ -490,8 +497,12 @@ def counterfactual(
     try:
         plan = plan_counterfactual(scenario, list(without), list(range(seeds)),
                                    list(set_ or []))
+        from simulator.core.run_time import estimate_run_time
+
+        seconds = sum(estimate_run_time(arm).seconds for arm in plan.runs.values())
         console.print(f"{plan.title}: {seeds} seeds x 2 arms ({len(plan.runs)} runs), "
-                      f"without = {' '.join(without)}", soft_wrap=True)
+                      f"without = {' '.join(without)}; about {seconds / 60:.0f} min of runs "
+                      f"on 2 CPU cores (estimated; finished runs are kept)", soft_wrap=True)
         folder = run_counterfactual(plan, out=out, workers=workers)
     except PrivsimError as exc:
         _fail(str(exc))
@@ -535,10 +546,10 @@ def results(
     try:
         if not no_run:
             plan = plan_results(spec, only)
-            total = sum(plan.values())
-            classes = ", ".join(f"{n} {kind}" for kind, n in plan.items())
-            console.print(f"plan: {total} runs ({classes}; rough classes on 2 CPU cores; "
-                          f"finished runs in {out} are kept)", soft_wrap=True)
+            total = sum(plan.runs.values())
+            classes = ", ".join(f"{n} {kind}" for kind, n in plan.runs.items())
+            console.print(f"plan: {total} runs ({classes}), about {plan.hours:.1f} h on 2 CPU "
+                          f"cores (estimated; finished runs in {out} are kept)", soft_wrap=True)
             if not only and not run_all:
                 _fail(f"the whole table is {total} runs: choose rows with --only NAME, or "
                       "run them all with --all")

@@ -14,6 +14,7 @@ from scipy import stats
 from simulator.analysis.compare import (
     SUMMARY_COLUMNS,
     compare,
+    grid_cells,
     heatmap_keys,
     load_runs,
     pareto_front,
@@ -266,3 +267,41 @@ def test_compare_draws_the_metrics_it_is_told(grid_sweep: Path, tmp_path: Path) 
     assert refused.exit_code == 2
     assert "the runs have no metric nope; they have " in refused.output
     assert "hr_10" in refused.output and "world.signal" not in refused.output
+
+
+def test_null_and_mapping_grid_values_get_short_labels_and_their_own_cells(
+    tmp_path: Path,
+) -> None:
+    """A grid over a defense switched off (`null`) and on (a mapping) and an attacker list:
+    every value is a short label, keeps its own heatmap cell, in the sweep file's order."""
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(
+        f"name: onoff\nbase: quickstart\nset: {json.dumps([*TINY, 'simulation.steps=1'])}\n"
+        "grid:\n  platform.defenses.unlearning: [null, {attribute: gender, steps: 5}]\n"
+        "  attackers: [[{kind: inference, classifiers: [logreg], folds: 3}]]\n"
+        "seeds: [0]\nworkers: 1\n")
+    table = load_runs([run_sweep(spec, out=tmp_path / "sweep")])
+    key = "platform.defenses.unlearning"
+    assert list(table[key].cat.categories) == ["none", "attribute=gender, steps=5"]
+    assert set(table["attackers"]) == {"inference"}
+    assert list(pd.unique(table["variant"])) == [
+        f"{key}=none, attackers=inference", f"{key}=attribute=gender, steps=5, "
+        "attackers=inference"]
+    cells = grid_cells(table, key, "attackers", "hr_10")
+    assert list(cells.columns) == ["none", "attribute=gender, steps=5"]
+    assert cells.notna().all().all()
+    written = compare([tmp_path / "sweep"], tmp_path / "cmp", ["hr_10", "leak_gender_auc"])
+    assert (written / "heatmap_hr_10.png").is_file()
+    assert (written / "tradeoff_hr_10_vs_leak_gender_auc.png").is_file()
+
+
+def test_tradeoff_intervals_stay_within_the_metrics_range() -> None:
+    from simulator.analysis.compare import _clipped
+    from simulator.analysis.intervals import metric_range
+
+    assert metric_range("hr_10") == (0.0, 1.0) and metric_range("leak_gender_auc") == (0, 1)
+    assert metric_range("hr_10_change") == (-1.0, 1.0) and metric_range("mae")[0] == 0.0
+    points = pd.DataFrame({"utility": [0.9], "ci_low_utility": [0.4],
+                           "ci_high_utility": [1.4]})
+    low, high = _clipped(points, "utility", metric_range("target_hr_10"))
+    assert low.tolist() == [0.4] and high.tolist() == [1.0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,19 +164,26 @@ def test_resolve_outputs_prefers_argv_then_environment() -> None:
     assert resolve_outputs([], {}) == Path("outputs")
 
 
-def test_variant_labels_name_differing_settings_and_clashing_sweeps() -> None:
+def test_variant_labels_name_runs_by_folder_and_sweep_points_by_grid_values() -> None:
     runs = [
-        _info("a", "quickstart|1", settings=(("world.signal", "1.0"), ("x", "1"))),
-        _info("b", "quickstart|1", settings=(("world.signal", "1.0"), ("x", "1")), seed=1),
-        _info("c", "quickstart|2", settings=(("world.signal", "0.5"), ("x", "1"))),
+        _info("runs/base-seed-0", "quickstart|1", settings=(("world.signal", "1.0"),)),
+        _info("runs/base-seed-1", "quickstart|1", settings=(("world.signal", "1.0"),), seed=1),
+        _info("runs/weak", "quickstart|2", settings=(("world.signal", "0.5"),)),
         _info("d", "s1|3", sweep="s1", params=(("k", "1"),)),
         _info("e", "s2|4", sweep="s2", params=(("k", "1"),)),
     ]
+    runs = [replace(run, path=Path(run.label)) for run in runs]
     assert variant_labels(runs) == {
-        "quickstart|1": "quickstart: signal=1", "quickstart|2": "quickstart: signal=0.5",
-        "s1|3": "s1: k=1", "s2|4": "s2: k=1",
+        "quickstart|1": "base", "quickstart|2": "weak", "s1|3": "s1: k=1", "s2|4": "s2: k=1",
     }
-    assert variant_labels(runs[:3]) == {"quickstart|1": "signal=1", "quickstart|2": "signal=0.5"}
+    from simulator.dashboard.discovery import folder_stem, variant_descriptions
+
+    assert variant_descriptions(runs[:3]) == {"quickstart|1": "signal=1",
+                                              "quickstart|2": "signal=0.5"}
+    assert folder_stem(["with-seed-0", "with-seed-4"]) == "with"
+    assert folder_stem(["quickstart+3-changes-20261207-150102"]) == "quickstart+3-changes"
+    assert folder_stem(["quickstart-s0", "quickstart-s1"]) == "quickstart"
+    assert folder_stem(["arm-a", "arm-b"]) == "arm"
 
 
 def _settings(config: dict[str, object]) -> tuple[tuple[str, str], ...]:
@@ -206,12 +214,16 @@ def test_legends_of_one_scenario_name_only_what_differs() -> None:
     plain = _variant("plain")
     adversarial = _variant("adv", platform__defenses__adversarial={"lambda": 1.0,
                                                                     "start_step": 0})
-    assert variant_labels([plain, adversarial]) == {
+    from simulator.dashboard.discovery import variant_descriptions
+
+    assert variant_descriptions([plain, adversarial]) == {
         "fund-adv|plain": "no adversarial", "fund-adv|adv": "adversarial"}
+    assert variant_labels([plain, adversarial]) == {  # by folder; the difference on hover
+        "fund-adv|plain": "plain", "fund-adv|adv": "adv"}
     stronger = _variant("adv2", platform__defenses__adversarial={"lambda": 2.0,
                                                                  "start_step": 0},
                         platform__lr=0.05)
-    assert variant_labels([plain, adversarial, stronger]) == {
+    assert variant_descriptions([plain, adversarial, stronger]) == {
         "fund-adv|plain": "no adversarial, lr=0.01",
         "fund-adv|adv": "adversarial (lambda=1), lr=0.01",
         "fund-adv|adv2": "adversarial (lambda=2), lr=0.05"}
@@ -225,11 +237,10 @@ def test_legend_names_are_the_shortest_unique_tails() -> None:
 
     assert variant_descriptions([a, b])["fund-adv|a"] == (
         "attackers[0].epochs=5, platform.epochs=5, rate=0.3")
-    assert variant_labels([a, b])["fund-adv|a"] == "attackers[0].epochs=5, +2 more"
     # Seen as a comparison with another scenario, the scenario name leads.
     other = _info("o", "other|1", scenario="other")
-    assert variant_labels([a, other])["fund-adv|a"] == "fund-adv"
-    assert variant_labels([a, b, other])["fund-adv|b"].startswith("fund-adv: ")
+    assert variant_descriptions([a, other])["fund-adv|a"] == "fund-adv"
+    assert variant_descriptions([a, b, other])["fund-adv|b"].startswith("fund-adv: ")
 
 
 def test_long_legends_are_cut_and_stay_distinct() -> None:
@@ -241,6 +252,8 @@ def test_long_legends_are_cut_and_stay_distinct() -> None:
     b = _variant("b", platform__model="metamf", world__n_users=200, platform__lr=0.1,
                  attackers__0__epochs=7, world__signal=0.5)
     c = _variant("c")
+    long = "a-folder-name-far-longer-than-any-legend-has-room-for"
+    a, b = replace(a, path=Path(f"{long}-a")), replace(b, path=Path(f"{long}-b"))
     labels = variant_labels([a, b, c])
     assert all(len(label) <= 40 for label in labels.values())
     assert len(set(labels.values())) == 3
@@ -430,6 +443,60 @@ def test_metric_chart_layers_bands_reference_and_timeline() -> None:
     bare = charts.metric_chart(bands, "hr_10", {}, {}, reference.iloc[:0], "", [],
                                marks.iloc[:0])
     assert [layer["mark"]["type"] for layer in _layers(bare)] == ["area", "line"]
+
+
+def test_every_chart_colours_the_page_domain_and_never_cuts_a_legend() -> None:
+    """A chart that shows only some variants still colours over all of the page's, so a
+    variant keeps its colour across charts; long labels get a legend column each."""
+    bands = pd.DataFrame({"variant": ["B", "B"], "step": [0, 1], "n": [1, 1],
+                          "mean": [0.3, 0.4], "low": [np.nan] * 2, "high": [np.nan] * 2})
+    empty = pd.DataFrame(columns=["variant", "step", "value"])
+    long = "a variant name far longer than any legend column would hold"
+    chart = charts.metric_chart(bands, "hr_10", {}, {}, empty, "", [], empty.iloc[:0],
+                                domain=[long, "B"])
+    colour = _layers(chart)[-1]["encoding"]["color"]
+    assert colour["scale"]["domain"] == [long, "B"]
+    assert colour["legend"]["labelLimit"] == 0 and colour["legend"]["columns"] == 1
+    points = pd.DataFrame({"run": ["r"], "variant": ["B"], "step": [1],
+                           "leak_gender_auc": [0.6], "hr_10": [0.2]})
+    dots = charts.tradeoff_chart(points, "leak_gender_auc", "hr_10", {}, {}, domain=[long, "B"])
+    assert _layers(dots)[0]["encoding"]["color"]["scale"]["domain"] == [long, "B"]
+
+
+def test_bands_stay_within_the_metrics_range() -> None:
+    frames = {"r1": pd.DataFrame({"step": [0], "hr_10": [0.98]}),
+              "r2": pd.DataFrame({"step": [0], "hr_10": [0.5]})}
+    bands = data.seed_bands(frames, {"r1": "v", "r2": "v"}, "hr_10")
+    assert bands["high"].iloc[0] == 1.0 and bands["low"].iloc[0] == 0.0
+    summary = pd.DataFrame({"step": [0, 1], "metric": ["hr_10"] * 2, "n": [5, 5],
+                            "mean_difference": [0.0, -0.5], "ci_low": [0.0, -1.4],
+                            "ci_high": [0.0, 0.3]})
+    difference, zero = data.difference_bands(summary, "hr_10")
+    assert difference["low"].tolist() == [0.0, -1.0] and set(zero["value"]) == {0.0}
+    assert set(difference["variant"]) == {data.DIFFERENCE}
+
+
+def test_a_counterfactual_folder_is_a_source_with_arms_named_by_folder(
+        outputs: Path, tmp_path: Path) -> None:
+    from simulator.dashboard.discovery import discover
+
+    root = tmp_path / "outputs"
+    folder = root / "what-if"
+    points = sorted((outputs / "sweeps/tiny").glob("point-*"))  # signal 0 then 1, seeds 0, 1
+    for point, (arm, seed) in zip(points, (("without", 0), ("without", 1), ("with", 0),
+                                           ("with", 1)), strict=True):
+        shutil.copytree(point, folder / f"{arm}-seed-{seed}")
+    (folder / "counterfactual.json").write_text(json.dumps(
+        {"scenario": "quickstart + 1 change", "without": ["world.signal=0"], "seeds": [0, 1]}))
+    pd.DataFrame({"step": [0], "metric": ["hr_10"], "n": [2], "mean_difference": [0.0],
+                  "ci_low": [0.0], "ci_high": [0.0]}).to_parquet(
+        folder / "counterfactual.parquet")
+    catalog = discover(root)
+    (found,) = catalog.counterfactuals
+    assert found.title == "quickstart + 1 change" and found.without == ("world.signal=0",)
+    arms = [catalog.run(label) for label in found.runs]
+    assert len(arms) == 4 and len({arm.variant for arm in arms}) == 2  # seeds pooled
+    assert sorted(variant_labels(arms).values()) == ["with", "without"]
 
 
 def test_reference_bands_and_timeline_table() -> None:

@@ -99,12 +99,14 @@ def test_results_prints_its_plan_and_runs_the_whole_table_only_when_asked(
 
     spec = _spec(tmp_path)
     # two run groups (plain, signal 0) and a study of two grid points, all on seeds 0 and 1
-    assert plan_results(spec) == {"under a minute": 2 * 2 + 2 * 2}
-    assert plan_results(spec, only=["leak"]) == {"under a minute": 2}
+    plan = plan_results(spec)
+    assert plan.runs == {"under a minute": 2 * 2 + 2 * 2}
+    assert plan_results(spec, only=["leak"]).runs == {"under a minute": 2}
+    assert 0 < plan_results(spec, only=["leak"]).seconds < plan.seconds
     out = tmp_path / "out"
     refused = CliRunner().invoke(app, ["results", str(spec), "--out", str(out)])
     assert refused.exit_code == 2
-    assert "plan: 8 runs (8 under a minute;" in refused.output
+    assert "plan: 8 runs (8 under a minute), about " in refused.output
     assert "choose rows with --only NAME, or run them all with --all" in refused.output
     assert not (out / "results.md").exists()
     rewritten = CliRunner().invoke(app, ["results", str(spec), "--out", str(out), "--no-run"])

@@ -233,6 +233,66 @@ def test_probe_stop_leaves_attackers_at_chance_not_mirrored(world) -> None:
     assert abs(probed_auc - 0.5) < 0.05
 
 
+def _attacker_bacc(emb: np.ndarray, labels: np.ndarray, classifiers: list[str]) -> float:
+    """The inference attacker's balanced accuracy on the half of the users it does not know."""
+    from simulator.attacks.inference import infer_attribute, pick_best
+    from simulator.metrics.leakage import balanced_accuracy
+
+    known = np.zeros(len(labels), dtype=bool)
+    known[np.random.default_rng(0).permutation(len(labels))[: len(labels) // 2]] = True
+    best = pick_best(infer_attribute(emb, labels, known, 2, classifiers, 5, 0))
+    return balanced_accuracy(labels[~known], best.proba[~known].argmax(1))
+
+
+def test_probe_stop_with_the_attackers_classifiers_leaves_that_attacker_at_chance(world):
+    """Probing with the attacker's own families (XGBoost beside the torch probes): after the
+    edit that attacker, trained on half of the users, is within 0.03 of chance on the rest."""
+    gender = world.attributes["gender"]
+    model = _trained("bpr", world)
+    classifiers = ["logreg", "xgboost"]
+    assert _attacker_bacc(model.user_embeddings(), gender, classifiers) > 0.75
+    report = unlearn_attribute(model, gender, UnlearningConfig(distance="kl", probe_every=30),
+                               data=world.ratings, probes=("logreg", "mlp", "xgboost"))
+    assert 0 < report.steps < 300 and abs(report.probe_auc_after - 0.5) < 0.03
+    assert abs(_attacker_bacc(model.user_embeddings(), gender, classifiers) - 0.5) < 0.03
+
+
+def test_probe_stop_waits_while_any_probe_family_finds_the_attribute(
+    world, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two families at chance and one above it is not chance: the edit goes on, and keeps
+    the check whose farthest family is closest to chance."""
+    import simulator.defenses.unlearning as unlearning
+
+    readings = iter([{"logreg": 0.5, "mlp": 0.49, "xgboost": 0.62},
+                     {"logreg": 0.47, "mlp": 0.48, "xgboost": 0.55},
+                     {"logreg": 0.49, "mlp": 0.5, "xgboost": 0.5}])
+    monkeypatch.setattr(unlearning, "held_out_aucs", lambda *args, **kwargs: next(readings))
+    model = _trained("bpr", world, epochs=2)
+    report = unlearn_attribute(model, world.attributes["gender"],
+                               UnlearningConfig(distance="kl", probe_every=5),
+                               data=world.ratings, probes=("logreg", "mlp", "xgboost"))
+    assert report.probe_auc_before == 0.62 and report.steps == 10
+    assert report.probe_auc_after == 0.5
+
+
+def test_unlearning_probes_include_the_scenarios_attacker_classifiers() -> None:
+    from simulator.core.build import attacker_classifiers
+    from simulator.defenses.attribute_unlearning import AttributeUnlearning
+    from simulator.defenses.protocol import DefenseContext
+    from simulator.experiments.catalog import load_scenario
+
+    scenario = load_scenario("quickstart", ["attackers.0.classifiers=[forest, logreg]",
+                                            "attackers.0.attributes=[gender]"])
+    found = attacker_classifiers(scenario)
+    assert found == {"gender": ("forest", "logreg")}
+    context = DefenseContext({}, {}, 1, 1, 0, attacker_classifiers=found)
+    default = AttributeUnlearning(UnlearningConfig(attribute="gender"), context)
+    assert default.probe_families() == ("logreg", "mlp", "forest")
+    chosen = AttributeUnlearning(UnlearningConfig(attribute="age", probes=["mlp"]), context)
+    assert chosen.probe_families() == ("mlp",)
+
+
 def test_users_without_ratings_keep_their_rows(world) -> None:
     """Rows the model learned nothing about stay at their initialisation and out of the
     class statistics."""

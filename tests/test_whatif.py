@@ -122,9 +122,11 @@ def test_a_defense_that_did_not_act_says_so(tmp_path: Path) -> None:
     acted = sum("unlearning" in json.loads(d)["defenses"] for d in retrains["detail"])
     assert len(skipped) >= 1 and len(skipped) + acted == len(retrains)
     reasons = {json.loads(d)["reason"].split(" (")[0] for d in skipped["detail"]}
-    assert reasons == {"held-out probes at chance before the edit"}
+    assert reasons <= {"held-out probes at chance before the edit",
+                       "no edit step brought the held-out probes closer to chance"}
     line = (f"defense unlearning: skipped at {len(skipped)} of {len(retrains)} retrains")
     assert line in result.output
+    assert "unlearning_probe_auc_after" in result.output  # the added defense's own measure
     assert runner.invoke(app, ["report", str(out)]).exit_code == 0
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "Defense did not act:</b> unlearning: skipped at" in report

@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from simulator.analysis.figures import save, subplots
-from simulator.analysis.intervals import t_half_width
+from simulator.analysis.intervals import metric_range, t_half_width
+from simulator.analysis.labels import metric_label, value_label
 from simulator.core.errors import shown
 from simulator.core.outputs import read_manifest, write_parquet, write_text
 from simulator.core.run_lock import run_status
@@ -74,9 +75,10 @@ def _read_sweep(folder: Path) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
         + "; skipped"
         for _, row in points[points["status"] != "completed"].iterrows()
     ]
+    values = _grid_value_labels(spec.get("grid") or {}, points, keys)
     labels = {
-        int(row["point"]): ", ".join(f"{k}={row[k]}" for k in keys) or name
-        for _, row in points.iterrows()
+        int(row["point"]): ", ".join(f"{k}={values[k][str(row[k])]}" for k in keys)
+        or name for _, row in points.iterrows()
     }
     results_file = folder / "results.parquet"
     if not results_file.is_file():
@@ -86,7 +88,34 @@ def _read_sweep(folder: Path) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
     rows = rows[rows["point"].isin(completed)].reset_index(drop=True)
     rows.insert(0, "variant", rows["point"].map(labels))
     rows.insert(1, "source", str(folder))
+    by_point = points.set_index("point")
+    for key in keys:  # grid values as their labels, in the sweep file's order
+        order = list(dict.fromkeys(values[key].values()))
+        rows[key] = pd.Categorical(rows["point"].map(
+            lambda p, key=key: values[key][str(by_point.at[p, key])]), categories=order)
     return rows.drop(columns="point"), notes, info
+
+
+def _grid_value_labels(grid: dict[str, Any], points: pd.DataFrame, keys: list[str]
+                       ) -> dict[str, dict[str, str]]:
+    """Per grid key, each value as points.parquet stores it -> its short label (`null`,
+    mappings and lists included), kept distinct: values whose labels clash are numbered."""
+    found: dict[str, dict[str, str]] = {}
+    for key in keys:
+        declared = grid.get(key) if isinstance(grid.get(key), list) else None
+        stored = [str(v) for v in pd.unique(points[key].astype(str))]
+        raw = {str(v): v for v in declared} if declared is not None else {}
+        order = [str(v) for v in declared] if declared is not None else stored
+        order += [v for v in stored if v not in order]
+        labels = {text: value_label(raw.get(text, text)) for text in order}
+        counts = pd.Series(list(labels.values())).value_counts()
+        seen: dict[str, int] = {}
+        for text, label in labels.items():
+            if counts[label] > 1:
+                seen[label] = seen.get(label, 0) + 1
+                labels[text] = f"{label} #{seen[label]}"
+        found[key] = labels
+    return found
 
 
 def _run_config_key(folder: Path) -> str:
@@ -312,10 +341,11 @@ def _targets(path: Path, formats: Sequence[str]) -> list[Path]:
     return [base.parent / f"{base.name}.{fmt}" for fmt in formats]
 
 
-def _save(fig: Figure, path: Path, formats: Sequence[str]) -> list[Path]:
+def _save(fig: Figure, path: Path, formats: Sequence[str], layout: bool = True) -> list[Path]:
     if not formats:
         raise ValueError("formats: name at least one image format, e.g. ('png', 'pdf')")
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     written = _targets(path, formats)
     written[0].parent.mkdir(parents=True, exist_ok=True)
     for target in written:
@@ -359,16 +389,19 @@ def plot_tradeoff(
     higher: bool | None = None,
     formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
-    """One point per variant (x leakage, y utility, with 95% intervals) at its last step;
-    the Pareto front (lower leakage, better utility) is marked and drawn as a staircase."""
+    """One point per variant (x leakage, y utility, with 95% intervals clipped to each
+    metric's range) at its last step; the Pareto front (lower leakage, better utility) is
+    marked and drawn as a staircase. Points carry numbers and the key below the plot names
+    them, so long variant names neither overlap nor squeeze the plot."""
     points = tradeoff_points(summary_last_step, utility, leakage, higher)
     higher = higher_is_better(utility) if higher is None else higher
-    fig, axis = subplots(figsize=(7, 5))
+    n = len(points)
+    fig, axis = subplots(figsize=(7.5, 5.0 + 0.2 * n))
     x, y = points["leakage"].to_numpy(float), points["utility"].to_numpy(float)
-    xerr = np.nan_to_num(np.abs(np.vstack([x - points["ci_low_leakage"],
-                                           points["ci_high_leakage"] - x])))
-    yerr = np.nan_to_num(np.abs(np.vstack([y - points["ci_low_utility"],
-                                           points["ci_high_utility"] - y])))
+    x_low, x_high = _clipped(points, "leakage", metric_range(leakage))
+    y_low, y_high = _clipped(points, "utility", metric_range(utility))
+    xerr = np.nan_to_num(np.vstack([x - x_low, x_high - x]))
+    yerr = np.nan_to_num(np.vstack([y - y_low, y_high - y]))
     axis.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor="grey", alpha=0.6)
     front = points["pareto"].to_numpy(bool)
     axis.scatter(x[~front], y[~front], color="tab:blue", label="dominated", zorder=3)
@@ -377,14 +410,30 @@ def plot_tradeoff(
     order = np.argsort(x[front], kind="stable")
     axis.step(x[front][order], y[front][order], where="post", color="tab:red",
               linestyle="--", linewidth=1)
-    for label, px, py in zip(points["variant"], x, y, strict=True):
-        axis.annotate(str(label), (px, py), textcoords="offset points", xytext=(4, 4),
-                      fontsize="x-small")
-    axis.set(xlabel=f"{leakage} (lower is better)",
-             ylabel=f"{utility} ({'higher' if higher else 'lower'} is better)",
-             title=f"{utility} against {leakage} at the last step")
+    for number, (px, py) in enumerate(zip(x, y, strict=True), start=1):
+        axis.annotate(str(number), (px, py), textcoords="offset points", xytext=(5, 4),
+                      fontsize="small", fontweight="bold")
+    axis.set(xlabel=f"{metric_label(leakage)} (lower is better)",
+             ylabel=f"{metric_label(utility)} ({'higher' if higher else 'lower'} is better)")
+    axis.set_title(f"{metric_label(utility)} against {metric_label(leakage)}\n"
+                   f"at the last step, {CONFIDENCE:.0%} intervals", fontsize="medium")
     axis.legend(fontsize="small")
-    return _save(fig, path, formats)
+    key = "\n".join(f"{number}: {variant}" for number, variant
+                     in enumerate(points["variant"].astype(str), start=1))
+    fig.text(0.02, 0.01, key, fontsize="small", va="bottom", ha="left", wrap=True)
+    fig.tight_layout(rect=(0.0, (0.1 + 0.2 * n) / (5.0 + 0.2 * n), 1.0, 1.0))
+    return _save(fig, path, formats, layout=False)
+
+
+def _clipped(points: pd.DataFrame, part: str, bounds: tuple[float, float]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """The interval of one axis, within the metric's range (the mean where it is NaN)."""
+    mean = points[part].to_numpy(float)
+    low = np.where(np.isnan(points[f"ci_low_{part}"].to_numpy(float)), mean,
+                   points[f"ci_low_{part}"].to_numpy(float))
+    high = np.where(np.isnan(points[f"ci_high_{part}"].to_numpy(float)), mean,
+                    points[f"ci_high_{part}"].to_numpy(float))
+    return np.clip(low, *bounds), np.clip(high, *bounds)
 
 
 def _ordered(values: Any) -> list[Any]:
@@ -394,7 +443,11 @@ def _ordered(values: Any) -> list[Any]:
             return (0, float(value), "")
         except (TypeError, ValueError):
             return (1, 0.0, str(value))
-    return sorted(pd.unique(pd.Series(values).dropna()), key=key)
+    series = pd.Series(values)
+    if isinstance(series.dtype, pd.CategoricalDtype):  # a sweep's grid: its file's order
+        present = set(series.dropna())
+        return [v for v in series.cat.categories if v in present]
+    return sorted(pd.unique(series.dropna()), key=key)
 
 
 def plot_grid_heatmap(
@@ -410,25 +463,38 @@ def plot_grid_heatmap(
     for argument, column in (("x_key", x_key), ("y_key", y_key), ("metric", metric)):
         if column not in table_last_step.columns:
             raise ValueError(f"{argument}: {column!r} is not a column of the table")
-    rows = table_last_step
-    if {"variant", "step"} <= set(rows.columns):
-        rows = at_last_step(rows)
-    cells = rows.groupby([y_key, x_key])[metric].mean().unstack(x_key)
-    cells = cells.reindex(index=_ordered(rows[y_key]), columns=_ordered(rows[x_key]))
+    cells = grid_cells(table_last_step, x_key, y_key, metric)
     values = cells.to_numpy(dtype=float)
-    fig, axis = subplots(figsize=(1.3 * values.shape[1] + 3, 0.9 * values.shape[0] + 2))
+    x_labels = [value_label(v) for v in cells.columns]
+    y_labels = [value_label(v) for v in cells.index]
+    # Wide enough for its title and its column labels; rows tall enough for theirs.
+    width = max(5.5, 0.09 * max(map(len, x_labels), default=4) * values.shape[1]
+                + 0.08 * max(map(len, y_labels), default=4) + 3)
+    fig, axis = subplots(figsize=(width, 0.9 * values.shape[0] + 2.2))
     image = axis.imshow(values, cmap="viridis", aspect="auto")
-    axis.set_xticks(range(values.shape[1]), [str(v) for v in cells.columns])
-    axis.set_yticks(range(values.shape[0]), [str(v) for v in cells.index])
+    axis.set_xticks(range(values.shape[1]), x_labels)
+    axis.set_yticks(range(values.shape[0]), y_labels)
     finite = values[np.isfinite(values)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for (i, j), value in np.ndenumerate(values):
         if np.isfinite(value):
             axis.text(j, i, f"{value:.3g}", ha="center", va="center", fontsize="small",
                       color="white" if value < middle else "black")
-    axis.set(xlabel=x_key, ylabel=y_key, title=f"{metric} at the last step (mean over seeds)")
-    fig.colorbar(image, ax=axis, label=metric)
+    axis.set(xlabel=x_key, ylabel=y_key)
+    axis.set_title(f"{metric_label(metric)}\nat the last step, mean over seeds",
+                   fontsize="medium")
+    fig.colorbar(image, ax=axis, label=metric_label(metric))
     return _save(fig, path, formats)
+
+
+def grid_cells(table: pd.DataFrame, x_key: str, y_key: str, metric: str) -> pd.DataFrame:
+    """The heatmap's cells: mean of `metric` over seeds at each variant's last step, one row
+    per `y_key` value and one column per `x_key` value, in the grid's order."""
+    rows = table
+    if {"variant", "step"} <= set(rows.columns):
+        rows = at_last_step(rows)
+    cells = rows.groupby([y_key, x_key], observed=True)[metric].mean().unstack(x_key)
+    return cells.reindex(index=_ordered(rows[y_key]), columns=_ordered(rows[x_key]))
 
 
 def heatmap_keys(table: pd.DataFrame) -> tuple[str, str] | None:

@@ -46,6 +46,14 @@ def attack_effects(columns: list[str]) -> list[str]:
     return [c for c in columns if ATTACK_EFFECT.match(c)]
 
 
+def run_effects(columns: list[str]) -> list[str]:
+    """What a run's summary shows beside its headline: its poisoning attackers' effects and
+    its defenses' own measures (`summary_columns`), when it has them."""
+    from simulator.defenses.registry import defense_summary_columns
+
+    return [*attack_effects(columns), *defense_summary_columns(columns)]
+
+
 REFERENCES = (("{}_chance", "chance"), ("pop_{}", "popularity"), ("{}_clean", "without attack"))
 
 
@@ -76,7 +84,7 @@ def headline_rows(metrics: pd.DataFrame, headline: list[str]) -> tuple[list[Head
                                                                          list[str]]:
     """The rows of the named metrics (or the default ones), and the names not measured."""
     names = list(headline or default_headline(list(metrics.columns)))
-    names += [c for c in attack_effects(list(metrics.columns)) if c not in names]
+    names += [c for c in run_effects(list(metrics.columns)) if c not in names]
     first, last = metrics.iloc[0], metrics.iloc[-1]
     rows, missing = [], []
     for name in names:

@@ -36,3 +36,26 @@ def _suffix(rest: str | None) -> str:
     if not rest:
         return ""
     return _SUFFIXES.get(rest, " " + rest.strip("_").replace("_", " "))
+
+
+def value_label(value: object, limit: int = 32) -> str:
+    """A grid value as a short label: `None` -> "none", a mapping -> "key=value, ..." (an
+    attacker or other list item -> its `kind`), a list -> its items joined by "+", anything
+    else as text; cut to `limit` characters with an ellipsis."""
+    text = _value_text(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _value_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "none"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        if "kind" in value:
+            return str(value["kind"])
+        return ", ".join(f"{key}={_value_text(inner)}" for key, inner in value.items())
+    if isinstance(value, list | tuple):
+        return "+".join(_value_text(item) for item in value) if value else "[]"
+    return str(value)
+

@@ -190,12 +190,22 @@ def platform_agent(
     defenses = PlatformDefenses(
         defense_config, model.account_attributes, n_classes(world), model.n_platform_users,
         seed, requested_users=model.unlearning_requests,
-        n_genuine=model.n_genuine,
+        n_genuine=model.n_genuine, attacker_classifiers=attacker_classifiers(model.scenario),
     )
     return kind(
         model, recommender, cfg.retrain_every, cfg.epochs,
         cfg.first_epochs or cfg.epochs, cfg.warm_start, defenses, cfg.deletion,
     )
+
+
+def attacker_classifiers(scenario: Scenario) -> dict[str, tuple[str, ...]]:
+    """Per attribute, the classifiers of the scenario's inference attackers that infer it."""
+    found: dict[str, dict[str, None]] = {}
+    for cfg in scenario.attackers:
+        if cfg.kind == "inference":
+            for attribute in cfg.attributes:
+                found.setdefault(attribute, {}).update(dict.fromkeys(cfg.classifiers))
+    return {attribute: tuple(names) for attribute, names in found.items()}
 
 
 def build_attacker(model: PrivacyModel, seed: int) -> None:

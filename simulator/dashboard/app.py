@@ -24,6 +24,7 @@ from simulator.analysis.timeline import run_schedule, timeline_marks
 from simulator.dashboard import charts, data, figures
 from simulator.dashboard.discovery import (
     Catalog,
+    CounterfactualInfo,
     RunInfo,
     discover,
     resolve_outputs,
@@ -143,8 +144,15 @@ def _choose_runs(catalog: Catalog) -> list[RunInfo]:
     sidebar = st.sidebar
     sidebar.header("Runs")
     source = "Runs"
-    if catalog.sweeps:
-        source = sidebar.radio("Source", ["Runs", "Sweep"], key="source", horizontal=True)
+    sources = ["Runs", *(["Sweep"] if catalog.sweeps else []),
+               *(["Counterfactual"] if catalog.counterfactuals else [])]
+    if len(sources) > 1:
+        source = sidebar.radio("Source", sources, key="source", horizontal=True)
+    if source == "Counterfactual":
+        found = catalog.counterfactual(_selectbox(
+            sidebar, "Counterfactual", [c.label for c in catalog.counterfactuals],
+            key="counterfactual"))
+        return [catalog.run(label) for label in found.runs]
     if source == "Sweep":
         sweep = catalog.sweep(_selectbox(sidebar, "Sweep", [s.label for s in catalog.sweeps],
                                          key="sweep"))
@@ -159,6 +167,11 @@ def _choose_runs(catalog: Catalog) -> list[RunInfo]:
     chosen = _multiselect(sidebar, "Runs", [run.label for run in catalog.runs], default,
                           key="runs")
     return [catalog.run(label) for label in chosen]
+
+
+def _domain(runs: list[RunInfo], labels: dict[str, str]) -> list[str]:
+    """Every variant's label in the order of the chosen runs: one colour each on the page."""
+    return list(dict.fromkeys(labels.get(run.variant, run.variant) for run in runs))
 
 
 def _metrics_over_time(runs: list[RunInfo], frames: dict[str, pd.DataFrame],
@@ -179,7 +192,31 @@ def _metrics_over_time(runs: list[RunInfo], frames: dict[str, pd.DataFrame],
         bands = data.seed_bands(frames, variants, metric, BAND_LEVEL)
         reference, name = data.reference_bands(frames, variants, metric)
         _chart(columns[position % 2], charts.metric_chart(
-            bands, metric, labels, descriptions, reference, name, retrains, marks))
+            bands, metric, labels, descriptions, reference, name, retrains, marks,
+            _domain(runs, labels)))
+
+
+def _counterfactual_difference(info: CounterfactualInfo, runs: list[RunInfo],
+                               metrics: list[str], labels: dict[str, str]) -> None:
+    """The paired difference of the two arms over time, per chosen metric, from the
+    counterfactual's own summary (`counterfactual.parquet`)."""
+    st.header("Difference: with minus without")
+    st.caption(f"{info.title}; the counterfactual arm sets {', '.join(info.without)}. The "
+               f"line is the mean over seeds of each seed's difference (both arms of a seed "
+               f"share its random numbers), the band its {BAND_LEVEL:.0%} t-interval; dashed: "
+               f"no difference.")
+    path = info.path / "counterfactual.parquet"
+    summary = _table(str(path), path.stat().st_mtime_ns)
+    shown = [metric for metric in metrics if metric in set(summary["metric"])]
+    if not shown:
+        st.info("Pick a metric both arms measured.")
+        return
+    retrains, marks = _variant_timelines(runs, labels)
+    columns = st.columns(2)
+    for position, metric in enumerate(shown):
+        bands, zero = data.difference_bands(summary, metric)
+        _chart(columns[position % 2], charts.metric_chart(
+            bands, metric, {}, {}, zero, "no difference", retrains, marks))
 
 
 def _tradeoff(runs: list[RunInfo], frames: dict[str, pd.DataFrame],
@@ -199,7 +236,8 @@ def _tradeoff(runs: list[RunInfo], frames: dict[str, pd.DataFrame],
     variants = {run.label: run.variant for run in runs}
     points["variant"] = points["run"].map(variants)
     plot, table = st.columns(2)
-    _chart(plot, charts.tradeoff_chart(points, privacy, utility, labels, descriptions))
+    _chart(plot, charts.tradeoff_chart(points, privacy, utility, labels, descriptions,
+                                       _domain(runs, labels)))
     table.dataframe(points.assign(variant=points["variant"].map(labels)), hide_index=True)
 
 
@@ -294,8 +332,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     descriptions = variant_descriptions(runs)
     scenarios = {run.sweep or run.scenario for run in runs}
     if len(scenarios) == 1 and len(labels) > 1:
-        st.caption(f"Every selected run is of {scenarios.pop()}: legends name only what "
-                   f"differs between its variants (hover a line for the whole difference).")
+        st.caption(f"Every selected run is of {scenarios.pop()}: legends name each variant "
+                   f"by its folder (sweep points by their grid values); hover a line for how "
+                   f"its settings differ from the others'.")
     st.sidebar.header("Show")
     options = _ordered_union([data.metric_columns(frame) for frame in frames.values()])
     metrics = _multiselect(st.sidebar, "Metrics", options,
@@ -307,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                          [k for k in DEFAULT_GROUP_KINDS if k in kinds_found]
                          or kinds_found[:1], key="group_kinds")
     _metrics_over_time(runs, frames, metrics, labels, descriptions)
+    if st.session_state.get("source") == "Counterfactual":
+        _counterfactual_difference(catalog.counterfactual(st.session_state["counterfactual"]),
+                                   runs, metrics, labels)
     _tradeoff(runs, frames, labels, descriptions)
     _groups(runs, kinds)
     _social_graph(runs)

@@ -15,23 +15,29 @@ from simulator.analysis.labels import metric_label
 
 HEIGHT = 220  # of the plot itself: titles, axes and legends come on top (autosize fit-x)
 LEGEND_COLUMNS = 2
+LONG_LABEL = 28  # characters: longer legend labels get a column each
 SCHEME: Final[Literal["tableau10"]] = "tableau10"  # distinct hues, unlike a blue ramp
 _STEP_AXIS = alt.Axis(format="d", tickMinStep=1, title="step")
 _FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 
-def legend(title: str | None = None, symbol: str = "stroke") -> alt.Legend:
+def legend(title: str | None = None, symbol: str = "stroke", columns: int = LEGEND_COLUMNS
+           ) -> alt.Legend:
     """Below the plot, in columns, so the plot keeps the chart's whole width whatever the
-    labels; `symbol` "stroke" for lines, "circle" for points."""
-    return alt.Legend(orient="bottom", direction="horizontal", columns=LEGEND_COLUMNS,
-                      title=title, labelLimit=320, symbolType=symbol, symbolStrokeWidth=3,
+    labels, and labels never cut (no length limit); `symbol` "stroke" for lines, "circle"
+    for points."""
+    return alt.Legend(orient="bottom", direction="horizontal", columns=columns,
+                      title=title, labelLimit=0, symbolType=symbol, symbolStrokeWidth=3,
                       symbolOpacity=1.0)
 
 
 def _colours(domain: Sequence[str], title: str | None = None, field: str = "label",
              symbol: str = "stroke") -> alt.Color:
+    """Colours by `field` over the whole `domain`: charts given the same domain give each
+    label the same colour, whichever labels a chart shows. Long labels get a column each."""
+    columns = 1 if max(map(len, domain), default=0) > LONG_LABEL else LEGEND_COLUMNS
     return alt.Color(f"{field}:N", scale=alt.Scale(domain=list(domain), scheme=SCHEME),
-                     legend=legend(title, symbol))
+                     legend=legend(title, symbol, columns))
 
 
 def _sized(chart: Any, title: str | alt.TitleParams) -> alt.LayerChart:
@@ -42,15 +48,17 @@ def _sized(chart: Any, title: str | alt.TitleParams) -> alt.LayerChart:
 def metric_chart(bands: pd.DataFrame, metric: str, labels: Mapping[str, str],
                  descriptions: Mapping[str, str], reference: pd.DataFrame,
                  reference_name: str, retrains: Sequence[int],
-                 marks: pd.DataFrame) -> alt.LayerChart:
+                 marks: pd.DataFrame, domain: Sequence[str] | None = None) -> alt.LayerChart:
     """`metric` over steps, one line per variant (mean over its seeds, with its band where
     several seeds give one), its reference dashed, and the timeline layer.
 
     `bands` has the columns of `data.seed_bands`, `reference` those of
-    `data.reference_bands`, `marks` those of `data.timeline_table`.
+    `data.reference_bands`, `marks` those of `data.timeline_table`. `domain` lists every
+    label of the page in order, so each keeps its colour across charts.
     """
     name = metric_label(metric)
-    order = [labels.get(v, v) for v in pd.unique(bands["variant"])]
+    order = list(domain) if domain is not None else [
+        labels.get(v, v) for v in pd.unique(bands["variant"])]
     table = bands.assign(label=bands["variant"].map(lambda v: labels.get(v, v)),
                          description=bands["variant"].map(lambda v: descriptions.get(v, v)))
     colour = _colours(order)
@@ -121,13 +129,13 @@ def timeline_layers(retrains: Sequence[int], marks: pd.DataFrame) -> list[alt.Ch
 
 
 def tradeoff_chart(points: pd.DataFrame, privacy: str, utility: str,
-                   labels: Mapping[str, str], descriptions: Mapping[str, str]
-                   ) -> alt.LayerChart:
-    """One point per run: leakage (x) against utility (y), coloured by variant, with the
-    chance level of an AUC."""
+                   labels: Mapping[str, str], descriptions: Mapping[str, str],
+                   domain: Sequence[str] | None = None) -> alt.LayerChart:
+    """One point per run: leakage (x) against utility (y), coloured by variant (over
+    `domain`, as in the other charts), with the chance level of an AUC."""
     table = points.assign(label=points["variant"].map(lambda v: labels.get(v, v)),
                           description=points["variant"].map(lambda v: descriptions.get(v, v)))
-    order = list(dict.fromkeys(table["label"]))
+    order = list(domain) if domain is not None else list(dict.fromkeys(table["label"]))
     better = "lower" if utility in ("mae", "rmse") else "higher"
     dots = alt.Chart(table).mark_point(filled=True, size=80).encode(
         x=alt.X(f"{privacy}:Q", title=f"{metric_label(privacy)} (lower leaks less)",

@@ -12,7 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from simulator.analysis.headlines import reference_columns, zero_without_attack
-from simulator.analysis.intervals import t_half_width
+from simulator.analysis.intervals import metric_range, t_half_width
 
 # Identifiers and timings rather than outcomes; never offered as metrics.
 _NOT_METRICS = {"step", "model_version", "point", "seed", "user"}
@@ -48,7 +48,8 @@ def seed_bands(
 
     `frames` maps a run label to its metrics table, `variants` a run label to its variant.
     Columns: variant, step, n (runs with a value), mean, low, high; low and high are NaN
-    where fewer than two runs have a value.
+    where fewer than two runs have a value, and never leave the metric's range (a hit rate
+    stays within [0, 1]).
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level: expected a confidence level in (0, 1), got {level!r}")
@@ -67,8 +68,9 @@ def seed_bands(
     summary = (stacked.groupby(["variant", "step"], sort=True)["value"]
                .agg(n="count", mean="mean", std="std").reset_index())
     half = t_half_width(summary["std"].to_numpy(), summary["n"].to_numpy(), level)
-    summary["low"] = summary["mean"] - half
-    summary["high"] = summary["mean"] + half
+    low, high = metric_range(metric)
+    summary["low"] = (summary["mean"] - half).clip(low, high)
+    summary["high"] = (summary["mean"] + half).clip(low, high)
     summary["n"] = summary["n"].astype(int)
     return summary[columns]
 
@@ -99,6 +101,24 @@ def reference_bands(
         return pd.DataFrame({"variant": "", "step": np.sort(steps), "value": 0.0}), \
             "without attack"
     return pd.DataFrame(columns=columns), ""
+
+
+DIFFERENCE = "with − without"
+
+
+def difference_bands(summary: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One metric of a counterfactual's summary (`counterfactual.parquet`) as `seed_bands`
+    gives a variant (its mean difference and interval per step, variant `DIFFERENCE`), and
+    the zero line as a shared reference (the columns of `reference_bands`)."""
+    rows = summary[summary["metric"] == metric].sort_values("step")
+    low, high = metric_range(metric)
+    span = high - low  # a difference of two values in [low, high] lies within +-span
+    bands = pd.DataFrame({"variant": DIFFERENCE, "step": rows["step"].to_numpy(),
+                          "n": rows["n"].to_numpy(), "mean": rows["mean_difference"].to_numpy(),
+                          "low": rows["ci_low"].clip(-span, span).to_numpy(),
+                          "high": rows["ci_high"].clip(-span, span).to_numpy()})
+    zero = pd.DataFrame({"variant": "", "step": bands["step"], "value": 0.0})
+    return bands, zero
 
 
 def timeline_table(

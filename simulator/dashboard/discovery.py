@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -69,6 +70,18 @@ class SweepInfo:
 
 
 @dataclass(frozen=True)
+class CounterfactualInfo:
+    """A counterfactual folder (`privsim counterfactual`): its title, the settings its
+    counterfactual arm changes, and the labels of its completed arm runs."""
+
+    path: Path
+    label: str
+    title: str
+    without: tuple[str, ...]
+    runs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Catalog:
     """Everything found under one outputs folder."""
 
@@ -76,6 +89,14 @@ class Catalog:
     runs: tuple[RunInfo, ...]
     sweeps: tuple[SweepInfo, ...]
     unfinished: tuple[tuple[str, str], ...] = ()  # (label, status) of runs not completed
+    counterfactuals: tuple[CounterfactualInfo, ...] = ()
+
+    def counterfactual(self, label: str) -> CounterfactualInfo:
+        """The counterfactual with this label."""
+        for info in self.counterfactuals:
+            if info.label == label:
+                return info
+        raise ValueError(f"label: expected one of the discovered counterfactuals, got {label!r}")
 
     def run(self, label: str) -> RunInfo:
         """The run with this label."""
@@ -129,21 +150,52 @@ def discover(root: Path, max_depth: int = MAX_DEPTH) -> Catalog:
         members = tuple(r.label for r in runs if r.sweep == label)
         sweeps.append(SweepInfo(sweep_dir, label, _sweep_name(sweep_dir),
                                 _grid_keys(sweep_dir), members))
-    return Catalog(root, tuple(runs), tuple(sweeps), tuple(unfinished))
+    counterfactuals = []
+    for folder in sorted({run_dir.parent for run_dir in run_dirs}):
+        spec = _read_json(folder / "counterfactual.json")
+        if spec is None or not (folder / "counterfactual.parquet").is_file():
+            continue
+        label = _label(root, folder)
+        members = tuple(r.label for r in runs if r.path.parent == folder)
+        counterfactuals.append(CounterfactualInfo(
+            folder, label, str(spec.get("scenario", folder.name)),
+            tuple(str(item) for item in spec.get("without") or []), members))
+    return Catalog(root, tuple(runs), tuple(sweeps), tuple(unfinished),
+                   tuple(counterfactuals))
 
 
 def variant_labels(runs: Sequence[RunInfo], limit: int = MAX_LABEL) -> dict[str, str]:
     """A short, distinct legend label (at most `limit` characters) for every variant among
-    `runs`: only what differs between the variants shown.
+    `runs`.
 
-    Sweep points are named by their grid values; other runs of one scenario by the settings
-    in which they differ ("adversarial", "no adversarial", "lr=0.05"). The scenario or sweep
-    name leads a label only when the runs come from more than one.
+    Sweep points are named by the grid values that differ between the points shown (after
+    the sweep's name when the runs come from more than one source). Other runs are named by
+    their folder (the `--out` or `--name` the user chose, or the run's default name), less a
+    trailing seed or time stamp, so the seeds of one variant share it; what their settings
+    differ in is the hover text (`variant_descriptions`).
     """
     full = variant_descriptions(runs)
+    folders: dict[str, list[str]] = defaultdict(list)
+    for info in runs:
+        if info.sweep is None:
+            folders[info.variant].append(info.path.name)
+    full.update({variant: folder_stem(names) for variant, names in folders.items()})
     labels = {variant: shorten(text, limit) for variant, text in full.items()}
     _disambiguate(labels, lambda v: shorten(labels[v], limit - 8) + f" [{_tag(v)}]")
     return labels
+
+
+_SEED_OR_TIME = re.compile(r"([-_.]seed[-_]?\d+|[-_]s\d+|[-_]\d{8}-\d{6})+$")
+
+
+def folder_stem(names: Sequence[str]) -> str:
+    """The name the folders of one variant share: each less a trailing seed (`-seed-3`,
+    `-s3`) or time stamp, and their common start where they still differ."""
+    stems = [_SEED_OR_TIME.sub("", name) or name for name in names]
+    if len(set(stems)) == 1:
+        return stems[0]
+    common = os.path.commonprefix(stems).rstrip("-_. ")
+    return common or stems[0]
 
 
 def variant_descriptions(runs: Sequence[RunInfo]) -> dict[str, str]:

@@ -46,6 +46,7 @@ class AdversarialTraining(Defense):
     """Sets the adversary on the model while active, and reports its read-out accuracy."""
 
     key = "adversarial"
+    summary_columns = (r"adversary_readout_acc_\w+",)
     settings = AdversarialConfig
     requires: ClassVar[frozenset[str]] = frozenset({"user_adversary"})
 

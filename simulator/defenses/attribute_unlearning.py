@@ -45,13 +45,20 @@ class UnlearningConfig(DefenseSection):
         "on half of the users) are at chance, keeping the check closest to chance; or run "
         "all `steps`, driving the distance to its minimum",
     )
-    probe_every: int = Field(10, ge=1, le=100_000, description="stop: probe: steps between checks")
+    probe_every: int = Field(1, ge=1, le=100_000, description="stop: probe: steps between checks")
+    probes: list[Literal["logreg", "mlp", "xgboost", "forest"]] | None = Field(
+        None, min_length=1, description="stop: probe: the probes' classifier families; by "
+        "default logreg and mlp plus the classifiers of every inference attacker in the "
+        "scenario that infers this attribute, so the edit never stops while the scenario's "
+        "own attacker's classifier finds it",
+    )
 
 
 class AttributeUnlearning(Defense):
     """Edits the user embeddings after every healthy retrain while active."""
 
     key = "unlearning"
+    summary_columns = ("unlearning_probe_auc_after",)
     settings = UnlearningConfig
     requires: ClassVar[frozenset[str]] = frozenset({"user_scorer"})
     with_item_features = False  # the edit reads the item factors without the side information
@@ -61,13 +68,27 @@ class AttributeUnlearning(Defense):
         return list(METRICS)
 
     def skip_reason(self, metrics: dict[str, float]) -> str:
-        """No user to edit, or held-out probes already at chance before the edit."""
+        """No user to edit, held-out probes already at chance before the edit, or no edit
+        step that brought them closer to chance."""
         if metrics.get("unlearning_users", 1.0) == 0.0:
             return "no user to edit (none asked, or none has ratings)"
         before = metrics.get("unlearning_probe_auc_before", float("nan"))
-        if before == before:  # not NaN
+        if before <= 0.5:
             return f"held-out probes at chance before the edit (AUC {before:.2f})"
+        if before == before:  # not NaN
+            return f"no edit step brought the held-out probes closer to chance (AUC {before:.2f})"
         return "the edit moved no row"
+
+    def probe_families(self) -> tuple[str, ...]:
+        """The stop rule's probes: as configured, or logreg and mlp plus the classifiers of
+        the scenario's inference attackers on this attribute (scikit-learn's MLP is probed
+        by the torch MLP, the same family)."""
+        config = self.config
+        assert isinstance(config, UnlearningConfig)
+        if config.probes is not None:
+            return tuple(dict.fromkeys(config.probes))
+        attackers = self.context.attacker_classifiers.get(config.attribute, ())
+        return tuple(dict.fromkeys(("logreg", "mlp", *attackers)))
 
     def after_fit(self, retrain: Retrain) -> tuple[dict[str, float], bool]:
         """Edit the embeddings; listed as acting only when rows moved. After DP-SGD the edit
@@ -89,7 +110,8 @@ class AttributeUnlearning(Defense):
                 return {"unlearning_users": 0.0, "unlearning_steps": 0.0}, False
         data = None if "dp" in retrain.used else retrain.table
         edit = unlearn_attribute(recommender, self.context.attributes[config.attribute], config,
-                                 data=data, users=mask, seed=retrain.seed)
+                                 data=data, users=mask, seed=retrain.seed,
+                                 probes=self.probe_families())
         metrics: dict[str, Any] = {
             "unlearning_distance_before": edit.distance_before,
             "unlearning_distance_after": edit.distance_after,

@@ -39,6 +39,7 @@ class FakeProfileDetection(Defense):
     """Screens the training table while active."""
 
     key = "detection"
+    summary_columns = ("detection_precision", "detection_recall")
     settings = DetectionConfig
     on_clean_twin = False  # the attack-free twin has nothing to detect
 

@@ -45,6 +45,7 @@ class PrivateTraining(Defense):
     """Replaces the fit by DP-SGD while active and keeps the users' privacy ledger."""
 
     key = "dp"
+    summary_columns = ("dp_epsilon_user_max",)
     settings = DPConfig
     requires: ClassVar[frozenset[str]] = frozenset({"dense_training"})
     with_item_features = False  # DP-SGD reads the item factors without the side information

@@ -8,7 +8,8 @@ A defense is one class (one module) registered in `simulator.defenses.registry`.
   scenario check refuses a model without them, so no hook has to test the model's class;
 - `with_item_features`, `on_clean_twin` and `conflicts(...)`: how it combines with the
   rest of a scenario, checked before anything runs;
-- `metric_names()`: the per-step columns it reports (NaN until it acts).
+- `metric_names()`: the per-step columns it reports (NaN until it acts), and
+  `summary_columns`: the patterns of those a run's summary shows whenever it is configured.
 
 Each retrain calls the hooks of every configured defense, in registry order:
 `prepare` (the training table), `configure` (the model's training hooks), `fit` (replace
@@ -23,7 +24,7 @@ scenario stays light.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -43,7 +44,9 @@ class DefenseContext:
     sign-up: genuine users' true ones, then what each fake account declared, -1 until it
     signs up; fake accounts fill theirs in place as they join), `n_users` counts every
     platform account (fake ones after the `n_genuine` genuine ones),
-    and `requested_users()` says who has asked for unlearning (the user side can change it).
+    `requested_users()` says who has asked for unlearning (the user side can change it), and
+    `attacker_classifiers` names, per attribute, the classifiers of the scenario's inference
+    attackers that infer it (what a defense's own checks must stand up to).
     """
 
     attributes: dict[str, np.ndarray]
@@ -52,6 +55,7 @@ class DefenseContext:
     n_genuine: int
     seed: int
     requested_users: Callable[[], np.ndarray] | None = None
+    attacker_classifiers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +79,9 @@ class Defense:
     requires: ClassVar[frozenset[str]] = frozenset()
     with_item_features: ClassVar[bool] = True
     on_clean_twin: ClassVar[bool] = True  # kept on the attack-free twin of the platform
+    # Regular expressions of its columns that a run's summary shows (its own measure of
+    # whether it worked), whatever the scenario's headline lists.
+    summary_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: DefenseSection, context: DefenseContext) -> None:
         self.config = config

@@ -8,6 +8,7 @@ checks against the model and the other defenses, and the retrain loop all follow
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import create_model
@@ -46,6 +47,12 @@ else:
         __doc__="The platform's defenses; each is off unless its section is present.",
         **{d.key: (d.settings | None, None) for d in DEFENSES},
     )
+
+
+def defense_summary_columns(columns: list[str]) -> list[str]:
+    """The columns among `columns` that a defense's summary shows (`summary_columns`)."""
+    patterns = [re.compile(p) for d in DEFENSES for p in d.summary_columns]
+    return [c for c in columns if any(p.fullmatch(c) for p in patterns)]
 
 
 def configured(config: Any) -> dict[str, DefenseSection]:

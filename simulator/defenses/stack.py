@@ -47,13 +47,14 @@ class PlatformDefenses:
         seed: int,
         requested_users: Callable[[], np.ndarray] | None = None,
         n_genuine: int | None = None,
+        attacker_classifiers: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.config = config
         self.n_users = n_users
         self.n_genuine = n_users if n_genuine is None else n_genuine
         self.seed = seed
         context = DefenseContext(attributes, n_classes, n_users, self.n_genuine, seed,
-                                 requested_users)
+                                 requested_users, attacker_classifiers or {})
         sections: dict[str, DefenseSection] = configured(config)
         self.defenses: list[Defense] = [BY_KEY[key](section, context)
                                         for key, section in sections.items()]

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from simulator.defenses.attribute_unlearning import UnlearningConfig
 from simulator.defenses.distinguishability import distinguishability
 from simulator.defenses.mgda import mgda_direction
-from simulator.defenses.probes import held_out_auc
+from simulator.defenses.probes import TORCH_FAMILIES, held_out_aucs
 from simulator.recommenders.base import Recommender
 from simulator.recommenders.user_scores import UserScorer
 from simulator.world.base import Interactions
@@ -38,8 +38,8 @@ Loss = Callable[[torch.Tensor], torch.Tensor]
 @dataclass
 class UnlearningReport:
     """Losses before and after the edit, the mean MGDA weight (NaN for fixed weighting),
-    the number of steps kept and of edited users, wall time, and the held-out probes' AUC
-    before and after (NaN with `stop: steps`)."""
+    the number of steps kept and of edited users, wall time, and the strongest held-out
+    probe's AUC before and after (NaN with `stop: steps`)."""
 
     distance_before: float
     distance_after: float
@@ -160,6 +160,7 @@ def unlearn_attribute(
     data: Interactions | None = None,
     users: np.ndarray | None = None,
     seed: int = 0,
+    probes: tuple[str, ...] = TORCH_FAMILIES,
 ) -> UnlearningReport:
     """Edit the model's user embeddings in place (through `set_user_embeddings`).
 
@@ -171,10 +172,13 @@ def unlearn_attribute(
     statistics: their rows are still the seeded initialisation, independent of any
     attribute, and a tight cluster that a class-wise shift would make separable.
 
-    With `stop: probe` the edit is checked every `probe_every` steps by held-out probes
-    (`probes.held_out_auc`, on the edited labelled users) and ends at the first check where
-    they are at or below chance; the check closest to chance is kept (it may be the one
-    before), so the edit does not over-shoot into a mirror image of the sample's noise.
+    With `stop: probe` the edit is checked every `probe_every` steps by held-out probes of
+    each family in `probes` (`probes.held_out_aucs`, on the edited labelled users). It ends
+    at the first check where no family finds the attribute (every AUC at or below chance),
+    or once `PATIENCE` checks in a row came no closer to chance; the check whose farthest
+    family is closest to chance is kept (it may be an earlier one), so the edit neither
+    stops while one family still finds the attribute nor over-shoots into a mirror image
+    of the sample's noise.
     """
     start = time.perf_counter()
     device = model.device
@@ -192,7 +196,7 @@ def unlearn_attribute(
     label_t = torch.as_tensor(codes, device=device)
     generator = torch.Generator().manual_seed(seed)
     utility = _utility_loss(settings, scorer, e0, rows, data, generator)
-    probe = _Probe(settings, codes[scope], seed)
+    probe = _Probe(settings, codes[scope], seed, probes)
 
     def full(edit: torch.Tensor) -> torch.Tensor:
         return e0.index_copy(0, rows, edit)
@@ -258,9 +262,12 @@ class _Probe:
     `stop: steps` or with too few labelled users to split."""
 
     MIN_PER_CLASS = 8
+    PATIENCE = 3  # checks without getting closer to chance before the edit gives up
 
-    def __init__(self, settings: UnlearningConfig, codes: np.ndarray, seed: int) -> None:
+    def __init__(self, settings: UnlearningConfig, codes: np.ndarray, seed: int,
+                 families: tuple[str, ...]) -> None:
         self.every = settings.probe_every
+        self.families = families
         self.labelled = codes >= 0
         counts = np.bincount(codes[self.labelled]) if self.labelled.any() else np.zeros(0)
         present = counts[counts > 0]
@@ -272,19 +279,30 @@ class _Probe:
         self.best: torch.Tensor | None = None
         self.best_step = 0
         self.best_auc = float("nan")
+        self.best_gap = float("inf")
         self.first_auc = float("nan")
+        self.since_best = 0
 
     def check(self, step: int, edit: torch.Tensor) -> bool:
-        """Probe the edit at `step` (when due); True once the probes are at chance."""
+        """Probe the edit at `step` (when due); True once no probe family finds the
+        attribute, or once the edit has stopped getting closer to chance."""
         if not self.active or step % self.every:
             return False
         mask = torch.as_tensor(self.labelled, device=edit.device)
-        auc = held_out_auc(edit.detach()[mask].cpu(), self.codes, self.seed)
+        aucs = held_out_aucs(edit.detach()[mask].cpu(), self.codes, self.seed, self.families)
+        found = [auc for auc in aucs.values() if auc == auc]
+        if not found:
+            return False
+        strongest = max(found)
+        gap = max(abs(auc - 0.5) for auc in found)
         if step == 0:
-            self.first_auc = auc
-        if self.best is None or abs(auc - 0.5) < abs(self.best_auc - 0.5):
-            self.best, self.best_step, self.best_auc = edit.detach().clone(), step, auc
-        return auc <= 0.5
+            self.first_auc = strongest
+        if gap < self.best_gap:
+            self.best, self.best_step, self.best_auc = edit.detach().clone(), step, strongest
+            self.best_gap, self.since_best = gap, 0
+        else:
+            self.since_best += 1
+        return strongest <= 0.5 or self.since_best >= self.PATIENCE
 
 
 def _combine(g1: torch.Tensor, g2: torch.Tensor) -> tuple[torch.Tensor, float]:

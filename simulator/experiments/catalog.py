@@ -71,12 +71,6 @@ def load_scenario(
     return scenario
 
 
-# Ratings of the MovieLens releases the scenarios read (ml-1m-head: users 1..2999 of ML-1M).
-MOVIELENS_RATINGS = {"ml-100k": 100_000, "ml-1m-head": 500_000, "ml-1m": 1_000_209}
-# Training work (ratings x epochs, weighted) that 2 CPU cores get through in about a minute,
-# and what a model or defense multiplies it by: rough factors from the benchmarks.
-WORK_PER_MINUTE = 2e7
-MODEL_COST = {"bpr": 1.0, "mf": 1.0, "metamf": 30.0, "nometamf": 25.0}
 RUN_TIME_CLASSES = ((1, "under a minute"), (10, "minutes"), (60, "under an hour"))
 
 
@@ -92,23 +86,10 @@ def describe_source(scenario: Scenario) -> str:
 
 
 def run_time_class(scenario: Scenario) -> str:
-    """A rough run-time class on 2 CPU cores (under a minute, minutes, under an hour, an
-    hour or more), from the ratings, the epochs the schedule trains and the model: a guide
-    for choosing what to run, not a measurement."""
-    world, platform, steps = scenario.world, scenario.platform, scenario.simulation.steps
-    if world.source == "synthetic":
-        n_ratings = synthetic_size(scenario)[2]
-    else:
-        n_ratings = MOVIELENS_RATINGS.get(Path(str(world.path)).name, 1_000_000)
-    retrains = -(-steps // platform.retrain_every)
-    first = platform.first_epochs or platform.epochs
-    epochs = first * retrains if not platform.warm_start else first + platform.epochs * (
-        retrains - 1)
-    work = n_ratings * epochs * MODEL_COST.get(platform.model, 1.0)
-    if platform.defenses.dp is not None:
-        work *= 10.0  # per-example gradients
-    if any(a.kind != "inference" for a in scenario.attackers):
-        work *= 2.0  # the clean twin trains too
-    minutes = work / WORK_PER_MINUTE
+    """The run-time class of the scenario's estimated time on 2 CPU cores (under a minute,
+    minutes, under an hour, an hour or more): `simulator.core.run_time`."""
+    from simulator.core.run_time import estimate_run_time
+
+    minutes = estimate_run_time(scenario).seconds / 60
     return next((label for limit, label in RUN_TIME_CLASSES if minutes < limit),
                 "an hour or more")

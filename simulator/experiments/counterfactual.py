@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from simulator.analysis.figures import save, subplots
-from simulator.analysis.headlines import attack_effects, default_headline
+from simulator.analysis.headlines import default_headline, run_effects
 from simulator.analysis.intervals import t_half_width
 from simulator.analysis.labels import metric_label
 from simulator.core.config import Scenario
@@ -99,9 +99,9 @@ def run_counterfactual(plan: CounterfactualPlan, out: Path | None = None,
 
 def key_metrics(scenario: Scenario, columns: list[str]) -> list[str]:
     """The metrics a counterfactual reports first: the scenario's headline (or accuracy,
-    disclosure and leakage), and its poisoning attackers' effects."""
+    disclosure and leakage), its poisoning attackers' effects and its defenses' measures."""
     names = list(scenario.report.headline) or default_headline(columns)
-    return [*names, *(c for c in attack_effects(columns) if c not in names)]
+    return [*names, *(c for c in run_effects(columns) if c not in names)]
 
 
 def paired_metric_differences(tables: dict[tuple[str, int], pd.DataFrame]) -> pd.DataFrame:

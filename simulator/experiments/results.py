@@ -194,19 +194,38 @@ def run_results(
     return folders
 
 
-def plan_results(spec_file: Path, only: list[str] | None = None) -> dict[str, int]:
-    """How many runs `run_results` would start (finished ones included), by rough run-time
-    class on 2 CPU cores (`catalog.run_time_class` of each group's or study's scenario)."""
+@dataclass
+class ResultsPlan:
+    """The runs `run_results` would start, by run-time class, and their estimated seconds
+    one after another on 2 CPU cores (`simulator.core.run_time`)."""
+
+    runs: dict[str, int]
+    seconds: float
+
+    @property
+    def hours(self) -> float:
+        """Estimated hours on 2 CPU cores (runs side by side share the cores, so workers do
+        not shorten it much)."""
+        return self.seconds / 3600
+
+
+def plan_results(spec_file: Path, only: list[str] | None = None) -> ResultsPlan:
+    """How many runs `run_results` would start (finished ones included), by run-time class
+    on 2 CPU cores (`catalog.run_time_class` of each group's or study's scenario), and how
+    long they take by the cost model."""
+    from simulator.core.run_time import estimate_run_time
     from simulator.experiments.catalog import load_scenario, run_time_class
 
     spec = load_results_spec(spec_file)
     chosen = [h for h in spec.headlines if _selected(h.name, only)]
     plan: dict[str, int] = {}
+    seconds = 0.0
     for group in run_groups(spec.model_copy(update={"headlines": chosen})):
         scenario = load_scenario(_scenario_path(group.scenario, spec_file),
                                  list(group.overrides))
         kind = run_time_class(scenario)
         plan[kind] = plan.get(kind, 0) + len(group.seeds)
+        seconds += estimate_run_time(scenario).seconds * len(group.seeds)
     for study in spec.studies:
         path = spec_file.parent / study.sweep
         base = load_sweep(path)
@@ -218,7 +237,8 @@ def plan_results(spec_file: Path, only: list[str] | None = None) -> dict[str, in
         scenario = load_scenario(_scenario_path(base.base, path), list(base.set))
         kind = run_time_class(scenario)
         plan[kind] = plan.get(kind, 0) + points * seeds
-    return plan
+        seconds += estimate_run_time(scenario).seconds * points * seeds
+    return ResultsPlan(plan, seconds)
 
 
 def _selected(name: str, only: list[str] | None) -> bool:
