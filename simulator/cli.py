@@ -550,6 +550,9 @@ def results(
             classes = ", ".join(f"{n} {kind}" for kind, n in plan.runs.items())
             console.print(f"plan: {total} runs ({classes}), about {plan.hours:.1f} h on 2 CPU "
                           f"cores (estimated; finished runs in {out} are kept)", soft_wrap=True)
+            for name, cost in sorted(plan.rows.items(), key=lambda item: -item[1]):
+                console.print(f"  {name}: about {cost / 60:.1f} min", soft_wrap=True,
+                              highlight=False)
             if not only and not run_all:
                 _fail(f"the whole table is {total} runs: choose rows with --only NAME, or "
                       "run them all with --all")

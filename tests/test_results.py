@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -103,6 +104,7 @@ def test_results_prints_its_plan_and_runs_the_whole_table_only_when_asked(
     assert plan.runs == {"under a minute": 2 * 2 + 2 * 2}
     assert plan_results(spec, only=["leak"]).runs == {"under a minute": 2}
     assert 0 < plan_results(spec, only=["leak"]).seconds < plan.seconds
+    assert sum(plan.rows.values()) == pytest.approx(plan.seconds)  # each run counted once
     out = tmp_path / "out"
     refused = CliRunner().invoke(app, ["results", str(spec), "--out", str(out)])
     assert refused.exit_code == 2
@@ -112,3 +114,65 @@ def test_results_prints_its_plan_and_runs_the_whole_table_only_when_asked(
     rewritten = CliRunner().invoke(app, ["results", str(spec), "--out", str(out), "--no-run"])
     assert rewritten.exit_code == 0, rewritten.output
     assert (out / "results.md").is_file()  # under --out, not the project's docs/results.md
+
+
+def _judged(values: list[float], rates: list[float] | None = None,
+            **fields: object) -> tuple[str, str, float, float]:
+    """A headline of `fields` judged on synthetic per-seed values: (verdict, why, low, high)."""
+    from simulator.experiments.results import (
+        Headline,
+        HeadlineResult,
+        _verdict,
+        headline_range,
+        mean_and_interval,
+    )
+
+    row = Headline.model_validate({"name": "r", "scenario": "quickstart", "claim": "c",
+                                   "metric": "leak_gender_bacc", **fields})
+    result = HeadlineResult(row, "q", values=np.array(values, dtype=float),
+                            majority=np.array(rates or [], dtype=float))
+    result.mean, result.low, result.high = mean_and_interval(result.values,
+                                                             headline_range(row))
+    verdict, why = _verdict(row, result)
+    return verdict, why, result.low, result.high
+
+
+def test_the_verdict_rule_judges_chance_overshoot_one_seed_and_gains() -> None:
+    chance = {"expect": {"chance": 0.5}}
+    assert _judged([0.49, 0.5, 0.51, 0.5, 0.505], **chance)[0] == "holds"
+    verdict, why, _, high = _judged([0.482, 0.487, 0.49, 0.493, 0.486], **chance)
+    assert verdict == "overshoots" and high < 0.5 and "sign flipped" in why
+    assert _judged([0.60, 0.62, 0.61, 0.63, 0.60], **chance)[0] == "does not hold"
+    assert _judged([0.44, 0.56, 0.53, 0.47, 0.52], **chance)[0] == "not shown"
+    # the same window, in absolute units, for a seven-class attribute
+    age = {"expect": {"chance": 0.143}, "metric": "leak_age_bacc"}
+    assert _judged([0.154, 0.158, 0.16, 0.173, 0.15], **age)[0] == "holds"  # in 0.113..0.173
+    assert _judged([0.15, 0.17, 0.18, 0.16, 0.178], **age)[0] == "not shown"
+    verdict, why, low, high = _judged([0.5], **chance)
+    assert verdict == "1 seed: indicative" and np.isnan(low) and np.isnan(high)
+    # Resheff's age row: our gain over the majority against the paper's
+    published = {"published": {"value": 0.4416, "source": "paper", "majority": 0.347,
+                               "tolerance": 0.03}, "majority": "leak_age_majority",
+                 "metric": "leak_age_acc"}
+    verdict, why, _, _ = _judged([0.44, 0.43, 0.45, 0.44, 0.45], [0.314] * 5, **published)
+    assert verdict == "differs" and "+0.128" in why and "+0.095" in why
+    close = _judged([0.41, 0.40, 0.42, 0.41, 0.41], [0.314] * 5, **published)
+    assert close[0] == "matches"
+
+
+def test_intervals_stay_within_what_the_headline_can_take() -> None:
+    from simulator.experiments.results import Headline, headline_range, mean_and_interval
+
+    hit = Headline.model_validate({"name": "h", "scenario": "quickstart", "claim": "c",
+                                   "metric": "target_hr_10",
+                                   "reference": {"set": ["attackers=[]"]}})
+    assert headline_range(hit) == (-1.0, 1.0)
+    ratio = Headline.model_validate({**hit.model_dump(), "reference": {
+        "set": ["x=1"], "compare": "ratio"}})
+    assert headline_range(ratio) == (0.0, float("inf"))
+    # two-valued outcomes: a push that works on four seeds of five
+    mean, low, high = mean_and_interval(np.array([1.0, 1.0, 0.03, 1.0, 1.0]), (0.0, 1.0))
+    assert 0.0 <= low <= mean <= high <= 1.0
+    mean, low, high = mean_and_interval(np.array([-1.0, -0.98, -0.8, -1.0, -0.9]), (-1, 1))
+    assert -1.0 <= low <= mean <= high <= 1.0
+    assert mean_and_interval(np.array([0.2, 0.2, 0.2]))[1:] == (0.2, 0.2)

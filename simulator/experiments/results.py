@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy.stats import bootstrap
 
 from simulator.analysis.budget import budget_table
-from simulator.analysis.intervals import t_half_width
+from simulator.analysis.intervals import metric_range
 from simulator.core.config import load_model_file, read_yaml
 from simulator.core.errors import ScenarioError
 from simulator.core.outputs import write_text
@@ -38,27 +39,37 @@ class _Strict(BaseModel):
 
 
 class Expectation(_Strict):
-    """Where the claim puts the headline: above or below a value, or inside a range.
-    `every_seed`: each seed's value must be there, not only the interval."""
+    """Where the claim puts the headline: above or below a value, inside a range, or at a
+    chance level (`chance`: within `CHANCE_WINDOW` of it, the same absolute window for every
+    attribute). `every_seed`: each seed's value must be there, not only the interval."""
 
     above: float | None = None
     below: float | None = None
     within: tuple[float, float] | None = None
+    chance: float | None = None
     every_seed: bool = False
 
     @model_validator(mode="after")
     def _one_kind(self) -> Expectation:
-        if sum(v is not None for v in (self.above, self.below, self.within)) != 1:
-            raise ValueError("give exactly one of above, below, within")
+        kinds = (self.above, self.below, self.within, self.chance)
+        if sum(v is not None for v in kinds) != 1:
+            raise ValueError("give exactly one of above, below, within, chance")
         return self
 
 
 class Published(_Strict):
-    """A paper's value for the same quantity, and how close counts as matching."""
+    """A paper's value for the same quantity, where it is printed, and how close counts as
+    matching. With `majority` (the paper's majority-class rate) the comparison is of gains
+    over the majority: ours (the row's `majority` column, per seed) against the paper's,
+    within `tolerance` in absolute units; otherwise of the values, within `tolerance`
+    relative to the paper's."""
 
     value: float
     source: str
-    tolerance: float = Field(0.05, ge=0.0, description="relative difference that matches")
+    where: str = Field("", description="table or figure, dataset and setting of the value")
+    verified: bool = Field(True, description="false: the value is not in ../shared/papers/")
+    majority: float | None = Field(None, description="the paper's majority-class rate")
+    tolerance: float = Field(0.05, ge=0.0, description="difference that matches")
 
 
 class Reference(_Strict):
@@ -97,6 +108,10 @@ class Headline(_Strict):
     reference: Reference | None = None
     expect: Expectation | None = None
     published: Published | None = None
+    majority: str | None = Field(None, description="our majority-rate column, for gains")
+    range: tuple[float, float] | None = Field(
+        None, description="the values the headline can take (intervals are clipped to it); "
+        "default: from its metric and its comparison")
     note: str = ""
 
 
@@ -201,6 +216,9 @@ class ResultsPlan:
 
     runs: dict[str, int]
     seconds: float
+    # each headline's and study's estimated seconds (runs it shares with an earlier row are
+    # counted there, not again)
+    rows: dict[str, float] = field(default_factory=dict)
 
     @property
     def hours(self) -> float:
@@ -220,12 +238,20 @@ def plan_results(spec_file: Path, only: list[str] | None = None) -> ResultsPlan:
     chosen = [h for h in spec.headlines if _selected(h.name, only)]
     plan: dict[str, int] = {}
     seconds = 0.0
+    rows: dict[str, float] = {}
+    costs: dict[str, float] = {}
     for group in run_groups(spec.model_copy(update={"headlines": chosen})):
         scenario = load_scenario(_scenario_path(group.scenario, spec_file),
                                  list(group.overrides))
         kind = run_time_class(scenario)
         plan[kind] = plan.get(kind, 0) + len(group.seeds)
-        seconds += estimate_run_time(scenario).seconds * len(group.seeds)
+        costs[group.slug] = estimate_run_time(scenario).seconds * len(group.seeds)
+        seconds += costs[group.slug]
+    counted: set[str] = set()
+    for row in chosen:
+        mine = [g.slug for g in headline_groups(row, spec.seeds) if g is not None]
+        rows[row.name] = sum(costs.get(slug, 0.0) for slug in mine if slug not in counted)
+        counted.update(mine)
     for study in spec.studies:
         path = spec_file.parent / study.sweep
         base = load_sweep(path)
@@ -237,8 +263,9 @@ def plan_results(spec_file: Path, only: list[str] | None = None) -> ResultsPlan:
         scenario = load_scenario(_scenario_path(base.base, path), list(base.set))
         kind = run_time_class(scenario)
         plan[kind] = plan.get(kind, 0) + points * seeds
-        seconds += estimate_run_time(scenario).seconds * points * seeds
-    return ResultsPlan(plan, seconds)
+        rows[base.name] = estimate_run_time(scenario).seconds * points * seeds
+        seconds += rows[base.name]
+    return ResultsPlan(plan, seconds, rows)
 
 
 def _selected(name: str, only: list[str] | None) -> bool:
@@ -263,6 +290,7 @@ class HeadlineResult:
     row: Headline
     question: str
     values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    majority: np.ndarray = field(default_factory=lambda: np.zeros(0))
     mean: float = float("nan")
     low: float = float("nan")
     high: float = float("nan")
@@ -343,11 +371,66 @@ def evaluate(
     values = values.dropna()
     if values.empty:
         return result
+    if row.majority is not None:
+        majority = _read_value(table, groups, row, row.step, row.majority)
+        values, majority = values.align(majority, join="inner")
+        result.majority = majority.to_numpy()
     result.values = values.to_numpy()
-    result.mean, half = _mean_and_half_width(values)
-    result.low, result.high = result.mean - half, result.mean + half
+    result.mean, result.low, result.high = mean_and_interval(result.values,
+                                                             headline_range(row))
     result.verdict, result.why = _verdict(row, result)
     return result
+
+
+# Stated once at the top of the document; `mean_and_interval` and `_verdict` implement it.
+INTERVAL_METHOD = (
+    "Intervals are 95% percentile-bootstrap intervals of the mean over seeds "
+    "(`scipy.stats.bootstrap`, 9,999 resamples, fixed seed), clipped to the values the "
+    "headline can take (a hit rate to [0, 1], a difference of two to [-1, 1]): with a "
+    "handful of seeds and bounded, sometimes two-valued outcomes a t-interval can leave "
+    "the metric's range, a bootstrap cannot.")
+CHANCE_WINDOW = 0.03
+VERDICT_RULE = (
+    "Verdicts follow one rule. A claim that a value is above or below a bound **holds** "
+    "when the whole interval is there, is **not shown** when only the mean is, and **does "
+    "not hold** otherwise. A claim that an attacker is **at chance** holds when the whole "
+    f"interval lies within {CHANCE_WINDOW} of the chance level (absolute units, the same "
+    "for every attribute); an interval entirely below chance **overshoots** (the attribute "
+    "can be read with the sign flipped). A published value **matches** when our gain over "
+    "the majority class is within the stated tolerance of the paper's gain (absolute), or, "
+    "where the paper gives no majority rate, our value is within the tolerance relative to "
+    "its; otherwise it **differs**. A row measured on one seed has no interval: it reads "
+    "**1 seed: indicative** and is not counted among the verdicts.")
+INDICATIVE = "1 seed: indicative"
+
+
+def headline_range(row: Headline) -> tuple[float, float]:
+    """The values a headline can take: as declared, else its metric's range, turned into the
+    range of a difference or a ratio of two such values."""
+    if row.range is not None:
+        return row.range
+    low, high = metric_range(row.metric)
+    if row.reference is None:
+        return low, high
+    if row.reference.compare == "difference":
+        return -(high - low), high - low
+    return (0.0, float("inf")) if low >= 0 else (float("-inf"), float("inf"))
+
+
+def mean_and_interval(values: np.ndarray, bounds: tuple[float, float] = (-np.inf, np.inf),
+                      confidence: float = 0.95) -> tuple[float, float, float]:
+    """The mean over seeds and its percentile-bootstrap interval, clipped to `bounds`; the
+    interval is NaN for one seed, and a point where every seed agrees."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    if np.all(values == values[0]):
+        return float(values[0]), float(values[0]), float(values[0])
+    found = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=9999,
+                      method="percentile", random_state=np.random.default_rng(0))
+    low, high = found.confidence_interval
+    return mean, float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
 
 
 def _fmt(value: float) -> str:
@@ -360,25 +443,43 @@ def _verdict(row: Headline, result: HeadlineResult) -> tuple[str, str]:
     `published` alone: matches or differs."""
     reasons = []
     verdict = "reported"
+    if len(result.values) < 2:
+        return INDICATIVE, "one seed gives no interval" + (f"; {row.note}" if row.note else "")
     if row.expect is not None:
         verdict, reason = _expectation(row.expect, result)
         reasons.append(reason)
     if row.published is not None:
-        p = row.published
-        close = abs(result.mean - p.value) <= p.tolerance * abs(p.value)
+        close, reason = _published(row.published, result)
         if row.expect is None:
             verdict = "matches" if close else "differs"
-        reasons.append(f"{'within' if close else 'more than'} {p.tolerance:.0%} of the "
-                       f"published {_fmt(p.value)}")
+        reasons.append(reason)
     if row.note:
         reasons.append(row.note)
     return verdict, "; ".join(reasons)
+
+
+def _published(p: Published, result: HeadlineResult) -> tuple[bool, str]:
+    """Whether our value matches the paper's, and why: gains over the majority when both
+    majority rates are known, else the values themselves."""
+    if p.majority is not None and len(result.majority) == len(result.values):
+        ours = float(np.mean(result.values - result.majority))
+        theirs = p.value - p.majority
+        close = abs(ours - theirs) <= p.tolerance
+        here = _fmt(float(np.mean(result.majority)))
+        return close, (f"gain over the majority {ours:+.3f} (majority {here} here) against "
+                       f"the paper's {theirs:+.3f} (majority {_fmt(p.majority)}): "
+                       f"{'within' if close else 'more than'} {_fmt(p.tolerance)}")
+    close = abs(result.mean - p.value) <= p.tolerance * abs(p.value)
+    return close, (f"{'within' if close else 'more than'} {p.tolerance:.0%} of the published "
+                   f"{_fmt(p.value)}")
 
 
 def _expectation(e: Expectation, result: HeadlineResult) -> tuple[str, str]:
     points = result.values if e.every_seed else np.array([result.low, result.high])
     if not np.all(np.isfinite(points)):
         return "not shown", "one seed gives no interval"
+    if e.chance is not None:
+        return _at_chance(e.chance, result)
     if e.within is not None:
         lo, hi = e.within
         inside = lambda v: (v >= lo) & (v <= hi)  # noqa: E731
@@ -399,6 +500,23 @@ def _expectation(e: Expectation, result: HeadlineResult) -> tuple[str, str]:
     if bool(inside(result.mean)):
         return "not shown", f"mean {_fmt(result.mean)} is {where} but the {span} is not all"
     return "does not hold", f"mean {_fmt(result.mean)} is not {where} ({span})"
+
+
+def _at_chance(chance: float, result: HeadlineResult) -> tuple[str, str]:
+    """The at-chance rule: the interval within CHANCE_WINDOW of chance; entirely below it
+    is an overshoot."""
+    lo, hi = chance - CHANCE_WINDOW, chance + CHANCE_WINDOW
+    span = f"interval {_fmt(result.low)}..{_fmt(result.high)}"
+    if result.high < chance:
+        return "overshoots", (f"{span}, all below chance {_fmt(chance)}: the attribute can be "
+                              "read with the sign flipped")
+    if lo <= result.low and result.high <= hi:
+        return "holds", f"{span}, within {CHANCE_WINDOW} of chance {_fmt(chance)}"
+    if lo <= result.mean <= hi:
+        return "not shown", (f"mean {_fmt(result.mean)} is within {CHANCE_WINDOW} of chance "
+                             f"{_fmt(chance)} but the {span} is not all")
+    return "does not hold", (f"mean {_fmt(result.mean)} is not within {CHANCE_WINDOW} of "
+                             f"chance {_fmt(chance)} ({span})")
 
 
 _QUESTION = re.compile(r"^#\s*Question:\s*(.*)$")
@@ -440,6 +558,15 @@ def _interval(result: HeadlineResult) -> str:
     return f"{_fmt(result.mean)} [{_fmt(result.low)}, {_fmt(result.high)}]"
 
 
+def _published_cell(p: Published | None) -> str:
+    """The paper's value, its source and where in it, or that it is not verified here."""
+    if p is None:
+        return "-"
+    where = f", {p.where}" if p.where else ""
+    unverified = "; not in ../shared/papers/, unverified here" if not p.verified else ""
+    return f"{_fmt(p.value)} ({p.source}{where}{unverified})"
+
+
 def headline_table(results: list[HeadlineResult]) -> str:
     """The headline rows as a Markdown table."""
     lines = ["| scenario | question | headline | mean [95% interval] | seeds | published | "
@@ -447,8 +574,7 @@ def headline_table(results: list[HeadlineResult]) -> str:
     for r in results:
         row = r.row
         what = row.claim
-        published = (f"{_fmt(row.published.value)} ({row.published.source})"
-                     if row.published else "-")
+        published = _published_cell(row.published)
         lines.append(
             f"| {_cell(row.scenario)} | {_cell(r.question)} | {_cell(what)} | "
             f"{_interval(r)} | {len(r.values)} | {_cell(published)} | **{r.verdict}** | "
@@ -457,19 +583,14 @@ def headline_table(results: list[HeadlineResult]) -> str:
     return "\n".join(lines)
 
 
-def _mean_and_half_width(values: pd.Series) -> tuple[float, float]:
-    """Mean over seeds and the half-width of its 95% t-interval (NaN for one seed)."""
-    n = len(values)
-    std = values.std(ddof=1) if n > 1 else np.nan
-    return float(values.mean()), float(t_half_width(np.array([std]), np.array([n]))[0])
-
-
-def _summary(values: pd.Series) -> str:
+def _summary(values: pd.Series, metric: str) -> str:
+    """`mean [low, high]` over seeds (the headlines' interval, clipped to the metric's
+    range), or the mean alone for one seed."""
     values = values.dropna()
     if values.empty:
         return "-"
-    mean, half = _mean_and_half_width(values)
-    return _fmt(mean) if len(values) < 2 else f"{_fmt(mean)} ± {_fmt(half)}"
+    mean, low, high = mean_and_interval(values.to_numpy(), metric_range(metric))
+    return _fmt(mean) if len(values) < 2 else f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]"
 
 
 def _sections(results: list[HeadlineResult]) -> list[str]:
@@ -484,7 +605,7 @@ def _sections(results: list[HeadlineResult]) -> list[str]:
 
 def study_section(study: Study, folder: Path | None) -> str:
     """A study's table: the privacy-budget table (MAE and dMAE by model, group and budget),
-    or a grid's chosen metrics at the last step, mean ± 95% half-width over seeds."""
+    or a grid's chosen metrics at the last step, mean [95% interval] over seeds."""
     lines = [f"### {study.title}", ""]
     if study.note:
         lines += [study.note, ""]
@@ -518,10 +639,26 @@ def study_section(study: Study, folder: Path | None) -> str:
     for key, part in last.groupby(keys, sort=False, dropna=False):
         key_values = key if isinstance(key, tuple) else (key,)
         shown = tuple("none" if v is None or v != v else v for v in key_values)
-        cells = [_summary(part[c]) if c in part else "-" for c in study.columns]
+        cells = [_summary(part[c], c) if c in part else "-" for c in study.columns]
         lines.append("| " + " | ".join(str(v) for v in shown) + f" | {part['seed'].nunique()} | "
                      + " | ".join(cells) + " |")
     return "\n".join([*lines, ""])
+
+
+def _compute_hours(out: Path) -> float:
+    """The summed run times (hours) of the finished runs under `out`, from their manifests."""
+    import json
+
+    total = 0.0
+    for manifest in out.rglob("manifest.json"):
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        timings = data.get("timings") if isinstance(data, dict) else None
+        if isinstance(timings, dict) and isinstance(timings.get("total_seconds"), int | float):
+            total += float(timings["total_seconds"])
+    return total / 3600
 
 
 def write_results_doc(spec_file: Path, out: Path, doc: Path) -> list[HeadlineResult]:
@@ -535,15 +672,26 @@ def write_results_doc(spec_file: Path, out: Path, doc: Path) -> list[HeadlineRes
         name = load_sweep(spec_file.parent / study.sweep).name
         folder = out / name
         sections.append(study_section(study, folder if folder.is_dir() else None))
-    counts = pd.Series([r.verdict for r in results]).value_counts()
+    counted = [r.verdict for r in results if r.verdict != INDICATIVE]
+    counts = pd.Series(counted, dtype=object).value_counts()
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    compute = _compute_hours(out)
+    indicative = sum(r.verdict == INDICATIVE for r in results)
+    if indicative:
+        summary += f"; {indicative} rows rest on one seed (indicative, not counted)"
     text = "\n".join([
         "# Results",
         "",
         f"Generated by `privsim results` from `{spec_file.name}`: every headline run over "
         f"seeds {', '.join(map(str, spec.seeds))} (unless a row or study names its own), read at "
-        "the last step unless stated. Intervals are 95% t-intervals over seeds. "
-        f"Verdicts: {summary}.",
+        "the last step unless stated. "
+        f"Verdicts: {summary}."
+        + (f" The runs behind it took {compute:.1f} h of computing in all (the sum of their "
+           "own run times)." if compute else ""),
+        "",
+        INTERVAL_METHOD,
+        "",
+        VERDICT_RULE,
         "",
         *_sections(results),
         "## Studies",
