@@ -176,3 +176,15 @@ def test_intervals_stay_within_what_the_headline_can_take() -> None:
     mean, low, high = mean_and_interval(np.array([-1.0, -0.98, -0.8, -1.0, -0.9]), (-1, 1))
     assert -1.0 <= low <= mean <= high <= 1.0
     assert mean_and_interval(np.array([0.2, 0.2, 0.2]))[1:] == (0.2, 0.2)
+
+
+def test_the_shipped_results_file_traces_every_published_value() -> None:
+    """Every published value names where in the paper it is printed, or says it is not in
+    ../shared/papers/; every at-chance claim reads a leakage column."""
+    from simulator.experiments.results import load_results_spec
+
+    spec = load_results_spec(Path(__file__).parents[1] / "scenarios/results/headlines.yaml")
+    published = [row for row in spec.headlines if row.published is not None]
+    assert published and all(row.published.where for row in published)
+    assert all(row.metric.startswith("leak_") for row in spec.headlines
+               if row.expect is not None and row.expect.chance is not None)
