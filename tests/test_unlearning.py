@@ -324,8 +324,9 @@ def test_unbiased_mmd_is_centred_on_zero_for_one_distribution() -> None:
 def test_unlearning_mgda_reports_weights_and_lowers_distance(world) -> None:
     model = _trained("bpr", world)
     gender = world.attributes["gender"]
-    settings = UnlearningConfig(
-        weighting="mgda", utility="distance", covariance="diagonal", lr=1e-2, steps=60
+    settings = UnlearningConfig(  # every step: this is about MGDA, not the probe stop
+        weighting="mgda", utility="distance", covariance="diagonal", lr=1e-2, steps=60,
+        stop="steps",
     )
     report = unlearn_attribute(model, gender, settings)
     assert 0.0 <= report.mean_alpha <= 1.0
@@ -359,7 +360,8 @@ def test_unlearning_mf_with_its_own_loss(world) -> None:
     r = world.ratings
     mse0 = float(np.mean((model.predict(r.user, r.item) - r.rating) ** 2))
     settings = UnlearningConfig(
-        distance="mmd", utility="model", weighting="fixed", weight=1.0, steps=100
+        distance="mmd", utility="model", weighting="fixed", weight=1.0, steps=100,
+        stop="steps",
     )
     report = unlearn_attribute(model, gender, settings, data=world.ratings, seed=3)
     mse1 = float(np.mean((model.predict(r.user, r.item) - r.rating) ** 2))
