@@ -90,9 +90,9 @@ def _read_sweep(folder: Path) -> tuple[pd.DataFrame, list[str], dict[str, Any]]:
     rows.insert(1, "source", str(folder))
     by_point = points.set_index("point")
     for key in keys:  # grid values as their labels, in the sweep file's order
-        order = list(dict.fromkeys(values[key].values()))
-        rows[key] = pd.Categorical(rows["point"].map(
-            lambda p, key=key: values[key][str(by_point.at[p, key])]), categories=order)
+        label_of = {point: values[key][str(value)] for point, value in by_point[key].items()}
+        rows[key] = pd.Categorical(rows["point"].map(label_of),
+                                   categories=list(dict.fromkeys(values[key].values())))
     return rows.drop(columns="point"), notes, info
 
 

@@ -139,8 +139,9 @@ def _ordered_union(lists: Sequence[Sequence[str]]) -> list[str]:
     return list(seen)
 
 
-def _choose_runs(catalog: Catalog) -> list[RunInfo]:
-    """Sidebar: runs picked one by one, or a sweep and some of its points."""
+def _choose_runs(catalog: Catalog) -> tuple[list[RunInfo], CounterfactualInfo | None]:
+    """Sidebar: runs picked one by one, a sweep and some of its points, or a counterfactual
+    (its arms' runs, and the counterfactual itself)."""
     sidebar = st.sidebar
     sidebar.header("Runs")
     source = "Runs"
@@ -152,7 +153,7 @@ def _choose_runs(catalog: Catalog) -> list[RunInfo]:
         found = catalog.counterfactual(_selectbox(
             sidebar, "Counterfactual", [c.label for c in catalog.counterfactuals],
             key="counterfactual"))
-        return [catalog.run(label) for label in found.runs]
+        return [catalog.run(label) for label in found.runs], found
     if source == "Sweep":
         sweep = catalog.sweep(_selectbox(sidebar, "Sweep", [s.label for s in catalog.sweeps],
                                          key="sweep"))
@@ -161,12 +162,12 @@ def _choose_runs(catalog: Catalog) -> list[RunInfo]:
         # One selection per sweep, so switching sweeps does not empty it.
         points = _multiselect(sidebar, "Points", list(labels), list(labels),
                               key=f"points:{sweep.label}", format_func=labels.get)
-        return [run for run in members if run.variant in points]
+        return [run for run in members if run.variant in points], None
     standalone = [run.label for run in catalog.runs if run.sweep is None]
     default = (standalone or [run.label for run in catalog.runs])[:DEFAULT_RUNS]
     chosen = _multiselect(sidebar, "Runs", [run.label for run in catalog.runs], default,
                           key="runs")
-    return [catalog.run(label) for label in chosen]
+    return [catalog.run(label) for label in chosen], None
 
 
 def _domain(runs: list[RunInfo], labels: dict[str, str]) -> list[str]:
@@ -322,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         st.info(empty_message(root))
         return
     st.caption(f"{root}: {len(catalog.runs)} completed runs, {len(catalog.sweeps)} sweeps")
-    runs = _choose_runs(catalog)
+    runs, chosen_counterfactual = _choose_runs(catalog)
     if not runs:
         st.info("Pick at least one run in the sidebar.")
         return
@@ -346,9 +347,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                          [k for k in DEFAULT_GROUP_KINDS if k in kinds_found]
                          or kinds_found[:1], key="group_kinds")
     _metrics_over_time(runs, frames, metrics, labels, descriptions)
-    if st.session_state.get("source") == "Counterfactual":
-        _counterfactual_difference(catalog.counterfactual(st.session_state["counterfactual"]),
-                                   runs, metrics, labels)
+    if chosen_counterfactual is not None:
+        _counterfactual_difference(chosen_counterfactual, runs, metrics, labels)
     _tradeoff(runs, frames, labels, descriptions)
     _groups(runs, kinds)
     _social_graph(runs)

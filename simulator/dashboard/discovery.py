@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import yaml
@@ -93,24 +93,25 @@ class Catalog:
 
     def counterfactual(self, label: str) -> CounterfactualInfo:
         """The counterfactual with this label."""
-        for info in self.counterfactuals:
-            if info.label == label:
-                return info
-        raise ValueError(f"label: expected one of the discovered counterfactuals, got {label!r}")
+        return _by_label(self.counterfactuals, label, "counterfactuals")
 
     def run(self, label: str) -> RunInfo:
         """The run with this label."""
-        for info in self.runs:
-            if info.label == label:
-                return info
-        raise ValueError(f"label: expected one of the discovered runs, got {label!r}")
+        return _by_label(self.runs, label, "runs")
 
     def sweep(self, label: str) -> SweepInfo:
         """The sweep with this label."""
-        for info in self.sweeps:
-            if info.label == label:
-                return info
-        raise ValueError(f"label: expected one of the discovered sweeps, got {label!r}")
+        return _by_label(self.sweeps, label, "sweeps")
+
+
+Found = TypeVar("Found", RunInfo, SweepInfo, CounterfactualInfo)
+
+
+def _by_label(found: Sequence[Found], label: str, kind: str) -> Found:
+    for info in found:
+        if info.label == label:
+            return info
+    raise ValueError(f"label: expected one of the discovered {kind}, got {label!r}")
 
 
 def resolve_outputs(argv: Sequence[str], environ: Mapping[str, str]) -> Path:

@@ -29,7 +29,7 @@ from simulator.analysis.budget import budget_table
 from simulator.analysis.intervals import metric_range
 from simulator.core.config import load_model_file, read_yaml
 from simulator.core.errors import ScenarioError
-from simulator.core.outputs import write_text
+from simulator.core.outputs import read_manifest, write_text
 from simulator.experiments.catalog import find_scenario
 from simulator.experiments.sweep import expand_points, load_sweep, run_sweep
 
@@ -647,12 +647,10 @@ def study_section(study: Study, folder: Path | None) -> str:
 
 def _compute_hours(out: Path) -> float:
     """The summed run times (hours) of the finished runs under `out`, from their manifests."""
-    import json
-
     total = 0.0
     for manifest in out.rglob("manifest.json"):
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
+            data = read_manifest(manifest.parent)
         except (OSError, ValueError):
             continue
         timings = data.get("timings") if isinstance(data, dict) else None
