@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -49,7 +50,21 @@ def _spec(tmp_path: Path) -> Path:
              "claim": "disclosure grows", "metric": "disclosure_mean",
              "group": "inclination:unconcerned", "reference": {"step": 0, "compare": "ratio"},
              "published": {"value": 1.0, "source": "none", "tolerance": 0.5}},
+            {"name": "types-differ", "scenario": "quickstart", "set": SMALL,
+             "claim": "the unconcerned disclose more than the fundamentalists",
+             "metric": "disclosure_mean", "group": "inclination:unconcerned",
+             "versus": {"group": "inclination:fundamentalist"},
+             "expect": {"above": 0.0, "every_seed": True}},
+            {"name": "withholding", "section": "Externalities", "scenario": "quickstart",
+             "set": SMALL, "claim": "pragmatists' disclosure when fundamentalists withhold all",
+             "metric": "disclosure_mean", "group": "inclination:pragmatist",
+             "externality": {"changed": "inclination:fundamentalist", "beta": 0.0}},
+            {"name": "withholding-leak", "section": "Externalities", "scenario": "quickstart",
+             "set": SMALL, "claim": "everyone's gender AUC when fundamentalists withhold all",
+             "metric": "leak_gender_auc", "group": "all:all",
+             "externality": {"changed": "inclination:fundamentalist", "beta": 0.0}},
         ],
+        "sections": {"Externalities": "Paired runs.", "Not testable": "A missing feature."},
         "studies": [{"sweep": "grid.yaml", "kind": "grid", "title": "Tiny grid",
                      "columns": ["hr_10", "leak_gender_auc"]}],
     }
@@ -62,7 +77,7 @@ def test_results_table_from_runs(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     out, doc = tmp_path / "out", tmp_path / "docs" / "results.md"  # a folder yet to make
     folders = run_results(spec, out, workers=2)
-    assert len(folders) == 3  # two run groups (plain and signal 0) and the study
+    assert len(folders) == 4  # two run groups (plain, signal 0), the paired runs, the study
     rows = {r.row.name: r for r in write_results_doc(spec, out, doc)}
     assert doc.is_file()
     assert rows["leak"].verdict == "holds" and len(rows["leak"].values) == 2
@@ -70,7 +85,18 @@ def test_results_table_from_runs(tmp_path: Path) -> None:
     assert rows["no-leak-claim"].verdict == "does not hold"
     assert rows["signal-effect"].verdict == "holds"
     assert rows["growth"].verdict in ("matches", "differs")
+    assert rows["types-differ"].verdict == "holds"
+    # paired runs: the pragmatists' own disclosure is untouched by the fundamentalists' budget,
+    # and the row's values are the seed-by-seed differences `privsim externality` wrote
+    assert rows["withholding"].verdict == "reported"
+    assert np.allclose(rows["withholding"].values, 0.0)
+    paired = pd.read_parquet(next(out.glob("quickstart-externality-*")) / "externality.parquet")
+    everyone = paired[(paired["group_kind"] == "all") & (paired["metric"] == "leak_gender_auc")]
+    assert rows["withholding-leak"].mean == pytest.approx(everyone["mean_difference"].iloc[0])
+    assert len(rows["withholding-leak"].values) == 2
     text = doc.read_text()
+    assert "## Externalities\n\nPaired runs.\n\n| scenario" in text
+    assert "## Not testable\n\nA missing feature." in text
     assert "| quickstart |" in text and "**holds**" in text and "**does not hold**" in text
     assert "### Tiny grid" in text and "| 4 | 2 |" in text
     assert scenario_question("quickstart", spec) in text
@@ -84,11 +110,22 @@ def test_unrun_rows_are_marked_and_bad_files_named(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     rows = write_results_doc(spec, tmp_path / "nothing", tmp_path / "results.md")
     assert {r.verdict for r in rows} == {"not run"}
+    assert "`privsim results --only leak` runs it (under a minute on 2 cores)" in rows[0].why
+    assert rows[1].why.endswith("runs it (its runs are those of rows above it)")
     bad = tmp_path / "bad.yaml"
     bad.write_text("headlines:\n  - {name: x, scenario: quickstart, claim: c, metric: m, "
                    "expect: {above: 1, below: 2}}\n")
     with pytest.raises(ScenarioError, match=r"bad.yaml: headlines.0.expect"):
         load_results_spec(bad)
+    for fields, message in [
+        ("externality: {changed: High, beta: 0.1}", r"bad.yaml: headlines.0.externality.changed"),
+        ("externality: {changed: 'involvement:High', beta: 0.1}", r"give group kind:name"),
+        ("versus: {group: 'involvement:Low', set: [a=1]}", r"give one of group or set"),
+    ]:
+        bad.write_text("headlines:\n  - {name: x, scenario: quickstart, claim: c, metric: m, "
+                       f"{fields}}}\n")
+        with pytest.raises(ScenarioError, match=message):
+            load_results_spec(bad)
 
 
 def test_results_prints_its_plan_and_runs_the_whole_table_only_when_asked(
@@ -101,14 +138,15 @@ def test_results_prints_its_plan_and_runs_the_whole_table_only_when_asked(
     spec = _spec(tmp_path)
     # two run groups (plain, signal 0) and a study of two grid points, all on seeds 0 and 1
     plan = plan_results(spec)
-    assert plan.runs == {"under a minute": 2 * 2 + 2 * 2}
+    # and the externality's paired runs: unchanged and changed on both seeds
+    assert plan.runs == {"under a minute": 2 * 2 + 2 * 2 + 2 * 2}
     assert plan_results(spec, only=["leak"]).runs == {"under a minute": 2}
     assert 0 < plan_results(spec, only=["leak"]).seconds < plan.seconds
     assert sum(plan.rows.values()) == pytest.approx(plan.seconds)  # each run counted once
     out = tmp_path / "out"
     refused = CliRunner().invoke(app, ["results", str(spec), "--out", str(out)])
     assert refused.exit_code == 2
-    assert "plan: 8 runs (8 under a minute), about " in refused.output
+    assert "plan: 12 runs (12 under a minute), about " in refused.output
     assert "choose rows with --only NAME, or run them all with --all" in refused.output
     assert not (out / "results.md").exists()
     rewritten = CliRunner().invoke(app, ["results", str(spec), "--out", str(out), "--no-run"])
@@ -176,6 +214,20 @@ def test_intervals_stay_within_what_the_headline_can_take() -> None:
     mean, low, high = mean_and_interval(np.array([-1.0, -0.98, -0.8, -1.0, -0.9]), (-1, 1))
     assert -1.0 <= low <= mean <= high <= 1.0
     assert mean_and_interval(np.array([0.2, 0.2, 0.2]))[1:] == (0.2, 0.2)
+    # a ratio set against another group's ratio; a paired externality difference
+    versus = Headline.model_validate({**ratio.model_dump(), "group": "involvement:Low",
+                                      "versus": {"group": "involvement:High"}})
+    assert headline_range(versus) == (float("-inf"), float("inf"))
+    assert versus.counterpart().group == "involvement:High"
+    against = Headline.model_validate({**hit.model_dump(), "set": ["a=1"],
+                                       "versus": {"set": ["b=2"]}})
+    assert headline_range(against) == (-2.0, 2.0)
+    assert against.counterpart().set == ["a=1", "b=2"]
+    paired = Headline.model_validate({**hit.model_dump(), "reference": None,
+                                      "group": "involvement:Low",
+                                      "externality": {"changed": "involvement:High",
+                                                      "beta": 0.1}})
+    assert headline_range(paired) == (-1.0, 1.0)
 
 
 def test_the_shipped_results_file_traces_every_published_value() -> None:
@@ -188,3 +240,37 @@ def test_the_shipped_results_file_traces_every_published_value() -> None:
     assert published and all(row.published.where for row in published)
     assert all(row.metric.startswith("leak_") for row in spec.headlines
                if row.expect is not None and row.expect.chance is not None)
+
+
+def test_no_interval_in_the_published_results_leaves_what_its_headline_can_take() -> None:
+    """Every row of docs/results.md: its mean and interval lie within its headline's range
+    (the metric's, or that of a difference or ratio of two), and each row is a headline of
+    the shipped results file."""
+    import re
+    from collections import defaultdict
+
+    from simulator.experiments.results import headline_range, load_results_spec
+
+    root = Path(__file__).parents[1]
+    spec = load_results_spec(root / "scenarios/results/headlines.yaml")
+    by_claim: dict[tuple[str, str], list] = defaultdict(list)
+    for row in spec.headlines:
+        by_claim[(row.scenario, row.claim.replace("\n", " "))].append(row)
+    number = r"(-?[0-9.]+(?:e[-+]?[0-9]+)?|-?inf)"
+    checked = 0
+    for line in (root / "docs/results.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(cells) != 8 or cells[0] in ("scenario", "---"):
+            continue
+        rows = by_claim.get((cells[0], cells[2]))
+        assert rows, f"docs/results.md row not in headlines.yaml: {cells[0]} / {cells[2]}"
+        row = rows.pop(0)
+        low, high = headline_range(row)
+        found = re.fullmatch(rf"{number}(?: \[{number}, {number}\]| \(one seed\))?", cells[3])
+        if cells[3] == "not run":
+            continue
+        assert found, f"{row.name}: unreadable value {cells[3]!r}"
+        values = [float(v) for v in found.groups() if v is not None]
+        assert all(low - 1e-9 <= v <= high + 1e-9 for v in values), (row.name, cells[3])
+        checked += 1
+    assert checked >= 50

@@ -2,13 +2,13 @@
 
 A results file (`scenarios/results/headlines.yaml`) lists headlines: a scenario (with
 overrides), the metric that answers its question, how it is read (at a step, against a
-reference run, step, metric or group), what the scenario claims about it and, where a paper
-gives one, the published value. `run_results` runs every distinct scenario over the seeds
-through the sweep machinery (so a rerun resumes and reuses finished runs), also the
-studies' sweeps, then
-`write_results_doc` writes `docs/results.md`: per headline the question, the mean with its
-95% t-interval over seeds, the published value and a verdict - holds, does not hold (the
-interval is not where the claim puts it) or, against a paper, matches / differs.
+reference run, step, metric or group, as an externality of another group's budget, or set
+against another group or run with `versus`), what the scenario claims about it and, where a
+paper gives one, the published value. `run_results` runs every distinct scenario over the
+seeds through the sweep machinery (so a rerun resumes and reuses finished runs), the paired
+runs of the externality rows and the studies' sweeps, then `write_results_doc` writes
+`docs/results.md`: per headline the question, the mean with its 95% interval over
+seeds, the published value and a verdict by the rule stated at the top of the document.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.stats import bootstrap
+from scipy.stats import bootstrap, sem
+from scipy.stats import t as student_t
 
 from simulator.analysis.budget import budget_table
 from simulator.analysis.intervals import metric_range
@@ -92,6 +93,29 @@ class Reference(_Strict):
         return self
 
 
+class Externality(_Strict):
+    """The row's value is its group's metric when only the users of `changed` (`kind:name`)
+    disclose with budget `beta`, minus the same in the unchanged run, seed by seed (paired
+    runs from `privsim externality`: every other user's draws are the same)."""
+
+    changed: str = Field(pattern=r"^[^:]+:.+$", description="kind:name of the changed group")
+    beta: float = Field(ge=0.0, le=1.0)
+
+
+class Versus(_Strict):
+    """What a headline's value is set against, seed by seed: the same value for another
+    group (`kind:name`), or the same value in runs with more overrides (`set`)."""
+
+    group: str | None = None
+    set: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Versus:
+        if (self.group is not None) == bool(self.set):
+            raise ValueError("give one of group or set")
+        return self
+
+
 class Headline(_Strict):
     """One row of the table."""
 
@@ -106,6 +130,10 @@ class Headline(_Strict):
     group: str | None = Field(None, description="kind:name to read the groups table")
     step: int | None = Field(None, description="default: the last step")
     reference: Reference | None = None
+    externality: Externality | None = None
+    versus: Versus | None = Field(
+        None, description="the row's value minus the same value for another group or in runs "
+        "with more overrides, seed by seed")
     expect: Expectation | None = None
     published: Published | None = None
     majority: str | None = Field(None, description="our majority-rate column, for gains")
@@ -113,6 +141,23 @@ class Headline(_Strict):
         None, description="the values the headline can take (intervals are clipped to it); "
         "default: from its metric and its comparison")
     note: str = ""
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> Headline:
+        if self.reference is not None and self.externality is not None:
+            raise ValueError("give reference or externality, not both")
+        if self.externality is not None and self.group is None:
+            raise ValueError("an externality row reads a group: give group kind:name")
+        if self.versus is not None and self.versus.group is not None and self.group is None:
+            raise ValueError("versus.group compares the row's group with another: give group")
+        return self
+
+    def counterpart(self) -> Headline:
+        """The same headline for `versus`'s group, or with its overrides added."""
+        assert self.versus is not None
+        if self.versus.group is not None:
+            return self.model_copy(update={"group": self.versus.group, "versus": None})
+        return self.model_copy(update={"set": [*self.set, *self.versus.set], "versus": None})
 
 
 class Study(_Strict):
@@ -132,6 +177,9 @@ class ResultsSpec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     headlines: list[Headline] = Field(default_factory=list)
     studies: list[Study] = Field(default_factory=list)
+    sections: dict[str, str] = Field(
+        default_factory=dict, description="text under a section's heading, by section name "
+        "(a section may have text and no rows: claims no feature can test yet)")
 
 
 def load_results_spec(path: Path) -> ResultsSpec:
@@ -166,14 +214,63 @@ def headline_groups(row: Headline, seeds: list[int]) -> tuple[RunGroup, RunGroup
     return main, other
 
 
+@dataclass(frozen=True)
+class ExternalityGroup:
+    """Paired runs of one scenario over some seeds: unchanged, and with one group's budget
+    changed (`privsim externality`)."""
+
+    scenario: str
+    overrides: tuple[str, ...]
+    seeds: tuple[int, ...]
+    changed: str
+    beta: float
+
+    @property
+    def slug(self) -> str:
+        """A folder name: the scenario name, `externality` and a short hash of the rest."""
+        key = "\n".join([*self.overrides, ",".join(map(str, self.seeds)), self.changed,
+                         repr(self.beta)])
+        digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.scenario).stem)
+        return f"{name}-externality-{digest}"
+
+    @property
+    def changed_label(self) -> str:
+        """The changed runs' folder prefix (`run_externality`'s naming)."""
+        return self.changed.replace(":", "-")
+
+
+def externality_group(row: Headline, seeds: list[int]) -> ExternalityGroup | None:
+    """The paired runs an externality row reads (None for other rows)."""
+    if row.externality is None:
+        return None
+    return ExternalityGroup(row.scenario, tuple(row.set), tuple(row.seeds or seeds),
+                            row.externality.changed, row.externality.beta)
+
+
+def externality_groups(spec: ResultsSpec) -> list[ExternalityGroup]:
+    """Every distinct set of paired runs the externality rows need."""
+    rows = [r for row in spec.headlines
+            for r in ([row, row.counterpart()] if row.versus is not None else [row])]
+    found = (externality_group(row, spec.seeds) for row in rows)
+    return list(dict.fromkeys(g for g in found if g is not None))
+
+
 def run_groups(spec: ResultsSpec) -> list[RunGroup]:
     """Every distinct (scenario, overrides, seeds) the headlines and their references need."""
     groups: dict[RunGroup, None] = {}
     for row in spec.headlines:
-        for group in headline_groups(row, spec.seeds):
-            if group is not None:
-                groups[group] = None
+        if row.externality is not None:
+            continue
+        for group in _row_groups(row, spec.seeds):
+            groups[group] = None
     return list(groups)
+
+
+def _row_groups(row: Headline, seeds: list[int]) -> list[RunGroup]:
+    """The run groups a (non-externality) row reads, its `versus` counterpart's included."""
+    rows = [row, row.counterpart()] if row.versus is not None else [row]
+    return [g for r in rows for g in headline_groups(r, seeds) if g is not None]
 
 
 def _scenario_path(name: str, spec_file: Path) -> str:
@@ -196,6 +293,8 @@ def run_results(
         sweep = {"name": group.slug, "base": _scenario_path(group.scenario, spec_file),
                  "set": [*group.overrides, "output.plots=false"], "seeds": list(group.seeds)}
         folders[group.slug] = _run_generated(out, group.slug, sweep, workers)
+    for paired in externality_groups(spec.model_copy(update={"headlines": chosen})):
+        folders[paired.slug] = _run_externality(out, paired, spec_file, workers)
     for study in spec.studies:
         path = spec_file.parent / study.sweep
         base = load_sweep(path)
@@ -247,9 +346,19 @@ def plan_results(spec_file: Path, only: list[str] | None = None) -> ResultsPlan:
         plan[kind] = plan.get(kind, 0) + len(group.seeds)
         costs[group.slug] = estimate_run_time(scenario).seconds * len(group.seeds)
         seconds += costs[group.slug]
+    for paired in externality_groups(spec.model_copy(update={"headlines": chosen})):
+        scenario = load_scenario(_scenario_path(paired.scenario, spec_file),
+                                 list(paired.overrides))
+        kind = run_time_class(scenario)
+        plan[kind] = plan.get(kind, 0) + 2 * len(paired.seeds)  # unchanged and changed
+        costs[paired.slug] = estimate_run_time(scenario).seconds * 2 * len(paired.seeds)
+        seconds += costs[paired.slug]
     counted: set[str] = set()
     for row in chosen:
-        mine = [g.slug for g in headline_groups(row, spec.seeds) if g is not None]
+        pairs = [externality_group(r, spec.seeds) for r in
+                 ([row, row.counterpart()] if row.versus is not None else [row])]
+        mine = ([p.slug for p in pairs if p is not None] if row.externality is not None else
+                [g.slug for g in _row_groups(row, spec.seeds)])
         rows[row.name] = sum(costs.get(slug, 0.0) for slug in mine if slug not in counted)
         counted.update(mine)
     for study in spec.studies:
@@ -270,6 +379,16 @@ def plan_results(spec_file: Path, only: list[str] | None = None) -> ResultsPlan:
 
 def _selected(name: str, only: list[str] | None) -> bool:
     return not only or any(name.startswith(prefix) for prefix in only)
+
+
+def _run_externality(out: Path, paired: ExternalityGroup, spec_file: Path,
+                     workers: int | None) -> Path:
+    """Run (or resume) one externality's paired runs into out/slug."""
+    from simulator.experiments.externality import plan_runs, run_externality
+
+    plan = plan_runs(_scenario_path(paired.scenario, spec_file), [paired.changed], paired.beta,
+                     list(paired.seeds), list(paired.overrides))
+    return run_externality(plan, out / paired.slug, workers or 1)
 
 
 def _run_generated(out: Path, name: str, sweep: dict[str, Any], workers: int | None) -> Path:
@@ -344,12 +463,37 @@ def evaluate(
 ) -> HeadlineResult:
     """Read a headline's values from its runs and judge them."""
     result = HeadlineResult(row, question)
+    if row.versus is not None:
+        mine = _values(row, folders, seeds)
+        theirs = _values(row.counterpart(), folders, seeds)
+        if mine is None or theirs is None:
+            return result
+        mine, theirs = mine.align(theirs, join="inner")
+        return _judged(result, mine - theirs)
+    found = _values(row, folders, seeds)
+    if found is None:
+        return result
+    if row.majority is not None:
+        group, _ = headline_groups(row, seeds)
+        table, groups = _sweep_tables(folders[group.slug], row.group is not None) or (None, None)
+        assert table is not None  # _values read it
+        majority = _read_value(table, groups, row, row.step, row.majority)
+        found, majority = found.dropna().align(majority, join="inner")
+        result.majority = majority.to_numpy()
+    return _judged(result, found)
+
+
+def _values(row: Headline, folders: dict[str, Path], seeds: list[int]) -> pd.Series | None:
+    """A headline's value per seed (before any `versus`); None until its runs are there."""
+    paired = externality_group(row, seeds)
+    if paired is not None:
+        return _externality_values(row, paired, folders.get(paired.slug))
     group, ref_group = headline_groups(row, seeds)
     needs_groups = row.group is not None or (row.reference is not None
                                              and row.reference.group is not None)
     tables = _sweep_tables(folders.get(group.slug), needs_groups)
     if tables is None:
-        return result
+        return None
     table, groups = tables
     values = _read_value(table, groups, row, row.step)
     ref = row.reference
@@ -364,31 +508,53 @@ def evaluate(
             assert ref_group is not None
             ref_tables = _sweep_tables(folders.get(ref_group.slug), bool(row.group))
             if ref_tables is None:
-                return result
+                return None
             other = _read_value(*ref_tables, row, row.step)
         values, other = values.align(other, join="inner")
         values = values - other if ref.compare == "difference" else values / other
+    return values
+
+
+def _judged(result: HeadlineResult, values: pd.Series) -> HeadlineResult:
+    """Fill in the values over seeds, their interval and the verdict."""
     values = values.dropna()
     if values.empty:
         return result
-    if row.majority is not None:
-        majority = _read_value(table, groups, row, row.step, row.majority)
-        values, majority = values.align(majority, join="inner")
-        result.majority = majority.to_numpy()
     result.values = values.to_numpy()
     result.mean, result.low, result.high = mean_and_interval(result.values,
-                                                             headline_range(row))
-    result.verdict, result.why = _verdict(row, result)
+                                                             headline_range(result.row))
+    result.verdict, result.why = _verdict(result.row, result)
     return result
+
+
+def _externality_values(row: Headline, paired: ExternalityGroup,
+                        folder: Path | None) -> pd.Series | None:
+    """Per seed: the row's group's metric in the changed run minus in the unchanged one;
+    None until every pair has completed."""
+    if folder is None or not (folder / "externality.parquet").is_file():
+        return None
+    differences = {}
+    for seed in paired.seeds:
+        pair = []
+        for label in ("baseline", paired.changed_label):
+            path = folder / f"{label}-seed-{seed}" / "groups.parquet"
+            if not path.is_file():
+                return None
+            groups = pd.read_parquet(path).assign(seed=seed)
+            pair.append(_read_value(groups, groups, row, row.step))
+        differences[seed] = float(pair[1].iloc[0] - pair[0].iloc[0])
+    return pd.Series(differences, dtype=float)
 
 
 # Stated once at the top of the document; `mean_and_interval` and `_verdict` implement it.
 INTERVAL_METHOD = (
-    "Intervals are 95% percentile-bootstrap intervals of the mean over seeds "
-    "(`scipy.stats.bootstrap`, 9,999 resamples, fixed seed), clipped to the values the "
-    "headline can take (a hit rate to [0, 1], a difference of two to [-1, 1]): with a "
-    "handful of seeds and bounded, sometimes two-valued outcomes a t-interval can leave "
-    "the metric's range, a bootstrap cannot.")
+    "Intervals are 95% intervals of the mean over seeds, each end the more cautious of two: "
+    "the Student-t interval and the percentile bootstrap (`scipy.stats.bootstrap`, 9,999 "
+    "resamples, fixed seed); both are clipped to the values the headline can take (a hit "
+    "rate to [0, 1], a difference of two to [-1, 1]). With 5 seeds a bootstrap alone is too "
+    "narrow (it resamples only the values seen), and with two-valued outcomes, such as an "
+    "attack that works on some seeds and fails on others, a t-interval alone assumes a spread "
+    "they lack and can leave the metric's range; those rows run 20 seeds.")
 CHANCE_WINDOW = 0.03
 VERDICT_RULE = (
     "Verdicts follow one rule. A claim that a value is above or below a bound **holds** "
@@ -410,17 +576,21 @@ def headline_range(row: Headline) -> tuple[float, float]:
     if row.range is not None:
         return row.range
     low, high = metric_range(row.metric)
-    if row.reference is None:
-        return low, high
-    if row.reference.compare == "difference":
+    if row.externality is not None or (row.reference is not None
+                                       and row.reference.compare == "difference"):
+        low, high = -(high - low), high - low
+    elif row.reference is not None:  # a ratio
+        low, high = (0.0, float("inf")) if low >= 0 else (float("-inf"), float("inf"))
+    if row.versus is not None:  # a difference of two such values
         return -(high - low), high - low
-    return (0.0, float("inf")) if low >= 0 else (float("-inf"), float("inf"))
+    return low, high
 
 
 def mean_and_interval(values: np.ndarray, bounds: tuple[float, float] = (-np.inf, np.inf),
                       confidence: float = 0.95) -> tuple[float, float, float]:
-    """The mean over seeds and its percentile-bootstrap interval, clipped to `bounds`; the
-    interval is NaN for one seed, and a point where every seed agrees."""
+    """The mean over seeds and its interval (`INTERVAL_METHOD`): at each end the more
+    cautious of the Student-t and the percentile-bootstrap interval, clipped to `bounds`;
+    NaN for one seed, and a point where every seed agrees."""
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     if len(values) < 2:
@@ -429,7 +599,9 @@ def mean_and_interval(values: np.ndarray, bounds: tuple[float, float] = (-np.inf
         return float(values[0]), float(values[0]), float(values[0])
     found = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=9999,
                       method="percentile", random_state=np.random.default_rng(0))
-    low, high = found.confidence_interval
+    t_low, t_high = student_t.interval(confidence, len(values) - 1, loc=mean, scale=sem(values))
+    low = min(found.confidence_interval.low, t_low)
+    high = max(found.confidence_interval.high, t_high)
     return mean, float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
 
 
@@ -593,13 +765,18 @@ def _summary(values: pd.Series, metric: str) -> str:
     return _fmt(mean) if len(values) < 2 else f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]"
 
 
-def _sections(results: list[HeadlineResult]) -> list[str]:
-    """One Markdown section (heading and table) per headline section, in file order."""
-    order = list(dict.fromkeys(r.row.section for r in results))
+def _sections(results: list[HeadlineResult], texts: dict[str, str]) -> list[str]:
+    """One Markdown section per headline section, in file order (then sections that have
+    only text): its heading, its text, its table."""
+    order = list(dict.fromkeys([*(r.row.section for r in results), *texts]))
     lines = []
     for name in order:
-        lines += [f"## {name}", "", headline_table([r for r in results if r.row.section == name]),
-                  ""]
+        lines += [f"## {name}", ""]
+        if name in texts:
+            lines += [texts[name].strip(), ""]
+        rows = [r for r in results if r.row.section == name]
+        if rows:
+            lines += [headline_table(rows), ""]
     return lines
 
 
@@ -645,10 +822,12 @@ def study_section(study: Study, folder: Path | None) -> str:
     return "\n".join([*lines, ""])
 
 
-def _compute_hours(out: Path) -> float:
-    """The summed run times (hours) of the finished runs under `out`, from their manifests."""
+def _compute_hours(folders: list[Path]) -> float:
+    """The summed run times (hours) of the finished runs in `folders` (the table's sweeps and
+    paired runs; other runs under the same output folder are not counted), from their
+    manifests."""
     total = 0.0
-    for manifest in out.rglob("manifest.json"):
+    for manifest in (m for folder in folders for m in folder.rglob("manifest.json")):
         try:
             data = read_manifest(manifest.parent)
         except (OSError, ValueError):
@@ -662,21 +841,36 @@ def _compute_hours(out: Path) -> float:
 def write_results_doc(spec_file: Path, out: Path, doc: Path) -> list[HeadlineResult]:
     """Evaluate every headline from the runs under `out` and write the Markdown document."""
     spec = load_results_spec(spec_file)
-    folders = {g.slug: out / g.slug for g in run_groups(spec)}
+    slugs = [g.slug for g in run_groups(spec)] + [g.slug for g in externality_groups(spec)]
+    folders = {slug: out / slug for slug in slugs}
     results = [evaluate(row, row.question or scenario_question(row.scenario, spec_file),
                         folders, spec.seeds) for row in spec.headlines]
-    sections = []
+    unrun = [r for r in results if r.verdict == "not run"]
+    if unrun:
+        costs = plan_results(spec_file).rows
+        for r in unrun:
+            minutes = costs.get(r.row.name, 0.0) / 60
+            cost = ("its runs are those of rows above it" if minutes == 0 else
+                    "under a minute on 2 cores" if minutes < 1 else
+                    f"about {minutes:.0f} min on 2 cores beyond the runs of the rows above it")
+            r.why = (f"not run in this generation: `privsim results --only {r.row.name}` "
+                     f"runs it ({cost})")
+    sections, study_folders = [], []
     for study in spec.studies:
         name = load_sweep(spec_file.parent / study.sweep).name
         folder = out / name
+        study_folders.append(folder)
         sections.append(study_section(study, folder if folder.is_dir() else None))
-    counted = [r.verdict for r in results if r.verdict != INDICATIVE]
+    counted = [r.verdict for r in results if r.verdict not in (INDICATIVE, "not run")]
     counts = pd.Series(counted, dtype=object).value_counts()
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
-    compute = _compute_hours(out)
+    compute = _compute_hours([*folders.values(), *study_folders])
     indicative = sum(r.verdict == INDICATIVE for r in results)
     if indicative:
         summary += f"; {indicative} rows rest on one seed (indicative, not counted)"
+    if unrun:
+        summary += (f"; {len(unrun)} of {len(results)} rows were not run in this generation "
+                    "(each names the command that runs it)")
     text = "\n".join([
         "# Results",
         "",
@@ -691,7 +885,7 @@ def write_results_doc(spec_file: Path, out: Path, doc: Path) -> list[HeadlineRes
         "",
         VERDICT_RULE,
         "",
-        *_sections(results),
+        *_sections(results, spec.sections),
         "## Studies",
         "",
         *sections,
