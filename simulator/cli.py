@@ -212,6 +212,7 @@ def _summary(result: Any, headline: list[str]) -> None:
     """The headline metrics at the last step (`report.headline`, or accuracy, disclosure and
     leakage), each with its reference and its change since the first step; then where the
     results are and what to run next."""
+    from simulator.analysis.baselines import below_popularity
     from simulator.analysis.defense_activity import skipped_defenses
     from simulator.analysis.headlines import headline_rows
 
@@ -236,6 +237,9 @@ def _summary(result: Any, headline: list[str]) -> None:
                       soft_wrap=True)
     for line in skipped_defenses(result.events):
         console.print(f"defense {line}", soft_wrap=True)
+    below = below_popularity(metrics)
+    if below is not None:
+        console.print(f"platform below popularity: {below}", soft_wrap=True)
     if missing:
         named = ", ".join(shown(name, quote=False) for name in missing)
         console.print(f"report.headline: not measured in this run: {named}")

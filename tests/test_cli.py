@@ -40,6 +40,26 @@ def test_run_writes_a_complete_folder(tmp_path: Path) -> None:
     assert provenance["config_sha256"] == scenario_digest(load_scenario(str(out / "config.yaml")))
 
 
+def test_the_summary_flags_a_platform_below_the_popularity_list(tmp_path: Path) -> None:
+    from simulator.analysis.baselines import below_popularity
+
+    out = tmp_path / "mf"
+    result = runner.invoke(app, ["run", "quickstart", "--out", str(out), *SETS, "--set",
+                                 "platform.model=mf", "--set", "output.plots=false"])
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    last = metrics.iloc[-1]
+    assert last["hr_10"] < last["pop_hr_10"]  # explicit MF ranks by predicted rating
+    flag = below_popularity(metrics)
+    assert flag is not None and f"by {last['pop_hr_10'] - last['hr_10']:.3f}" in flag
+    assert "platform below popularity: HR@10 " in result.output
+    assert "recommends better than this platform" in " ".join(result.output.split())
+    report = runner.invoke(app, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<b>Platform below popularity:</b> HR@10 " in html
+
+
 def test_version() -> None:
     from simulator.core.outputs import git_commit, privsim_version
 

@@ -585,6 +585,32 @@ def test_app_renders_every_section(monkeypatch: pytest.MonkeyPatch, outputs: Pat
     assert len(at.image) == 1
     assert len(at.dataframe[0].value) == 2
     assert at.slider(key="graph_step").value == 2
+    # a run whose platform recommends worse than the popularity list says so
+    from simulator.analysis.baselines import below_popularity
+
+    below = {label: below_popularity(pd.read_parquet(outputs / label / "metrics.parquet"))
+             for label in ("runs/quickstart-s0", "runs/quickstart-s1")}
+    assert [w.value for w in at.warning] == [f"{label}: platform below popularity: {line}"
+                                             for label, line in below.items() if line]
+
+
+def test_app_warns_of_a_run_below_the_popularity_list(monkeypatch: pytest.MonkeyPatch,
+                                                     outputs: Path, tmp_path: Path) -> None:
+    """The tiny runs rank above popularity; one whose popularity list did better is named
+    (its popularity column raised past the platform's HR@10, as an MF platform gives)."""
+    run = tmp_path / "runs/below"
+    shutil.copytree(outputs / "runs/quickstart-s0", run)
+    metrics = pd.read_parquet(run / "metrics.parquet")
+    metrics["pop_hr_10"] = metrics["hr_10"] + 0.1
+    metrics.to_parquet(run / "metrics.parquet")
+    at = _app(monkeypatch, tmp_path, via_argv=True)
+    assert not at.exception
+    assert [w.value for w in at.warning] == [
+        "runs/below: platform below popularity: HR@10 "
+        f"{metrics['hr_10'].iloc[-1]:.3f} is below the popularity list's "
+        f"{metrics['pop_hr_10'].iloc[-1]:.3f} by 0.100 at step {metrics['step'].iloc[-1]} "
+        f"(below at {len(metrics)} of {len(metrics)} measured steps): a most-popular list "
+        "recommends better than this platform"]
 
 
 def test_app_rerenders_for_another_metric_and_step(monkeypatch: pytest.MonkeyPatch,

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from simulator.analysis.baselines import below_popularity
 from simulator.analysis.compare import (
     at_last_step,
     default_metrics,
@@ -178,6 +179,9 @@ def _run_sections(folder: Path, question: str | None) -> tuple[str, str, list[Pa
     skipped = skipped_defenses(events)
     if skipped:
         intro += "".join(f"<p><b>Defense did not act:</b> {_esc(line)}</p>" for line in skipped)
+    below = below_popularity(metrics)
+    if below is not None:
+        intro += f"<p><b>Platform below popularity:</b> {_esc(below)}</p>"
     headline = list((config.get("report") or {}).get("headline") or [])
     k = int((config.get("metrics") or {}).get("k", 10))
     schedule, steps = run_schedule(config, str(folder / "config.yaml"))

@@ -20,6 +20,7 @@ import pandas as pd
 import streamlit as st
 import yaml
 
+from simulator.analysis.baselines import below_popularity
 from simulator.analysis.timeline import run_schedule, timeline_marks
 from simulator.dashboard import charts, data, figures
 from simulator.dashboard.discovery import (
@@ -329,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     frames = {run.label: frame for run in runs
               if (frame := _load(run, "metrics")) is not None}
+    for label, frame in frames.items():
+        if (below := below_popularity(frame)) is not None:
+            st.warning(f"{label}: platform below popularity: {below}")
     labels = variant_labels(runs)
     descriptions = variant_descriptions(runs)
     scenarios = {run.sweep or run.scenario for run in runs}
