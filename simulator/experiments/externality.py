@@ -73,6 +73,13 @@ def plan_runs(
     return ExternalityPlan(baseline, changed, parsed[0][0])
 
 
+def run_label(group: str | None, seed: int) -> str:
+    """The folder of one paired run: `baseline-seed-S` (group None) or, for a changed
+    group `kind:name`, `kind-name-seed-S`."""
+    prefix = "baseline" if group is None else group.replace(":", "-")
+    return f"{prefix}-seed-{seed}"
+
+
 def _parse_group(text: str) -> tuple[str, str]:
     kind, sep, name = text.partition(":")
     if not sep or not kind or not name:
@@ -89,8 +96,8 @@ def run_externality(
     scenario_name = next(iter(plan.baseline.values())).name
     folder = out or new_run_dir(Path("outputs") / "externality", scenario_name)
     folder.mkdir(parents=True, exist_ok=True)
-    jobs = {f"baseline-seed-{s}": sc for s, sc in plan.baseline.items()}
-    jobs |= {f"{g.replace(':', '-')}-seed-{s}": sc for (g, s), sc in plan.changed.items()}
+    jobs = {run_label(None, s): sc for s, sc in plan.baseline.items()}
+    jobs |= {run_label(g, s): sc for (g, s), sc in plan.changed.items()}
     failed = run_labelled(jobs, folder, workers)
     if failed:
         label, error = next(iter(failed.items()))
@@ -99,11 +106,11 @@ def run_externality(
     def groups(label: str) -> pd.DataFrame:
         return pd.read_parquet(folder / label / "groups.parquet")
 
-    baseline = {s: groups(f"baseline-seed-{s}") for s in plan.baseline}
+    baseline = {s: groups(run_label(None, s)) for s in plan.baseline}
     present = [m for m in metrics if m in next(iter(baseline.values()))]
     summaries, tables = {}, []
     for group in dict.fromkeys(g for g, _ in plan.changed):
-        changed = {s: groups(f"{group.replace(':', '-')}-seed-{s}") for s in plan.baseline}
+        changed = {s: groups(run_label(group, s)) for s in plan.baseline}
         summary = summarise(paired_differences(baseline, changed, present))
         summary.insert(0, "changed_group", group)
         summaries[group] = summary

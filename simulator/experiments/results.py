@@ -32,6 +32,7 @@ from simulator.core.config import load_model_file, read_yaml
 from simulator.core.errors import ScenarioError
 from simulator.core.outputs import read_manifest, write_text
 from simulator.experiments.catalog import find_scenario
+from simulator.experiments.externality import plan_runs, run_externality, run_label
 from simulator.experiments.sweep import expand_points, load_sweep, run_sweep
 
 
@@ -152,6 +153,10 @@ class Headline(_Strict):
             raise ValueError("versus.group compares the row's group with another: give group")
         return self
 
+    def read_rows(self) -> list[Headline]:
+        """The headlines whose values this row reads: itself and its `versus` counterpart."""
+        return [self, self.counterpart()] if self.versus is not None else [self]
+
     def counterpart(self) -> Headline:
         """The same headline for `versus`'s group, or with its overrides added."""
         assert self.versus is not None
@@ -198,10 +203,14 @@ class RunGroup:
     @property
     def slug(self) -> str:
         """A folder name: the scenario name and a short hash of the overrides and seeds."""
-        key = "\n".join([*self.overrides, ",".join(map(str, self.seeds))])
-        digest = hashlib.sha1(key.encode()).hexdigest()[:8]
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.scenario).stem)
-        return f"{name}-{digest}"
+        return _slug(self.scenario, [*self.overrides, ",".join(map(str, self.seeds))])
+
+
+def _slug(scenario: str, key: list[str], kind: str = "") -> str:
+    """`<scenario name>[-kind]-<short hash of key>`: a folder name for a set of runs."""
+    digest = hashlib.sha1("\n".join(key).encode()).hexdigest()[:8]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(scenario).stem)
+    return f"{name}-{kind}-{digest}" if kind else f"{name}-{digest}"
 
 
 def headline_groups(row: Headline, seeds: list[int]) -> tuple[RunGroup, RunGroup | None]:
@@ -228,16 +237,8 @@ class ExternalityGroup:
     @property
     def slug(self) -> str:
         """A folder name: the scenario name, `externality` and a short hash of the rest."""
-        key = "\n".join([*self.overrides, ",".join(map(str, self.seeds)), self.changed,
-                         repr(self.beta)])
-        digest = hashlib.sha1(key.encode()).hexdigest()[:8]
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(self.scenario).stem)
-        return f"{name}-externality-{digest}"
-
-    @property
-    def changed_label(self) -> str:
-        """The changed runs' folder prefix (`run_externality`'s naming)."""
-        return self.changed.replace(":", "-")
+        return _slug(self.scenario, [*self.overrides, ",".join(map(str, self.seeds)),
+                                     self.changed, repr(self.beta)], "externality")
 
 
 def externality_group(row: Headline, seeds: list[int]) -> ExternalityGroup | None:
@@ -250,27 +251,26 @@ def externality_group(row: Headline, seeds: list[int]) -> ExternalityGroup | Non
 
 def externality_groups(spec: ResultsSpec) -> list[ExternalityGroup]:
     """Every distinct set of paired runs the externality rows need."""
-    rows = [r for row in spec.headlines
-            for r in ([row, row.counterpart()] if row.versus is not None else [row])]
-    found = (externality_group(row, spec.seeds) for row in rows)
+    found = (externality_group(r, spec.seeds) for row in spec.headlines
+             for r in row.read_rows())
     return list(dict.fromkeys(g for g in found if g is not None))
 
 
 def run_groups(spec: ResultsSpec) -> list[RunGroup]:
     """Every distinct (scenario, overrides, seeds) the headlines and their references need."""
-    groups: dict[RunGroup, None] = {}
-    for row in spec.headlines:
-        if row.externality is not None:
-            continue
-        for group in _row_groups(row, spec.seeds):
-            groups[group] = None
-    return list(groups)
+    found = (group for row in spec.headlines for group in _row_groups(row, spec.seeds))
+    return list(dict.fromkeys(g for g in found if isinstance(g, RunGroup)))
 
 
-def _row_groups(row: Headline, seeds: list[int]) -> list[RunGroup]:
-    """The run groups a (non-externality) row reads, its `versus` counterpart's included."""
-    rows = [row, row.counterpart()] if row.versus is not None else [row]
-    return [g for r in rows for g in headline_groups(r, seeds) if g is not None]
+def _row_groups(row: Headline, seeds: list[int]) -> list[RunGroup | ExternalityGroup]:
+    """The runs a row reads, its `versus` counterpart's included: a sweep per scenario and
+    set of overrides, or the paired runs of an externality."""
+    found: list[RunGroup | ExternalityGroup] = []
+    for r in row.read_rows():
+        paired = externality_group(r, seeds)
+        found += [paired] if paired is not None else [
+            g for g in headline_groups(r, seeds) if g is not None]
+    return found
 
 
 def _scenario_path(name: str, spec_file: Path) -> str:
@@ -355,10 +355,7 @@ def plan_results(spec_file: Path, only: list[str] | None = None) -> ResultsPlan:
         seconds += costs[paired.slug]
     counted: set[str] = set()
     for row in chosen:
-        pairs = [externality_group(r, spec.seeds) for r in
-                 ([row, row.counterpart()] if row.versus is not None else [row])]
-        mine = ([p.slug for p in pairs if p is not None] if row.externality is not None else
-                [g.slug for g in _row_groups(row, spec.seeds)])
+        mine = [g.slug for g in _row_groups(row, spec.seeds)]
         rows[row.name] = sum(costs.get(slug, 0.0) for slug in mine if slug not in counted)
         counted.update(mine)
     for study in spec.studies:
@@ -384,8 +381,6 @@ def _selected(name: str, only: list[str] | None) -> bool:
 def _run_externality(out: Path, paired: ExternalityGroup, spec_file: Path,
                      workers: int | None) -> Path:
     """Run (or resume) one externality's paired runs into out/slug."""
-    from simulator.experiments.externality import plan_runs, run_externality
-
     plan = plan_runs(_scenario_path(paired.scenario, spec_file), [paired.changed], paired.beta,
                      list(paired.seeds), list(paired.overrides))
     return run_externality(plan, out / paired.slug, workers or 1)
@@ -468,26 +463,26 @@ def evaluate(
         theirs = _values(row.counterpart(), folders, seeds)
         if mine is None or theirs is None:
             return result
-        mine, theirs = mine.align(theirs, join="inner")
-        return _judged(result, mine - theirs)
+        ours, other = mine[0].align(theirs[0], join="inner")
+        return _judged(result, ours - other)
     found = _values(row, folders, seeds)
     if found is None:
         return result
-    if row.majority is not None:
-        group, _ = headline_groups(row, seeds)
-        table, groups = _sweep_tables(folders[group.slug], row.group is not None) or (None, None)
-        assert table is not None  # _values read it
-        majority = _read_value(table, groups, row, row.step, row.majority)
-        found, majority = found.dropna().align(majority, join="inner")
+    values, majority = found
+    if majority is not None:
+        values, majority = values.dropna().align(majority, join="inner")
         result.majority = majority.to_numpy()
-    return _judged(result, found)
+    return _judged(result, values)
 
 
-def _values(row: Headline, folders: dict[str, Path], seeds: list[int]) -> pd.Series | None:
-    """A headline's value per seed (before any `versus`); None until its runs are there."""
+def _values(row: Headline, folders: dict[str, Path], seeds: list[int]
+            ) -> tuple[pd.Series, pd.Series | None] | None:
+    """A headline's value per seed (before any `versus`) and, when it names one, its
+    `majority` column per seed; None until its runs are there."""
     paired = externality_group(row, seeds)
     if paired is not None:
-        return _externality_values(row, paired, folders.get(paired.slug))
+        values = _externality_values(row, paired, folders.get(paired.slug))
+        return None if values is None else (values, None)
     group, ref_group = headline_groups(row, seeds)
     needs_groups = row.group is not None or (row.reference is not None
                                              and row.reference.group is not None)
@@ -512,7 +507,9 @@ def _values(row: Headline, folders: dict[str, Path], seeds: list[int]) -> pd.Ser
             other = _read_value(*ref_tables, row, row.step)
         values, other = values.align(other, join="inner")
         values = values - other if ref.compare == "difference" else values / other
-    return values
+    majority = (None if row.majority is None else
+                _read_value(table, groups, row, row.step, row.majority))
+    return values, majority
 
 
 def _judged(result: HeadlineResult, values: pd.Series) -> HeadlineResult:
@@ -536,8 +533,8 @@ def _externality_values(row: Headline, paired: ExternalityGroup,
     differences = {}
     for seed in paired.seeds:
         pair = []
-        for label in ("baseline", paired.changed_label):
-            path = folder / f"{label}-seed-{seed}" / "groups.parquet"
+        for label in (None, paired.changed):
+            path = folder / run_label(label, seed) / "groups.parquet"
             if not path.is_file():
                 return None
             groups = pd.read_parquet(path).assign(seed=seed)
