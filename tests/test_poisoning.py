@@ -33,6 +33,7 @@ TINY = [
     "world.n_users=300", "world.n_items=200", "world.mean_ratings_per_user=30",
     "simulation.steps=4", "simulation.device=cpu", "platform.retrain_every=2",
     "platform.first_epochs=15", "platform.epochs=3", "platform.model=mf",
+    "platform.ranking.method=score",  # the attacks' mechanics on MF's own predicted ratings
     "platform.warm_start=false", "output.plots=false",
 ]
 PUSH = "{kind: shilling, model: average, attack_size: 0.1, filler_size: 0.05, start_step: 2}"

@@ -53,7 +53,7 @@ def test_every_item_past_the_end_is_named(sets: list[str], named: str) -> None:
 def test_validate_prints_the_schedule() -> None:
     result = runner.invoke(app, ["validate", "deletion-wave"])
     assert result.exit_code == 0, result.output
-    assert "retrains (bpr, every 2): 0, 2, 4, 6, ..., 18" in result.output
+    assert "retrains (bpr, lists by score, every 2): 0, 2, 4, 6, ..., 18" in result.output
     assert "step 10: deletion (0.3 of pragmatist, fundamentalist) [events.0]" in result.output
     assert "inference attacker (embedding, gender, age): after every retrain" in result.output
 

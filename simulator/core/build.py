@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from agents import (
     CleanTwin,
@@ -31,7 +32,8 @@ from simulator.core.timeline import assign_steps
 from simulator.defenses.registry import clean_twin_config
 from simulator.defenses.stack import PlatformDefenses
 from simulator.measurements.suite import Measurer
-from simulator.recommenders.base import ModelParams
+from simulator.recommenders.base import ModelParams, Recommender
+from simulator.recommenders.consumption import DEFAULT_NEGATIVES, ConsumptionRanked
 from simulator.recommenders.factor_model import FactorModel
 from simulator.recommenders.registry import make_recommender, recommender_class
 from simulator.world import Interactions, World, load_world, random_split, temporal_split
@@ -177,15 +179,21 @@ def platform_agent(
     world = model.world
     options = cfg.metamf.model_dump() if cfg.model in ("metamf", "nometamf") else {}
     params = ModelParams(cfg.factors, cfg.lr, cfg.reg, cfg.batch_size, options)
-    recommender = make_recommender(
-        cfg.model, model.n_platform_users, world.n_items, params, model.device, seed
-    )
+    recommender: Recommender
+    if cfg.ranking.method == "consumption":
+        recommender = ConsumptionRanked(cfg.model, model.n_platform_users, world.n_items, params,
+                                        torch.device(model.device), seed,
+                                        cfg.ranking.negatives or DEFAULT_NEGATIVES)
+    else:
+        recommender = make_recommender(
+            cfg.model, model.n_platform_users, world.n_items, params, model.device, seed
+        )
     if cfg.item_features:
         if world.item_features is None:
             raise ScenarioError(
                 f"platform.item_features: the {world.name} world has no item side information"
             )
-        assert isinstance(recommender, FactorModel)
+        assert isinstance(recommender, FactorModel | ConsumptionRanked)
         recommender.set_item_features(world.item_features.astype(np.float32))
     defenses = PlatformDefenses(
         defense_config, model.account_attributes, n_classes(world), model.n_platform_users,

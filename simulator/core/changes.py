@@ -13,6 +13,9 @@ from typing import Any
 
 NOT_CHANGES = ("name", "description", "report", "output", "simulation.seed",
                "simulation.device", "simulation.stop_after")
+# Settings whose default is resolved from others (the ranking from the platform model and
+# its defenses): a change of those that changes them is listed as a change of its own.
+FOLLOWING = ("platform.ranking",)
 _MISSING = object()
 
 
@@ -20,7 +23,8 @@ def changed_settings(base: dict[str, Any], changed: dict[str, Any],
                      paths: list[list[str]]) -> tuple[str, ...]:
     """The override key paths (dotted, as written; `key+` as `key`) whose value in the
     resolved `changed` scenario differs from the resolved `base` (both `model_dump`s), in
-    the order given, without those inside one already listed."""
+    the order given, without those inside one already listed; then the `FOLLOWING` settings
+    that the overrides changed through the settings they follow."""
     found: list[str] = []
     for path in paths:
         parts = [part.removesuffix("+") for part in path]
@@ -31,6 +35,10 @@ def changed_settings(base: dict[str, Any], changed: dict[str, Any],
             continue
         if _at(base, parts) != _at(changed, parts):
             found = [seen for seen in found if not seen.startswith(dotted + ".")]
+            found.append(dotted)
+    for dotted in FOLLOWING:  # resolved from other settings: changed when they changed it
+        if not any(dotted == seen or dotted.startswith(seen + ".") for seen in found) \
+                and _at(base, dotted.split(".")) != _at(changed, dotted.split(".")):
             found.append(dotted)
     return tuple(found)
 

@@ -41,6 +41,7 @@ from simulator.core.settings import (
 from simulator.defenses.perturbation import PerturbationConfig
 from simulator.defenses.registry import (
     DefensesConfig,
+    consumption_blockers,
     platform_defense_problems,
 )
 from simulator.recommenders.registry import capabilities, models_with
@@ -251,6 +252,29 @@ class MetaMFConfig(Section):
                           "before a training stops")
 
 
+RATING_MODELS = ("mf", "metamf", "nometamf")
+# Sampled unrated items per rated one in the consumption task, per model (measured on
+# ml100k-baseline, 4 steps: MetaMF's head needs more contrast than MF's item factors).
+DEFAULT_NEGATIVES = {"mf": 4, "metamf": 12, "nometamf": 12}
+
+
+class RankingConfig(Section):
+    """How the platform orders its top-N lists (`recommenders.consumption`)."""
+
+    method: Literal["score", "consumption"] | None = Field(
+        None, description="score: by the model's own score (BPR's preference, a rating "
+        "model's predicted rating); consumption: a rating model also learns which items users "
+        "consume (collective MF: shared user representation, rated items 1, sampled unrated "
+        "items 0) and lists rank by it. Default: consumption for rating models, score for "
+        "bpr, under DP-SGD and with item_perturbation attackers",
+    )
+    negatives: int | None = Field(
+        None, ge=1, le=100, description="consumption: unrated items sampled per rated one at "
+        "each retrain (default: 4 for mf, 12 for metamf and nometamf, whose consumption head "
+        "learns from the shared user embedding only)",
+    )
+
+
 class PlatformConfig(Section):
     """The platform's recommender and its retraining schedule."""
 
@@ -274,6 +298,7 @@ class PlatformConfig(Section):
         False, description="bpr, mf: learn from the world's item side information (genres)"
     )
     metamf: MetaMFConfig = Field(default_factory=MetaMFConfig)
+    ranking: RankingConfig = Field(default_factory=RankingConfig)
     defenses: DefensesConfig = Field(default_factory=DefensesConfig)
 
     @model_validator(mode="after")
@@ -281,6 +306,17 @@ class PlatformConfig(Section):
         if self.item_features and "item_features" not in capabilities(self.model):
             models = " or ".join(models_with(frozenset({"item_features"})))
             raise ValueError(f"item_features needs a {models} model, not {self.model!r}")
+        blockers = consumption_blockers(self.defenses)
+        if self.ranking.method == "consumption":
+            if self.model not in RATING_MODELS:
+                raise ValueError(f"ranking.method: consumption is for rating models "
+                                 f"({', '.join(RATING_MODELS)}); {self.model} ranks by its own "
+                                 "objective (use score)")
+            if blockers:
+                raise ValueError(f"ranking.method: consumption cannot train under "
+                                 f"defenses.{blockers[0]} (DP-SGD's per-rating accounting "
+                                 "counts each rating once; the consumption task trains it "
+                                 "twice): use ranking.method: score")
         problem = platform_defense_problems(self.model, self.item_features, self.defenses)
         if problem is not None:
             raise ValueError(problem)
@@ -606,6 +642,21 @@ class Scenario(Section):
         return attackers
 
     @model_validator(mode="after")
+    def _resolve_ranking(self) -> Scenario:
+        """The default ranking: consumption for rating models, unless a defense cannot train
+        it (DP-SGD) or an item owner moves the rows a model rates with; score otherwise."""
+        platform = self.platform
+        ranking = platform.ranking
+        if ranking.method is None:
+            owners = any(a.kind == "item_perturbation" for a in self.attackers)
+            rated = platform.model in RATING_MODELS and not owners \
+                and not consumption_blockers(platform.defenses)
+            ranking.method = "consumption" if rated else "score"
+        if ranking.method == "consumption" and ranking.negatives is None:
+            ranking.negatives = DEFAULT_NEGATIVES[platform.model]
+        return self
+
+    @model_validator(mode="after")
     def _events_name_known_types(self) -> Scenario:
         known = set(self.population.types)
         for index, event in enumerate(self.events):
@@ -636,6 +687,11 @@ class Scenario(Section):
         if not poisoning:
             return self
         owners = [a for a in poisoning if a.kind == "item_perturbation"]
+        if owners and self.platform.ranking.method == "consumption":
+            raise ValueError(
+                "item_perturbation attackers move the item rows a model rates with, but with "
+                "platform.ranking.method: consumption its lists rank by the consumption task's "
+                "rows; set platform.ranking.method: score")
         have = capabilities(self.platform.model)
         if owners and not have & WHITE_BOX_ITEMS:
             white_box = sorted({m for need in WHITE_BOX_ITEMS

@@ -98,7 +98,8 @@ def describe_schedule(scenario: Scenario) -> list[str]:
     lines = [f"steps 0-{sim.steps - 1}"
              + (f", running only the first {sim.stop_after} (--first)" if sim.stop_after
                 and sim.stop_after < sim.steps else ""),
-             f"retrains ({scenario.platform.model}, every {scenario.platform.retrain_every}): "
+             f"retrains ({scenario.platform.model}, lists by {scenario.platform.ranking.method}"
+             f", every {scenario.platform.retrain_every}): "
              f"{shown}"]
     for item in scheduled_items(scenario):
         when = item.span

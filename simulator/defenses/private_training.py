@@ -49,6 +49,7 @@ class PrivateTraining(Defense):
     settings = DPConfig
     requires: ClassVar[frozenset[str]] = frozenset({"dense_training"})
     with_item_features = False  # DP-SGD reads the item factors without the side information
+    with_consumption = False  # its per-rating accounting counts a rating once, not twice
 
     def __init__(self, config: DefenseSection, context: DefenseContext) -> None:
         super().__init__(config, context)

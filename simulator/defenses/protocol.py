@@ -6,7 +6,8 @@ A defense is one class (one module) registered in `simulator.defenses.registry`.
   class of that section (a `DefenseSection`, so it has `enabled` and `start_step`);
 - `requires`: the model capabilities it needs (`simulator.recommenders.registry`); the
   scenario check refuses a model without them, so no hook has to test the model's class;
-- `with_item_features`, `on_clean_twin` and `conflicts(...)`: how it combines with the
+- `with_item_features`, `with_consumption`, `on_clean_twin` and `conflicts(...)`: how it
+  combines with the
   rest of a scenario, checked before anything runs;
 - `metric_names()`: the per-step columns it reports (NaN until it acts), and
   `summary_columns`: the patterns of those a run's summary shows whenever it is configured.
@@ -78,6 +79,9 @@ class Defense:
     settings: ClassVar[type[DefenseSection]]
     requires: ClassVar[frozenset[str]] = frozenset()
     with_item_features: ClassVar[bool] = True
+    # Whether it can train a model whose lists rank by a consumption task
+    # (`platform.ranking.method: consumption`, which trains each rating twice).
+    with_consumption: ClassVar[bool] = True
     on_clean_twin: ClassVar[bool] = True  # kept on the attack-free twin of the platform
     # Regular expressions of its columns that a run's summary shows (its own measure of
     # whether it worked), whatever the scenario's headline lists.

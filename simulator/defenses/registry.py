@@ -61,6 +61,12 @@ def configured(config: Any) -> dict[str, DefenseSection]:
     return {key: section for key, section in sections.items() if section is not None}
 
 
+def consumption_blockers(config: Any) -> list[str]:
+    """The enabled defenses that cannot train a model ranked by consumption."""
+    return [key for key, section in configured(config).items()
+            if section.enabled and not BY_KEY[key].with_consumption]
+
+
 def platform_defense_problems(model: str, item_features: bool, config: Any) -> str | None:
     """Why the configured defenses cannot run with this platform model, or None."""
     present = configured(config)

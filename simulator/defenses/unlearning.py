@@ -117,7 +117,7 @@ def model_loss(
                              generator=generator, device="cpu").to(device)
         u, i = user[pick], item[pick]
         if explicit:
-            return (scorer.pairs(emb, u, i) - rating[pick]).square().mean()
+            return (scorer.rating_pairs(emb, u, i) - rating[pick]).square().mean()
         j = torch.randint(n_items, (len(u),), generator=generator, device="cpu").to(device)
         redraw = torch.randint(n_items, (len(u),), generator=generator, device="cpu").to(device)
         j = torch.where(is_positive(u, j), redraw, j)

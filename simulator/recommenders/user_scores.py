@@ -45,6 +45,13 @@ class UserScorer(ABC):
     def pairs(self, emb: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """s_u(i) for parallel index tensors, differentiable in `emb` (n_users, d)."""
 
+    def rating_pairs(
+        self, emb: torch.Tensor, users: torch.Tensor, items: torch.Tensor
+    ) -> torch.Tensor:
+        """Predicted ratings of (user, item) pairs for rating models; the same as `pairs`
+        unless the lists rank by something else (`consumption.ConsumptionScorer`)."""
+        return self.pairs(emb, users, items)
+
     @abstractmethod
     def full(self, emb: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         """Scores of every item for `users`, (len(users), n_items), without gradient."""
