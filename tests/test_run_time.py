@@ -36,6 +36,11 @@ def test_work_counts_follow_what_the_scenario_asks_for() -> None:
     assert workload(load_scenario("quickstart", ["platform.model=metamf"]))["training"].keys() \
         >= {"epochs_metamf"}
     assert plain["attacker"] == {"fit_logreg": 1000 * 2 * 20, "fit_xgboost": 1000 * 2 * 20}
+    # MF ranked by consumption steps 1 + 4 consumption rows per rating besides the rating.
+    by_score = workload(load_scenario("quickstart", ["platform.model=mf",
+                                                     "platform.ranking.method=score"]))
+    by_consumption = workload(load_scenario("quickstart", ["platform.model=mf"]))
+    assert by_consumption["training"]["epochs_mf"] == 6 * by_score["training"]["epochs_mf"]
 
 
 def test_the_fit_recovers_known_costs_and_never_goes_negative() -> None:
