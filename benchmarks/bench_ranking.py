@@ -1,5 +1,6 @@
 """Top-N lists of the four platform models against the popularity list and a random order;
-run as `python benchmarks/bench_ranking.py [--data FOLDER] [--seeds 0,1,2,3,4] [--steps 4]`.
+run as `python benchmarks/bench_ranking.py [--data FOLDER] [--seeds 0,1,2,3,4] [--steps 4]`
+(`--scenarios`, `--models` and `--rankings` pick cases).
 
 Each case is a shipped MovieLens baseline scenario as a user runs it (`ml100k-baseline`,
 `ml1m-head-baseline`), its attackers left out (they do not change training), the platform
@@ -91,12 +92,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--models", default="bpr,mf,metamf,nometamf")
+    parser.add_argument("--rankings", default="score,consumption")
     args = parser.parse_args()
     torch.set_num_threads(2)
     seeds = [int(s) for s in args.seeds.split(",")]
-    models = args.models.split(",")
+    models, rankings = args.models.split(","), args.rankings.split(",")
     for scenario in args.scenarios.split(","):
-        for model, ranking in [c for c in CASES if c[0] in models]:
+        for model, ranking in [c for c in CASES if c[0] in models and c[1] in rankings]:
             started = time.perf_counter()
             runs = [one_run(scenario, model, ranking, seed, args.steps, args.data)
                     for seed in seeds]
