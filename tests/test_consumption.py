@@ -46,7 +46,8 @@ def test_the_consumption_table_adds_rated_items_and_sampled_negatives() -> None:
 
 def test_mf_ranked_by_consumption_beats_popularity_and_its_own_ratings(planted) -> None:
     train, test = planted
-    ranked = ConsumptionRanked("mf", N_USERS, N_ITEMS, ModelParams(factors=8), CPU, 0)
+    ranked = ConsumptionRanked("mf", N_USERS, N_ITEMS, ModelParams(factors=8), CPU, 0,
+                               negatives=4)
     ranked.fit(train, 30)
     plain = MF(N_USERS, N_ITEMS, ModelParams(factors=8), CPU, 0)
     plain.fit(train, 30)
@@ -64,7 +65,7 @@ def test_mf_ranked_by_consumption_beats_popularity_and_its_own_ratings(planted) 
 def test_metamf_head_scores_consumption_and_keeps_ratings_apart(planted) -> None:
     train, test = planted
     params = ModelParams(batch_size=128, options={**TINY_METAMF, "validation": 0.0})
-    ranked = ConsumptionRanked("metamf", N_USERS, N_ITEMS, params, CPU, 0)
+    ranked = ConsumptionRanked("metamf", N_USERS, N_ITEMS, params, CPU, 0, negatives=4)
     ranked.fit(train, 10)
     users = torch.arange(N_USERS)
     scores = ranked.score(users)

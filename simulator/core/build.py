@@ -33,7 +33,7 @@ from simulator.defenses.registry import clean_twin_config
 from simulator.defenses.stack import PlatformDefenses
 from simulator.measurements.suite import Measurer
 from simulator.recommenders.base import ModelParams, Recommender
-from simulator.recommenders.consumption import DEFAULT_NEGATIVES, ConsumptionRanked
+from simulator.recommenders.consumption import ConsumptionRanked
 from simulator.recommenders.factor_model import FactorModel
 from simulator.recommenders.registry import make_recommender, recommender_class
 from simulator.world import Interactions, World, load_world, random_split, temporal_split
@@ -181,9 +181,10 @@ def platform_agent(
     params = ModelParams(cfg.factors, cfg.lr, cfg.reg, cfg.batch_size, options)
     recommender: Recommender
     if cfg.ranking.method == "consumption":
+        assert cfg.ranking.negatives is not None  # resolved by the scenario check
         recommender = ConsumptionRanked(cfg.model, model.n_platform_users, world.n_items, params,
                                         torch.device(model.device), seed,
-                                        cfg.ranking.negatives or DEFAULT_NEGATIVES)
+                                        negatives=cfg.ranking.negatives)
     else:
         recommender = make_recommender(
             cfg.model, model.n_platform_users, world.n_items, params, model.device, seed

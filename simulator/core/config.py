@@ -306,8 +306,8 @@ class PlatformConfig(Section):
         if self.item_features and "item_features" not in capabilities(self.model):
             models = " or ".join(models_with(frozenset({"item_features"})))
             raise ValueError(f"item_features needs a {models} model, not {self.model!r}")
-        blockers = consumption_blockers(self.defenses)
         if self.ranking.method == "consumption":
+            blockers = consumption_blockers(self.defenses)
             if self.model not in RATING_MODELS:
                 raise ValueError(f"ranking.method: consumption is for rating models "
                                  f"({', '.join(RATING_MODELS)}); {self.model} ranks by its own "

@@ -7,8 +7,7 @@ A defense is one class (one module) registered in `simulator.defenses.registry`.
 - `requires`: the model capabilities it needs (`simulator.recommenders.registry`); the
   scenario check refuses a model without them, so no hook has to test the model's class;
 - `with_item_features`, `with_consumption`, `on_clean_twin` and `conflicts(...)`: how it
-  combines with the
-  rest of a scenario, checked before anything runs;
+  combines with the rest of a scenario, checked before anything runs;
 - `metric_names()`: the per-step columns it reports (NaN until it acts), and
   `summary_columns`: the patterns of those a run's summary shows whenever it is configured.
 

@@ -12,13 +12,13 @@ predicted ratings (MAE) stay a rating model's; the lists rank items by the consu
 The inner model is built with twice the catalogue: items [0, n) are rated, items [n, 2n) are
 the same items in the consumption task. Factor models (MF) treat the second half as ordinary
 items (their own factors and biases, the user factors and bias shared); MetaMF and NoMetaMF
-score it with a dot-product head on the user embedding (`MetaMFNet.head_scores`), stepped
-with the ratings' batches. Each fit draws its own negatives: `negatives` per consumed item,
+score it with a dot-product head on the collaborative vector p_u M (`MetaMFNet.head_scores`),
+stepped with the ratings' batches. Each fit draws its own negatives: `negatives` per consumed item,
 for the same user, items uniform over the catalogue (a draw may hit a consumed item, as
 uniform weak negatives do); targets are centred (`consumption_table`). Every path of the
 inner model (APR's perturbation, the gradient reversal adversary, warm starts) trains on the
-joint table. DP-SGD is refused by the scenario
-check: its per-rating accounting counts a rating once, and here it is trained twice.
+joint table. DP-SGD is refused by the scenario check: its per-rating accounting counts a
+rating once, and here it is trained twice. The scenario resolves `negatives` per model.
 """
 
 from __future__ import annotations
@@ -36,9 +36,6 @@ from simulator.world.base import Interactions
 
 if TYPE_CHECKING:
     from simulator.recommenders.hooks import RowPerturbation, UserEmbeddingAdversary
-
-DEFAULT_NEGATIVES = 4
-
 
 def consumption_table(
     data: Interactions, n_items: int, negatives: int, rng: np.random.Generator,
@@ -75,7 +72,7 @@ class ConsumptionRanked(Recommender):
 
     def __init__(
         self, name: str, n_users: int, n_items: int, params: ModelParams,
-        device: torch.device, seed: int, negatives: int = DEFAULT_NEGATIVES,
+        device: torch.device, seed: int, *, negatives: int,
     ) -> None:
         super().__init__(n_users, n_items, params, device, seed)
         cls = recommender_class(name)

@@ -457,7 +457,8 @@ class MetaMF(MetaMFItemParameters, Recommender):
         else:
             mse, loss = self._perturbed_loss(users, items, rating, perturbation)
         if consumed is not None:
-            # Each consumption row weighs as much as a rating row (sums over the rating rows).
+            # Summed over the batch's rating rows: a consumption row weighs CONSUMPTION_WEIGHT
+            # rating rows.
             c_users, c_items, c_target = consumed
             head = self.net.head_scores(self.net.user_emb.index_select(0, c_users),
                                         c_items - self.net.split, sparse=True)
