@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from agents.platform import PlatformAgent
     from agents.twin import CleanTwin
     from simulator.attacks.inference import AttackOutcome
-    from simulator.core.config import EventConfig
-    from simulator.metrics.accuracy import RankingHits, RatingErrors
+    from simulator.metrics.errors_and_hits import RankingHits, RatingErrors
+    from simulator.scenario.schema import EventConfig
 
 # Logs one event: (step, kind, agent, value, seconds, detail).
 EventLog = Callable[[int, str, str, float, float, dict], None]

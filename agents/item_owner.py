@@ -17,10 +17,10 @@ from simulator.attacks.item_perturbation import (
     perturb_items,
 )
 from simulator.attacks.targets import configured_or_by_popularity
-from simulator.core.config import ItemPerturbationConfig
 from simulator.recommenders.base import Recommender
 from simulator.recommenders.factor_model import FactorModel
 from simulator.recommenders.registry import capabilities
+from simulator.scenario.schema import ItemPerturbationConfig
 from simulator.world.base import Interactions
 
 CLEAN_SCORE_USERS = 256  # segment users scored at once for the rank objective's thresholds

@@ -24,10 +24,10 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
-from simulator.core.config import CalculusConfig, EventConfig, PopulationConfig, SocialConfig
-from simulator.core.errors import ScenarioError
-from simulator.core.random_streams import stream_uniform
-from simulator.core.social import assortativity, load_edge_list, make_graph, neighbour_mean, spread
+from agents.social import assortativity, load_edge_list, make_graph, neighbour_mean, spread
+from simulator.foundations.errors import ScenarioError
+from simulator.foundations.random_streams import stream_uniform
+from simulator.scenario.schema import CalculusConfig, EventConfig, PopulationConfig, SocialConfig
 from simulator.world.base import World
 
 LOGIT_CLIP = 0.01  # baselines of 0 or 1 are taken as 0.01 / 0.99 so the logit is finite

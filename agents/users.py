@@ -8,10 +8,11 @@ import mesa
 import numpy as np
 
 from agents.board import StepBoard
+from agents.local_perturbation import perturb_with
 from agents.policies import DisclosurePolicy, StepSignals
-from simulator.core.errors import ScenarioError
-from simulator.core.random_streams import stream_uniform
-from simulator.defenses.perturbation import PerturbationConfig, perturb_with
+from simulator.foundations.errors import ScenarioError
+from simulator.foundations.random_streams import stream_uniform
+from simulator.scenario.schema import PerturbationConfig
 from simulator.world.base import Interactions
 
 if TYPE_CHECKING:

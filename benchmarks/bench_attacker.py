@@ -49,10 +49,10 @@ from xgboost import XGBClassifier  # noqa: E402
 from simulator.analysis.intervals import t_half_width  # noqa: E402
 from simulator.attacks.features import build_features  # noqa: E402
 from simulator.attacks.inference import infer_attribute, pick_best  # noqa: E402
-from simulator.core.errors import PrivsimError  # noqa: E402
-from simulator.core.model import PrivacyModel  # noqa: E402
 from simulator.experiments.catalog import load_scenario  # noqa: E402
-from simulator.metrics.leakage import leakage_scores, macro_ovr_auc  # noqa: E402
+from simulator.foundations.errors import PrivsimError  # noqa: E402
+from simulator.metrics.classification import leakage_scores, macro_ovr_auc  # noqa: E402
+from simulator.simulation.model import PrivacyModel  # noqa: E402
 
 SCENARIOS = {
     "quickstart": ("quickstart", []),

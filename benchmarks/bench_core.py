@@ -191,8 +191,8 @@ def print_bpr_epoch(result: dict[str, float]) -> None:
 # -- simulation steps ------------------------------------------------------------------------
 def bench_simulation_steps(label: str, overrides: list[str]) -> dict[str, float]:
     """Mean seconds per simulation step by phase, for the quickstart with `overrides`."""
-    from simulator.core.model import PrivacyModel
     from simulator.experiments.catalog import load_scenario
+    from simulator.simulation.model import PrivacyModel
 
     scenario = load_scenario("quickstart", ["simulation.device=cpu", *overrides])
     started = time.perf_counter()

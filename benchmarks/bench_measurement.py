@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.metrics.accuracy import RankingEvaluator, popularity_scores  # noqa: E402
+from simulator.metrics.errors_and_hits import RankingEvaluator, popularity_scores  # noqa: E402
 from simulator.world.base import Interactions  # noqa: E402
 
 REPEATS = 5

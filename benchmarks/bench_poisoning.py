@@ -25,20 +25,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.attacks.shilling import PublicStats, fake_profiles  # noqa: E402
-from simulator.core.model import PrivacyModel  # noqa: E402
-from simulator.defenses.apr import FastGradientPerturbation
-from simulator.defenses.detection import (  # noqa: E402
+from simulator.attacks.fake_profiles import PublicStats, fake_profiles  # noqa: E402
+from simulator.defenses.apr.defense import FastGradientPerturbation
+from simulator.defenses.detection.detectors import (  # noqa: E402
     pca_varselect,
     profile_features,
     threshold_detect,
 )
-from simulator.defenses.fake_profile_detection import DetectionConfig  # noqa: E402
-from simulator.defenses.screening import screen  # noqa: E402
+from simulator.defenses.detection.screening import screen  # noqa: E402
+from simulator.defenses.detection.settings import DetectionConfig  # noqa: E402
 from simulator.experiments.catalog import load_scenario  # noqa: E402
 from simulator.recommenders.base import ModelParams  # noqa: E402
 from simulator.recommenders.bpr import BPR  # noqa: E402
 from simulator.recommenders.mf import MF  # noqa: E402
+from simulator.simulation.model import PrivacyModel  # noqa: E402
 from simulator.world import generate_synthetic  # noqa: E402
 
 THREADS = 2

@@ -30,9 +30,9 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.core.model import PrivacyModel  # noqa: E402
 from simulator.experiments.catalog import load_scenario  # noqa: E402
-from simulator.metrics.accuracy import RankingEvaluator  # noqa: E402
+from simulator.metrics.errors_and_hits import RankingEvaluator  # noqa: E402
+from simulator.simulation.model import PrivacyModel  # noqa: E402
 
 CASES = [("bpr", "score"), ("mf", "score"), ("mf", "consumption"), ("metamf", "score"),
          ("metamf", "consumption"), ("nometamf", "score"), ("nometamf", "consumption")]

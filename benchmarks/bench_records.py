@@ -21,8 +21,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.core.model import PrivacyModel  # noqa: E402
 from simulator.experiments.catalog import load_scenario  # noqa: E402
+from simulator.simulation.model import PrivacyModel  # noqa: E402
 
 
 class CollectedModel(PrivacyModel):

@@ -3,11 +3,11 @@
 
 Each scenario runs as a user runs it, `privsim run NAME --out DIR/NAME` in a fresh process,
 and its wall time (start-up included) is set beside the estimate `privsim validate` prints
-(`simulator.core.run_time`): the ratio estimate / actual, with the estimate's parts. The
+(`simulator.scenario.run_time`): the ratio estimate / actual, with the estimate's parts. The
 what-if is quickstart with half the users privacy fundamentalists, a shilling attack from
 step 3 and gender unlearning.
 
-The cost model's coefficients (`simulator/core/run_time.json`) are fitted to these runs'
+The cost model's coefficients (`simulator/scenario/run_time.json`) are fitted to these runs'
 measured parts (training, clean twin, attacker, measurement, agents, the rest): `--fit`
 refits and rewrites them. Every row also shows the leave-one-out estimate, from
 coefficients fitted to the other runs only, so the table says how well the model predicts
@@ -30,15 +30,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.core.config import Scenario  # noqa: E402
-from simulator.core.run_time import (  # noqa: E402
+from simulator.experiments.catalog import list_scenarios, load_scenario  # noqa: E402
+from simulator.scenario.run_time import (  # noqa: E402
     COEFFICIENTS,
     fit_coefficients,
     measured_parts,
     workload,
 )
-from simulator.core.run_time import estimate_run_time as estimate  # noqa: E402
-from simulator.experiments.catalog import list_scenarios, load_scenario  # noqa: E402
+from simulator.scenario.run_time import estimate_run_time as estimate  # noqa: E402
+from simulator.scenario.schema import Scenario  # noqa: E402
 
 WHAT_IF = ("what-if", "quickstart", [
     "population.types={fundamentalist: {share: 0.5, beta: 0.2}, pragmatist: {share: 0.3, "

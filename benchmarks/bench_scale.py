@@ -4,7 +4,7 @@ Each configuration is one `privsim run quickstart --set ...` in a fresh process 
 runs it); its manifest gives the seconds spent per phase, summed over steps (agents,
 training, attack, the rest of measurement: full ranking, popularity baseline, leakage and
 group scores; writing: agents-table spill, tables, plots), and its peak resident memory,
-printed beside the estimate the run checked before starting (`simulator.core.memory`). Wall is
+printed beside the estimate the run checked before starting (`simulator.scenario.memory`). Wall is
 the whole command, start-up included.
 
 Configurations: the ML-1M-size world (6,040 users, 3,700 items, 165 ratings per user,
@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.core.memory import GIB, estimate_memory, synthetic_size  # noqa: E402
 from simulator.experiments.catalog import load_scenario  # noqa: E402
+from simulator.scenario.memory import GIB, estimate_memory, synthetic_size  # noqa: E402
 
 CONFIGS = {
     "ml1m-100": ["world.n_users=6040", "world.n_items=3700", "world.mean_ratings_per_user=165",

@@ -12,14 +12,14 @@ The Python API, for notebooks and scripts::
 Importing the package imports nothing heavy until one of these names is used, and changes
 no global state (no plotting backend, no allocator setting) but one: unless the environment
 already says otherwise, OpenMP threads wait passively (`OMP_WAIT_POLICY=PASSIVE`), which must
-be set before PyTorch or XGBoost load their runtime (`simulator.core.threads`).
+be set before PyTorch or XGBoost load their runtime (`simulator.foundations.threads`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from simulator.core.threads import wait_passively
+from simulator.foundations.threads import wait_passively
 
 wait_passively()
 
@@ -28,7 +28,7 @@ __all__ = ["Counterfactual", "Run", "Scenario", "counterfactual", "load", "run"]
 
 if TYPE_CHECKING:
     from simulator.api import Counterfactual, Run, counterfactual, load, run
-    from simulator.core.config import Scenario
+    from simulator.scenario.schema import Scenario
 
 
 def __getattr__(name: str) -> Any:
@@ -38,7 +38,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "Scenario":
-        from simulator.core.config import Scenario
+        from simulator.scenario.schema import Scenario
 
         return Scenario
     raise AttributeError(f"module 'simulator' has no attribute {name!r}")

@@ -18,12 +18,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from simulator.analysis.figures import ShownFigure, subplots
-from simulator.core.agent_table import read_agents
-from simulator.core.config import Scenario, build_scenario
-from simulator.core.errors import PrivsimError
-from simulator.core.outputs import read_manifest
-from simulator.core.run_lock import run_status
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.errors import PrivsimError
+from simulator.runs.agent_table import read_agents
+from simulator.runs.outputs import read_manifest
+from simulator.runs.run_lock import run_status
+from simulator.scenario.schema import Scenario, build_scenario
 
 ScenarioSource = str | Path | Mapping[str, Any] | Scenario | None
 Overrides = Mapping[str, Any] | Sequence[str] | None

@@ -13,8 +13,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from simulator.core.errors import PrivsimError, shown
 from simulator.experiments.catalog import list_scenarios, load_scenario
+from simulator.foundations.errors import PrivsimError, shown
 
 app = typer.Typer(
     help="privsim: simulate privacy dynamics in recommender systems.",
@@ -58,7 +58,7 @@ MAX_LINE = 1_000  # characters of one line of an error message
 
 def _print_version(value: bool) -> None:
     if value:
-        from simulator.core.outputs import git_commit, privsim_version
+        from simulator.runs.outputs import git_commit, privsim_version
 
         commit = git_commit()
         console.print(f"privsim {privsim_version()}" + (f" (git {commit})" if commit else ""))
@@ -75,7 +75,7 @@ def _process_settings(
     freed memory (much faster training), and matplotlib draws off-screen."""
     import os
 
-    from simulator._allocator import keep_freed_memory
+    from simulator.foundations.allocator import keep_freed_memory
 
     keep_freed_memory()
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -262,7 +262,7 @@ def validate(
     except PrivsimError as exc:
         _fail(str(exc))
         return
-    from simulator.core.schedule import describe_schedule
+    from simulator.scenario.schedule import describe_schedule
 
     console.print(f"{shown(scenario, 300, quote=False)}: valid scenario {shown(loaded.name)} "
                   f"({loaded.simulation.steps} steps, model {loaded.platform.model})",
@@ -270,12 +270,12 @@ def validate(
     console.print("schedule:", highlight=False)
     for line in describe_schedule(loaded):
         console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
-    from simulator.core.run_time import estimate_run_time
+    from simulator.scenario.run_time import estimate_run_time
 
     console.print(f"run time: {estimate_run_time(loaded).text()}, estimated for 2 CPU cores",
                   highlight=False, soft_wrap=True)
     if loaded.world.source == "synthetic":
-        from simulator.core.memory import GIB, check_fits, estimate_memory, synthetic_size
+        from simulator.scenario.memory import GIB, check_fits, estimate_memory, synthetic_size
 
         estimate = estimate_memory(loaded, *synthetic_size(loaded))
         console.print(f"memory: about {estimate.host_bytes / GIB:.1f} GiB "
@@ -290,8 +290,8 @@ def validate(
 def scenarios() -> None:
     """List the shipped scenarios: the data each runs on, its steps and its estimated run time
     on 2 CPU cores."""
-    from simulator.core.run_time import estimate_run_time
     from simulator.experiments.catalog import describe_source
+    from simulator.scenario.run_time import estimate_run_time
 
     shipped = list_scenarios()
     rows = []
@@ -350,7 +350,7 @@ def sweep(
         _fail(str(exc))
         return
     console.print(f"sweep results: {folder}")
-    from simulator.core.outputs import read_manifest
+    from simulator.runs.outputs import read_manifest
 
     manifest = read_manifest(folder)
     if manifest["failed"]:
@@ -402,9 +402,9 @@ def _shipped_question(folder: Path) -> str | None:
     """The `# Question:` of the shipped scenario a run folder ran, if it ran one."""
     import json
 
-    from simulator.core.config import read_yaml
     from simulator.experiments.catalog import list_scenarios
     from simulator.experiments.results import scenario_question
+    from simulator.scenario.schema import read_yaml
 
     manifest = folder / "manifest.json"
     if not manifest.is_file():
@@ -501,7 +501,7 @@ def counterfactual(
     try:
         plan = plan_counterfactual(scenario, list(without), list(range(seeds)),
                                    list(set_ or []))
-        from simulator.core.run_time import estimate_run_time
+        from simulator.scenario.run_time import estimate_run_time
 
         seconds = sum(estimate_run_time(arm).seconds for arm in plan.runs.values())
         console.print(f"{plan.title}: {seeds} seeds x 2 arms ({len(plan.runs)} runs), "

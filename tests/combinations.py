@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from simulator.core.config import Scenario, build_scenario
-from simulator.core.errors import ScenarioError
+from simulator.foundations.errors import ScenarioError
+from simulator.scenario.schema import Scenario, build_scenario
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "combinations.md"
 
@@ -137,7 +137,7 @@ def run_problems(cell: Cell) -> list[str]:
     flagged, which may be none (then its precision is undefined), and without fake accounts
     its recall is undefined.
     """
-    from simulator.core.model import PrivacyModel
+    from simulator.simulation.model import PrivacyModel
 
     scenario = validate(cell)
     if isinstance(scenario, str):

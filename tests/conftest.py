@@ -1,7 +1,7 @@
 """Shared test fixtures, and how the suite spreads over the machine's cores.
 
 The README's test command runs the suite on pytest-xdist workers, one per available core
-(`simulator.core.threads.available_cores`: CPU affinity and cgroup quota); each worker's
+(`simulator.foundations.threads.available_cores`: CPU affinity and cgroup quota); each worker's
 runs and libraries then use its share of the cores (`PRIVSIM_THREADS`), so the workers do
 not oversubscribe the machine.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import typer.testing
 
-from simulator.core.threads import THREADS_VARIABLE, available_cores
+from simulator.foundations.threads import THREADS_VARIABLE, available_cores
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -149,7 +149,7 @@ def raw_value(draw: st.DrawFn, in_file: bool = False) -> str:
 def key_paths() -> list[str]:
     """Every setting's key path, lists and name-keyed maps addressed by a sample entry
     (`attackers.0.top_k`, `population.types.pragmatist.beta`)."""
-    from simulator.core.config import ATTACKER_CLASSES, Scenario
+    from simulator.scenario.schema import ATTACKER_CLASSES, Scenario
 
     found: list[str] = []
 

@@ -4,12 +4,13 @@
 is allowed); `tests/test_layers.py` fails on any. Every import counts, including those under
 `TYPE_CHECKING` and those inside functions.
 
-Layers, bottom up (a module may import its own layer's package and anything below):
-foundations (errors, settings, devices, threads, random streams, run folders, worlds) <
-recommenders < attacks, defenses, metrics (side by side; no two of them import each other
-both ways) < the scenario schema < agents < the model and its measurements < analysis of
+Layers, bottom up; each folder sits on one, and a module may import its own layer's package
+and anything below: foundations (errors, settings, devices, threads, random streams) and run
+folders (`runs/`) < the world (`world/`) < recommenders < attacks, defenses, metrics (side by
+side; no two of them import each other both ways) < the scenario schema (`scenario/`) <
+agents < the simulation (the model, its build and events) and its measurements < analysis of
 finished runs < experiments (which run scenarios and summarise them) and the dashboard < the
-API and CLI.
+API and CLI. `python -m tests.layers --folders` draws the folders and their imports.
 """
 
 from __future__ import annotations
@@ -20,37 +21,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# (module prefix, layer); the longest matching prefix wins.
+# (folder or module prefix, layer); the longest matching prefix wins. Every folder has one
+# layer, so the drawing of the folders (`python -m tests.layers --folders`) follows it.
 LAYERS: list[tuple[str, int]] = [
-    ("simulator.core.errors", 0),
-    ("simulator.core.settings", 0),
-    ("simulator.core.device", 0),
-    ("simulator.core.threads", 0),
-    ("simulator.core.random_streams", 0),
-    ("simulator.core.timeline", 0),
-    ("simulator.core.outputs", 0),
-    ("simulator.core.run_lock", 0),
-    ("simulator._allocator", 0),
-    ("simulator.world", 0),
-    ("simulator.recommenders", 1),
-    ("simulator.attacks", 2),
-    ("simulator.defenses", 2),
-    ("simulator.metrics", 2),
-    ("simulator.core.social", 2),
-    ("simulator.core.schedule", 3),
-    ("simulator.core.changes", 3),
-    ("simulator.core.config", 3),
-    ("simulator.core.memory", 3),
-    ("agents", 4),
-    ("simulator.core", 5),
-    ("simulator.measurements", 5),
-    ("simulator.analysis", 6),
-    ("simulator.experiments", 7),
-    ("simulator.dashboard", 7),
-    ("simulator.api", 8),
-    ("simulator.cli", 8),
-    ("simulator.__main__", 8),
-    ("simulator", 8),
+    ("simulator.foundations", 0),
+    ("simulator.runs", 0),
+    ("simulator.world", 1),
+    ("simulator.recommenders", 2),
+    ("simulator.attacks", 3),
+    ("simulator.defenses", 3),
+    ("simulator.metrics", 3),
+    ("simulator.scenario", 4),
+    ("agents", 5),
+    ("simulator.simulation", 6),
+    ("simulator.measurements", 6),
+    ("simulator.analysis", 7),
+    ("simulator.experiments", 8),
+    ("simulator.dashboard", 8),
+    ("simulator.api", 9),
+    ("simulator.cli", 9),
+    ("simulator.__main__", 9),
+    ("simulator", 9),
 ]
 SIDE_BY_SIDE = ("simulator.attacks", "simulator.defenses", "simulator.metrics")
 
@@ -72,10 +63,19 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every privsim module `path` imports, wherever the import statement stands."""
+def imports_of(path: Path, *, at_run_time: bool = False) -> set[str]:
+    """Every privsim module `path` imports, wherever the import statement stands; with
+    `at_run_time`, those under `if TYPE_CHECKING:` (read by type checkers only) are left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    type_only: set[int] = set()
+    if at_run_time:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                type_only.update(id(inner) for child in node.body for inner in ast.walk(child))
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -88,11 +88,94 @@ def _package(module: str) -> str:
     return next((p for p in SIDE_BY_SIDE if module == p or module.startswith(p + ".")), module)
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(*, at_run_time: bool = False) -> dict[str, set[str]]:
     """Module -> the privsim modules it imports (names that are not modules are dropped)."""
     paths = sorted(p for d in ("simulator", "agents") for p in (ROOT / d).rglob("*.py"))
     modules = {module_name(p): p for p in paths}
-    return {name: {m for m in imports_of(path) if m in modules} for name, path in modules.items()}
+    return {name: {m for m in imports_of(path, at_run_time=at_run_time) if m in modules}
+            for name, path in modules.items()}
+
+
+def folder_of(module: str) -> str:
+    """The top-level folder (room) a module sits in: `agents`, `simulator.<folder>`, or
+    `simulator` for the modules at the package's top (the API and the CLI)."""
+    parts = module.split(".")
+    if parts[0] == "agents" or len(parts) == 1:
+        return parts[0]
+    return ".".join(parts[:2]) if (ROOT / parts[0] / parts[1]).is_dir() else parts[0]
+
+
+def folder_graph() -> dict[str, set[str]]:
+    """The drawing of the house: folder -> the other folders its modules import."""
+    drawing: dict[str, set[str]] = {}
+    for module, targets in import_graph().items():
+        own = folder_of(module)
+        drawing.setdefault(own, set()).update(
+            folder_of(t) for t in targets if folder_of(t) != own)
+    return drawing
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of `graph`: its strongly connected components of two or more
+    modules (Tarjan's algorithm, iterative), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, targets = work[-1]
+            target = next(targets, None)
+            if target is not None:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(sorted(graph.get(target, ())))))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return sorted(found)
+
+
+# Import circles that close only through annotations (`if TYPE_CHECKING:` imports, which
+# never run): a module names the type of an object handed to it by the module that imports
+# it. Each would go with an extra module holding only a Protocol; they are listed instead.
+TYPE_ONLY_CIRCLES: dict[tuple[str, ...], str] = {
+    ("agents.board", "agents.platform", "agents.twin"):
+        "the step board names the platform agents whose phases read and write it",
+    ("simulator.recommenders.base", "simulator.recommenders.bpr",
+     "simulator.recommenders.dense", "simulator.recommenders.factor_model",
+     "simulator.recommenders.metamf", "simulator.recommenders.metamf_dense",
+     "simulator.recommenders.metamf_items", "simulator.recommenders.mf",
+     "simulator.recommenders.user_scores"):
+        "the recommender interface names the hook and scorer types its models return",
+    ("simulator.scenario.schedule", "simulator.scenario.schema"):
+        "the schedule check reads the scenario type that calls it",
+    ("simulator.simulation.build", "simulator.simulation.events",
+     "simulator.simulation.model"):
+        "building and scheduled events name the model that runs them",
+}
 
 
 def violations() -> list[str]:
@@ -120,12 +203,21 @@ def violations() -> list[str]:
 
 def main() -> int:
     graph = import_graph()
-    for module in sorted(graph):
-        print(f"{layer_of(module)}  {module}")
+    if "--folders" in sys.argv:
+        for folder, targets in sorted(folder_graph().items(), key=lambda f: layer_of(f[0]) or 0):
+            shown = ", ".join(f"{t} ({layer_of(t)})" for t in sorted(targets, key=layer_of))
+            print(f"{layer_of(folder)}  {folder} -> {shown}")
+    else:
+        for module in sorted(graph):
+            print(f"{layer_of(module)}  {module}")
     problems = violations()
     print(f"\n{len(problems)} upward or two-way imports")
     for problem in problems:
         print("  " + problem)
+    print(f"\nimport circles (type-only, listed in TYPE_ONLY_CIRCLES): {len(circles(graph))}")
+    for circle in circles(import_graph(at_run_time=True)):
+        print("  at run time: " + " -> ".join(circle))
+        problems.append(str(circle))
     return 1 if problems else 0
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.core.config import Scenario
 from simulator.experiments.catalog import list_scenarios, load_scenario
+from simulator.scenario.schema import Scenario
 
 REFERENCE = Path(__file__).with_name("reference_metrics.json")
 SPREAD = Path(__file__).with_name("reference_spread.json")

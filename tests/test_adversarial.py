@@ -8,7 +8,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from simulator.defenses.adversarial import AttributeAdversary, GradReverse, grad_reverse
+from simulator.defenses.adversarial.gradient_reversal import (
+    AttributeAdversary,
+    GradReverse,
+    grad_reverse,
+)
 from simulator.recommenders.base import MAX_ROW_NORM, ModelParams, Recommender, divergence
 from simulator.recommenders.registry import make_recommender
 from simulator.world.base import Interactions, World

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.core.agent_table import SPILL_FOLDER
-from simulator.core.errors import ScenarioError
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.runner import run_scenario
+from simulator.foundations.errors import ScenarioError
+from simulator.runs.agent_table import SPILL_FOLDER
 
 TINY = [
     "world.n_users=200", "world.n_items=120", "world.mean_ratings_per_user=25",

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 import simulator
 from simulator.analysis.figures import save, subplots
-from simulator.core.errors import PrivsimError
+from simulator.foundations.errors import PrivsimError
 
 pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
 
@@ -67,7 +67,7 @@ import os
 import matplotlib
 raw = lambda key: dict.__getitem__(matplotlib.rcParams, key)  # read without resolving
 backend, math, env = raw("backend"), raw("text.parse_math"), os.environ.get("MPLBACKEND")
-import simulator, simulator._allocator as allocator
+import simulator, simulator.foundations.allocator as allocator
 result = simulator.run("quickstart", overrides={SMALL!r})
 result.plot()
 import sys

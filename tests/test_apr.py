@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from simulator.defenses.adversarial import AttributeAdversary
-from simulator.defenses.apr import NORM_FLOOR as APR_NORM_FLOOR
-from simulator.defenses.apr import FastGradientPerturbation
+from simulator.defenses.adversarial.gradient_reversal import AttributeAdversary
+from simulator.defenses.apr.defense import NORM_FLOOR as APR_NORM_FLOOR
+from simulator.defenses.apr.defense import FastGradientPerturbation
 from simulator.recommenders import _sparse_sgd as sgd
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.bpr import BPR

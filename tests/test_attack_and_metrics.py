@@ -13,14 +13,14 @@ from simulator.attacks.inference import (
     make_classifier,
     pick_best,
 )
-from simulator.metrics.accuracy import RankingEvaluator, popularity_scores, rating_errors
-from simulator.metrics.groups import build_groups, involvement_groups
-from simulator.metrics.leakage import (
+from simulator.metrics.classification import (
     balanced_accuracy,
     binary_auc,
     leakage_scores,
     macro_ovr_auc,
 )
+from simulator.metrics.errors_and_hits import RankingEvaluator, popularity_scores, rating_errors
+from simulator.metrics.groups import build_groups, involvement_groups
 from simulator.world.base import Interactions
 
 

@@ -16,12 +16,12 @@ from simulator.attacks.features import (
     recommendation_features,
 )
 from simulator.attacks.inference import infer_attribute
-from simulator.core.errors import ScenarioError
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
-from simulator.metrics.leakage import leakage_scores
+from simulator.foundations.errors import ScenarioError
+from simulator.metrics.classification import leakage_scores
 from simulator.recommenders.base import ModelParams, Recommender
 from simulator.recommenders.registry import make_recommender
+from simulator.simulation.model import PrivacyModel
 from simulator.world.base import Interactions
 from simulator.world.synthetic import generate_synthetic
 

@@ -9,9 +9,9 @@ import pandas as pd
 
 from simulator.attacks import inference
 from simulator.attacks.inference import infer_attribute
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
-from simulator.metrics.leakage import leakage_scores
+from simulator.metrics.classification import leakage_scores
+from simulator.simulation.model import PrivacyModel
 
 
 def _planted(seed: int, shift: float = 1.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

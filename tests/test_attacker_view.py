@@ -12,8 +12,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import MaxAbsScaler
 
 from simulator.attacks.features import rating_features
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
+from simulator.simulation.model import PrivacyModel
 
 SMALL = [
     "world.n_users=200", "world.n_items=150", "world.mean_ratings_per_user=25",

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from simulator.analysis.budget import budget_table
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.sweep import run_sweep
+from simulator.simulation.model import PrivacyModel
 
 TINY = ["world.n_users=300", "world.n_items=200", "world.mean_ratings_per_user=40",
         "world.split=random", "simulation.steps=1", "simulation.device=cpu", "attackers=[]",

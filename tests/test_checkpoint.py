@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from simulator.analysis.compare import load_runs
-from simulator.core.errors import PrivsimError
-from simulator.core.model import PrivacyModel
-from simulator.core.run_lock import run_status
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.runner import CHECKPOINT, resume_run, run_scenario
+from simulator.foundations.errors import PrivsimError
+from simulator.runs.run_lock import run_status
+from simulator.simulation.model import PrivacyModel
 
 pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
 

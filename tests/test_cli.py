@@ -31,8 +31,8 @@ def test_run_writes_a_complete_folder(tmp_path: Path) -> None:
     assert manifest["status"] == "completed" and manifest["seed"] == 3
     assert len(pd.read_parquet(out / "metrics.parquet")) == 4
     # Provenance: the package version, the source's commit, and which config ran.
-    from simulator.core.checkpoint import scenario_digest
-    from simulator.core.outputs import git_commit, privsim_version
+    from simulator.runs.outputs import git_commit, privsim_version
+    from simulator.simulation.checkpoint import scenario_digest
 
     provenance = manifest["provenance"]
     assert provenance["privsim"] == privsim_version() != "unknown"
@@ -61,7 +61,7 @@ def test_the_summary_flags_a_platform_below_the_popularity_list(tmp_path: Path) 
 
 
 def test_version() -> None:
-    from simulator.core.outputs import git_commit, privsim_version
+    from simulator.runs.outputs import git_commit, privsim_version
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0

@@ -68,7 +68,7 @@ def test_the_doc_parses_back() -> None:
 
 def test_the_check_sees_a_defense_that_does_not_act(monkeypatch) -> None:
     """A configured defense that never acts fails its cell."""
-    from simulator.defenses.apr import APR
+    from simulator.defenses.apr.defense import APR
 
     monkeypatch.setattr(APR, "configure", lambda self, retrain: False)
     problems = run_problems(Cell("mf", ("apr",), "inference"))

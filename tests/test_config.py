@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simulator.core.config import Scenario, build_scenario, expand_env
-from simulator.core.errors import ScenarioError
 from simulator.experiments.catalog import list_scenarios, load_scenario
+from simulator.foundations.errors import ScenarioError
+from simulator.scenario.schema import Scenario, build_scenario, expand_env
 
 CONTRACT_KEYS = {
     "world.source": "synthetic",
@@ -184,7 +184,7 @@ def test_a_single_problem_stays_on_one_line() -> None:
 
 
 def test_shown_cuts_a_long_value_and_says_its_length() -> None:
-    from simulator.core.errors import shown
+    from simulator.foundations.errors import shown
 
     assert shown("abc") == "'abc'" and shown("abc", quote=False) == "abc"
     assert shown("a" * 100_000) == "'" + "a" * 100 + "...' (100,000 characters)"
@@ -237,7 +237,7 @@ def test_a_value_yaml_cannot_build_is_one_line_naming_the_file(
 
 
 def test_dates_are_read_as_text(tmp_path: Path) -> None:
-    from simulator.core.config import read_yaml
+    from simulator.scenario.schema import read_yaml
 
     path = tmp_path / "s.yaml"
     path.write_text("a: 2001-01-01\nb: 2001-12-14t21:59:43.10-05:00\nc: !!timestamp 2001-01-01\n"

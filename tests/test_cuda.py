@@ -15,9 +15,9 @@ import torch
 
 from simulator.attacks.inference import classifier_devices
 from simulator.attacks.logistic import as_tensor, fit_logistic
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
 from simulator.recommenders._sparse_sgd import sampled_scores
+from simulator.simulation.model import PrivacyModel
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

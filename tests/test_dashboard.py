@@ -16,7 +16,7 @@ import yaml
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from simulator.core.social import make_graph
+from agents.social import make_graph
 from simulator.dashboard import APP_PATH, charts, data, figures
 from simulator.dashboard.discovery import (
     RunInfo,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from simulator.attacks.declared import declare, public_shares
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
+from simulator.simulation.model import PrivacyModel
 from simulator.world.base import Interactions
 
 TINY = [

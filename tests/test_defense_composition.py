@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from simulator.core.errors import ScenarioError
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.errors import ScenarioError
+from simulator.simulation.model import PrivacyModel
 
 TINY = [
     "world.n_users=160", "world.n_items=120", "world.mean_ratings_per_user=30",

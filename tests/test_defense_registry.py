@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from simulator.core.config import PlatformConfig
-from simulator.core.settings import DefenseSection
 from simulator.defenses import registry
-from simulator.defenses.apr import APR
+from simulator.defenses.apr.defense import APR
 from simulator.defenses.protocol import Defense, Retrain
 from simulator.defenses.registry import DEFENSES, DefensesConfig
 from simulator.defenses.stack import PlatformDefenses
+from simulator.foundations.settings import DefenseSection
 from simulator.recommenders.base import ModelParams, Recommender
 from simulator.recommenders.registry import MODELS, make_recommender, recommender_class
+from simulator.scenario.schema import PlatformConfig
 from simulator.world.base import Interactions
 
 # Each capability and the method a model must define (not inherit from `Recommender`) for it.

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.core.errors import ScenarioError
-from simulator.core.model import PrivacyModel
-from simulator.defenses.private_training import PrivateTraining
+from simulator.defenses.dp.defense import PrivateTraining
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.errors import ScenarioError
+from simulator.simulation.model import PrivacyModel
 
 TINY = [
     "world.n_users=200", "world.n_items=150", "world.mean_ratings_per_user=30",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from simulator.defenses.detection import (
+from simulator.defenses.detection.detectors import (
     FEATURE_NAMES,
     DetectionReport,
     detection_report,

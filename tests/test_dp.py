@@ -8,9 +8,9 @@ import torch
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.grad_sample.embedding_norm_sample import compute_embedding_norm_sample
 
-from simulator.defenses.dp import _table_norm_sample, default_batch_size, dp_fit
-from simulator.defenses.ledger import PrivacyLedger
-from simulator.defenses.private_training import DPConfig
+from simulator.defenses.dp.accounting import PrivacyLedger
+from simulator.defenses.dp.dp_sgd import _table_norm_sample, default_batch_size, dp_fit
+from simulator.defenses.dp.settings import DPConfig
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.bpr import BPR
 from simulator.recommenders.dense import DenseTable as _Table

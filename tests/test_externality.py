@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simulator.core.errors import ScenarioError
 from simulator.experiments.externality import plan_runs, run_externality
+from simulator.foundations.errors import ScenarioError
 
 pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
 

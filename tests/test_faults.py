@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 import simulator.experiments.runner as runner_module
-from simulator.core.checkpoint import CHECKPOINT
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.runner import resume_run, run_scenario
+from simulator.simulation.checkpoint import CHECKPOINT
+from simulator.simulation.model import PrivacyModel
 from tests.test_run_safety import TINY
 
 pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)

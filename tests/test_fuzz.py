@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from simulator.core.errors import DataFormatError, PrivsimError
+from simulator.foundations.errors import DataFormatError, PrivsimError
 from simulator.world.movielens import load_movielens
 from tests.fuzz_inputs import (
     CliCase,

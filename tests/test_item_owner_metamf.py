@@ -13,10 +13,10 @@ import torch
 import agents.item_owner as item_owner
 from agents.item_owner import ItemOwner
 from simulator.attacks.item_perturbation import perturb_item_parameters, perturb_items
-from simulator.core.config import ItemPerturbationConfig
-from simulator.metrics.poisoning import target_view
+from simulator.metrics.target_standing import target_view
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.metamf import MetaMF, NoMetaMF
+from simulator.scenario.schema import ItemPerturbationConfig
 from simulator.world.base import Interactions
 from tests.planted import TINY_METAMF, planted_ratings
 
@@ -286,7 +286,7 @@ def test_the_model_path_follows_the_capability(trained, data, monkeypatch) -> No
 
 
 def test_item_owner_on_metamf_in_a_simulation() -> None:
-    from simulator.core.model import PrivacyModel
+    from simulator.simulation.model import PrivacyModel
 
     model = PrivacyModel({
         "name": "item-owner-metamf",

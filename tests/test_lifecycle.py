@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.core.errors import ScenarioError
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.errors import ScenarioError
+from simulator.simulation.model import PrivacyModel
 
 TINY = [
     "world.n_users=400", "world.n_items=200", "world.mean_ratings_per_user=30",

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from agents.board import StepBoard
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
 from simulator.measurements.base import Columns, Measurement, ModelView
 from simulator.measurements.registry import REGISTRY, MeasurementRegistry
+from simulator.simulation.model import PrivacyModel
 
 TINY = [
     "world.n_users=120", "world.n_items=80", "world.mean_ratings_per_user=20",

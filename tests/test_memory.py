@@ -8,11 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from simulator.core import memory
-from simulator.core.errors import ScenarioError
-from simulator.core.memory import estimate_memory, synthetic_size
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.runner import run_scenario
+from simulator.foundations.errors import ScenarioError
+from simulator.scenario import memory
+from simulator.scenario.memory import estimate_memory, synthetic_size
 
 
 def test_a_world_too_large_is_refused_before_the_run_folder_exists(

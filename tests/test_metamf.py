@@ -282,8 +282,8 @@ def test_metamf_in_the_loop_is_level_with_mf(data_dir) -> None:
     """ml100k-baseline's first 4 steps (users join over time, partial disclosure, a first
     fit then a warm retrain, with the same epochs for both models): MetaMF's MAE at most 1.02x
     MF's (0.970-0.972 of it on seeds 0-2 with these epochs, 0.983-0.988 with 20 and 10)."""
-    from simulator.core.model import PrivacyModel
     from simulator.experiments.catalog import load_scenario
+    from simulator.simulation.model import PrivacyModel
 
     maes = {}
     for name in ("mf", "metamf"):

@@ -15,15 +15,16 @@ from opacus.accountants import RDPAccountant
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from simulator.core.model import PrivacyModel
-from simulator.defenses.adversarial import AttributeAdversary
-from simulator.defenses.apr import FastGradientPerturbation
-from simulator.defenses.dp import dp_fit
-from simulator.defenses.private_training import DPConfig, PrivateTraining
+from simulator.defenses.adversarial.gradient_reversal import AttributeAdversary
+from simulator.defenses.apr.defense import FastGradientPerturbation
+from simulator.defenses.dp.defense import PrivateTraining
+from simulator.defenses.dp.dp_sgd import dp_fit
+from simulator.defenses.dp.settings import DPConfig
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.dense import DenseTable
 from simulator.recommenders.metamf import MetaMF, NoMetaMF
 from simulator.recommenders.metamf_dense import MetaMFDenseNet
+from simulator.simulation.model import PrivacyModel
 from simulator.world.base import Interactions
 from tests.planted import TINY_METAMF, planted_ratings
 

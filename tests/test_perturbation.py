@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.defenses.perturbation import (
-    PerturbationConfig,
+from agents.local_perturbation import (
     keep_probability,
     laplace_scale,
     perturb_ratings,
     perturb_with,
 )
+from simulator.scenario.schema import PerturbationConfig
 from simulator.world.base import Interactions
 
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from agents import CleanTwin, InferenceAttacker, ItemOwner, PlatformAgent, UserPopulation
-from simulator.core.errors import ScenarioError
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.errors import ScenarioError
+from simulator.simulation.model import PrivacyModel
 
 TINY = [
     "world.n_users=120", "world.n_items=80", "world.mean_ratings_per_user=20",
@@ -126,7 +126,7 @@ def _imports(package: str) -> set[str]:
                                      "simulator/world"])
 def test_the_engine_never_imports_agents_or_the_model(package: str) -> None:
     bad = {m for m in _imports(package)
-           if m == "agents" or m.startswith("agents.") or m == "simulator.core.model"}
+           if m == "agents" or m.startswith("agents.") or m == "simulator.simulation.model"}
     assert not bad, bad
 
 

@@ -58,8 +58,8 @@ def test_metrics_have_human_names(column: str, label: str) -> None:
 def test_the_timeline_figure_shows_the_schedule_and_what_happened(tmp_path: Path) -> None:
     matplotlib.use("Agg")
     from simulator.analysis.timeline import plot_timeline
-    from simulator.core.schedule import scheduled_items
     from simulator.experiments.catalog import load_scenario
+    from simulator.scenario.schedule import scheduled_items
 
     scenario = load_scenario("quickstart", [
         "simulation.steps=6", "events=[{step: 3, kind: convert, types: [pragmatist], "
@@ -76,8 +76,8 @@ def test_defenses_switched_on_later_are_marked_on_every_figure(tmp_path: Path,
                                                               ) -> None:
     matplotlib.use("Agg")
     from simulator.analysis import plots
-    from simulator.core.schedule import scheduled_items
     from simulator.experiments.catalog import load_scenario
+    from simulator.scenario.schedule import scheduled_items
 
     later = scheduled_items(load_scenario("quickstart", [
         "simulation.steps=6", "platform.defenses.adversarial={start_step: 2}"]))

@@ -14,15 +14,15 @@ import pytest
 import torch
 
 from agents.platform import PlatformData
-from agents.shilling import ShillingAttacker
-from simulator.attacks.shilling import PublicStats, fake_profiles
+from agents.shilling_attacker import ShillingAttacker
+from simulator.attacks.fake_profiles import PublicStats, fake_profiles
 from simulator.attacks.targets import configured_or_by_popularity, items_by_popularity
-from simulator.core.config import ShillingAttackerConfig
-from simulator.core.errors import ScenarioError
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.sweep import run_sweep
-from simulator.metrics.poisoning import prediction_shift, target_view
+from simulator.foundations.errors import ScenarioError
+from simulator.metrics.target_standing import prediction_shift, target_view
+from simulator.scenario.schema import ShillingAttackerConfig
+from simulator.simulation.model import PrivacyModel
 from simulator.world import generate_synthetic
 from simulator.world.base import Interactions
 from simulator.world.subsample import keep_items

@@ -13,12 +13,12 @@ import scipy.sparse as sp
 from agents.policies import PrivacyCalculusPolicy, SocialPolicy, StepSignals
 from agents.sensitivity import rating_sensitivity
 from agents.users import UserPopulation
-from simulator.core.config import CalculusConfig, EventConfig, SocialConfig
-from simulator.core.model import PrivacyModel
-from simulator.core.timeline import assign_steps
 from simulator.experiments.catalog import load_scenario
+from simulator.scenario.schema import CalculusConfig, EventConfig, SocialConfig
+from simulator.simulation.model import PrivacyModel
 from simulator.world import generate_synthetic, temporal_split
 from simulator.world.base import Interactions
+from simulator.world.timeline import assign_steps
 
 CALCULUS = CalculusConfig(rate=0.5, benefit_weight=5.0, risk_weight=2.0, memory=0.0, forget=0.5)
 BREACH = EventConfig(step=1, severity=2.0, reach=1.0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from simulator.metrics.accuracy import RankingEvaluator
+from simulator.metrics.errors_and_hits import RankingEvaluator
 from simulator.world.base import Interactions
 
 

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from simulator.core.errors import ScenarioError
 from simulator.experiments.results import (
     load_results_spec,
     run_results,
     scenario_question,
     write_results_doc,
 )
+from simulator.foundations.errors import ScenarioError
 
 pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
 

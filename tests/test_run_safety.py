@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from simulator.core.checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
-from simulator.core.errors import PrivsimError
-from simulator.core.model import PrivacyModel
-from simulator.core.run_lock import RunLock, run_status
 from simulator.dashboard.discovery import discover
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.runner import resume_run, run_scenario
+from simulator.foundations.errors import PrivsimError
+from simulator.runs.run_lock import RunLock, run_status
+from simulator.simulation.checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
+from simulator.simulation.model import PrivacyModel
 
 TINY = [
     "world.n_users=120", "world.n_items=80", "world.mean_ratings_per_user=20",

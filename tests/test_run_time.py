@@ -9,14 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from simulator.core.run_time import (
+from simulator.experiments.catalog import list_scenarios, load_scenario
+from simulator.scenario.run_time import (
     PARTS,
     estimate_run_time,
     fit_coefficients,
     load_coefficients,
     workload,
 )
-from simulator.experiments.catalog import list_scenarios, load_scenario
 
 SHILLING = "attackers+={kind: shilling, start_step: 3}"
 

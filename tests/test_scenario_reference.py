@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from simulator.core.config import Scenario
-from simulator.core.config_reference import DOC, reference
+from simulator.scenario.reference import DOC, reference
+from simulator.scenario.schema import Scenario
 
 
 def test_the_reference_is_current() -> None:
     assert DOC.read_text(encoding="utf-8") == reference(), (
-        "docs/scenario-reference.md is stale: run python -m simulator.core.config_reference")
+        "docs/scenario-reference.md is stale: run python -m simulator.scenario.reference")
 
 
 def test_every_setting_is_in_the_reference() -> None:

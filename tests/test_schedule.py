@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from simulator.core.errors import ScenarioError
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.errors import ScenarioError
 from tests.test_simulation import SMALL
 
 runner = CliRunner()

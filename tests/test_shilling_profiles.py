@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.attacks.shilling import (
+from simulator.attacks.fake_profiles import (
     ATTACK_KINDS,
     NUKE_ONLY,
     PublicStats,

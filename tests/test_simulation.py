@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.core.model import PrivacyModel
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.runner import run_scenario
+from simulator.simulation.model import PrivacyModel
 
 SMALL = [
     "world.n_users=400", "world.n_items=300", "world.mean_ratings_per_user=40",
@@ -153,7 +153,7 @@ def test_failed_run_is_marked_failed(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_out_folder_with_results_is_never_overwritten(bpr_run) -> None:
-    from simulator.core.errors import PrivsimError
+    from simulator.foundations.errors import PrivsimError
 
     with pytest.raises(PrivsimError, match="not an empty folder"):
         run_scenario(small(), out=bpr_run.path, progress=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from simulator.core.social import (
+from agents.social import (
     EdgeListError,
     adjacency_from_edges,
     assortativity,
@@ -330,7 +330,7 @@ def test_permutation_pvalue_is_deterministic_and_batched_consistently(
     values = neighbour_mean(adjacency, _rng(1).random(300)) + _rng(2).random(300)
     whole = permutation_pvalue(adjacency, values, _rng(3), 60)
     assert whole == permutation_pvalue(adjacency, values, _rng(3), 60)
-    monkeypatch.setattr("simulator.core.social._PERMUTATION_CELLS", 300 * 7)
+    monkeypatch.setattr("agents.social._PERMUTATION_CELLS", 300 * 7)
     # Batches draw rows of the same stream in order, so the answer is unchanged.
     assert permutation_pvalue(adjacency, values, _rng(3), 60) == whole
 

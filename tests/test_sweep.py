@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.core.errors import PrivsimError, ScenarioError
 from simulator.experiments.sweep import expand_points, load_sweep, run_sweep, spawn_seeds
+from simulator.foundations.errors import PrivsimError, ScenarioError
 from simulator.world import generate_synthetic
 
 pytestmark = pytest.mark.heavy  # long tests: started first (tests/conftest.py)
@@ -276,7 +276,7 @@ def test_a_grid_with_non_finite_values_resumes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["../../../escaped", "/abs/path", "..", "a b/c"])
 def test_a_sweep_name_cannot_leave_the_output_folder(tmp_path: Path, name: str) -> None:
-    from simulator.core.outputs import new_run_dir
+    from simulator.runs.outputs import new_run_dir
 
     folder = new_run_dir(tmp_path / "sweeps", name)
     assert folder.parent == tmp_path / "sweeps" and folder.is_dir()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from simulator.core.errors import PrivsimError
-from simulator.core.threads import (
+from simulator.foundations.errors import PrivsimError
+from simulator.foundations.threads import (
     THREADS_VARIABLE,
     available_cores,
     cgroup_cpu_limit,
@@ -50,17 +50,17 @@ def test_a_cgroup_v1_quota_is_read_from_the_cpu_controller(tmp_path: Path) -> No
 
 def test_the_quota_lowers_the_cores_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr("simulator.core.threads.cgroup_cpu_limit", lambda: 1.5)
+    monkeypatch.setattr("simulator.foundations.threads.cgroup_cpu_limit", lambda: 1.5)
     assert available_cores() == (2, "cgroup quota")
-    monkeypatch.setattr("simulator.core.threads.cgroup_cpu_limit", lambda: 8.0)
+    monkeypatch.setattr("simulator.foundations.threads.cgroup_cpu_limit", lambda: 8.0)
     assert available_cores() == (4, "affinity")
-    monkeypatch.setattr("simulator.core.threads.cgroup_cpu_limit", lambda: 0.2)
+    monkeypatch.setattr("simulator.foundations.threads.cgroup_cpu_limit", lambda: 0.2)
     assert available_cores() == (1, "cgroup quota")
 
 
 def test_the_budget_comes_from_the_variable_or_the_cores(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("simulator.core.threads.available_cores", lambda: (4, "affinity"))
+    monkeypatch.setattr("simulator.foundations.threads.available_cores", lambda: (4, "affinity"))
     monkeypatch.delenv(THREADS_VARIABLE, raising=False)
     assert thread_budget() == (4, "affinity")
     assert [threads_per_worker(w) for w in (1, 2, 3, 8)] == [4, 2, 1, 1]
@@ -114,11 +114,11 @@ def _fresh(code: str, **env: str) -> str:
 
 
 def test_importing_simulator_first_makes_openmp_threads_wait_passively() -> None:
-    check = ("import os, simulator; from simulator.core.threads import openmp_wait_policy; "
+    check = ("import os, simulator; from simulator.foundations.threads import openmp_wait_policy; "
              "import torch; print(os.environ.get('OMP_WAIT_POLICY'), openmp_wait_policy())")
     assert _fresh(check) == "PASSIVE PASSIVE"
     assert _fresh(check, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE ACTIVE"  # the user's choice
-    late = ("import torch, os, simulator; from simulator.core.threads import "
+    late = ("import torch, os, simulator; from simulator.foundations.threads import "
             "openmp_wait_policy; print(os.environ.get('OMP_WAIT_POLICY'), openmp_wait_policy())")
     assert _fresh(late) == "None unknown"  # too late to change: said, not pretended
 

@@ -11,16 +11,16 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from simulator.defenses.attribute_unlearning import UnlearningConfig
-from simulator.defenses.distinguishability import (
+from simulator.defenses.unlearning.distinguishability import (
     distinguishability,
     kl_distinguishability,
     ledoit_wolf_shrinkage,
     mmd2_terms,
     mmd_distinguishability,
 )
-from simulator.defenses.mgda import mgda_direction, mgda_weight
-from simulator.defenses.unlearning import unlearn_attribute
+from simulator.defenses.unlearning.edit import unlearn_attribute
+from simulator.defenses.unlearning.mgda import mgda_direction, mgda_weight
+from simulator.defenses.unlearning.settings import UnlearningConfig
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.registry import make_recommender
 from simulator.world.synthetic import generate_synthetic
@@ -236,7 +236,7 @@ def test_probe_stop_leaves_attackers_at_chance_not_mirrored(world) -> None:
 def _attacker_bacc(emb: np.ndarray, labels: np.ndarray, classifiers: list[str]) -> float:
     """The inference attacker's balanced accuracy on the half of the users it does not know."""
     from simulator.attacks.inference import infer_attribute, pick_best
-    from simulator.metrics.leakage import balanced_accuracy
+    from simulator.metrics.classification import balanced_accuracy
 
     known = np.zeros(len(labels), dtype=bool)
     known[np.random.default_rng(0).permutation(len(labels))[: len(labels) // 2]] = True
@@ -262,7 +262,7 @@ def test_probe_stop_waits_while_any_probe_family_finds_the_attribute(
 ) -> None:
     """Two families at chance and one above it is not chance: the edit goes on, and keeps
     the check whose farthest family is closest to chance."""
-    import simulator.defenses.unlearning as unlearning
+    import simulator.defenses.unlearning.edit as unlearning
 
     readings = iter([{"logreg": 0.5, "mlp": 0.49, "xgboost": 0.62},
                      {"logreg": 0.47, "mlp": 0.48, "xgboost": 0.55},
@@ -277,10 +277,10 @@ def test_probe_stop_waits_while_any_probe_family_finds_the_attribute(
 
 
 def test_unlearning_probes_include_the_scenarios_attacker_classifiers() -> None:
-    from simulator.core.build import attacker_classifiers
-    from simulator.defenses.attribute_unlearning import AttributeUnlearning
     from simulator.defenses.protocol import DefenseContext
+    from simulator.defenses.unlearning.defense import AttributeUnlearning
     from simulator.experiments.catalog import load_scenario
+    from simulator.simulation.build import attacker_classifiers
 
     scenario = load_scenario("quickstart", ["attackers.0.classifiers=[forest, logreg]",
                                             "attackers.0.attributes=[gender]"])

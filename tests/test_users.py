@@ -10,11 +10,11 @@ import pytest
 
 from agents.policies import FixedPolicy, make_policy
 from agents.users import UserPopulation, draw_inclinations
-from simulator.core.config import PopulationConfig
-from simulator.core.errors import ScenarioError
-from simulator.core.timeline import assign_steps
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.errors import ScenarioError
+from simulator.scenario.schema import PopulationConfig
 from simulator.world import generate_synthetic, temporal_split
+from simulator.world.timeline import assign_steps
 
 
 def _population(beta_by_type: list[float], steps: int = 5, seed: int = 0) -> UserPopulation:

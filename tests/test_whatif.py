@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from simulator.core.errors import ScenarioError
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.errors import ScenarioError
 
 runner = CliRunner()
 TINY = ["world.n_users=120", "world.n_items=80", "world.mean_ratings_per_user=15",
@@ -143,7 +143,7 @@ def test_scenario_names_are_never_cut() -> None:
 
 def test_shipped_data_is_found_from_any_working_folder(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from simulator.core.config import PROJECT
+    from simulator.scenario.schema import PROJECT
 
     if not (PROJECT.parent / "shared" / "data" / "ml-100k").is_dir():
         pytest.skip("no MovieLens copy beside the project")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.core.errors import DataFormatError
+from simulator.foundations.errors import DataFormatError
 from simulator.world import World, load_movielens, load_world
 from simulator.world.base import AGE_BRACKETS, GENDERS
 

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from simulator.core.errors import ScenarioError
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.errors import ScenarioError
 
 LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from simulator.analysis.figures import save, subplots
-from simulator.core.errors import PrivsimError
+from simulator.foundations.errors import PrivsimError
 
 MODEL_KEY = "attackers.0.model"
 SIZE_KEY = "attackers.0.attack_size"
@@ -73,7 +73,7 @@ def plot_attack(table: pd.DataFrame, path: Path) -> Path:
 
 def write_attack_study(folder: Path, metrics: pd.DataFrame) -> pd.DataFrame:
     """Write `attack.csv`, `attack.parquet` and `plots/attack_success.png` into a sweep folder."""
-    from simulator.core.outputs import write_parquet, write_text
+    from simulator.runs.outputs import write_parquet, write_text
 
     table = attack_table(metrics)
     write_parquet(folder / "attack.parquet", table)

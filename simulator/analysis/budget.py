@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from simulator.analysis.figures import save, subplots
-from simulator.core.errors import PrivsimError
+from simulator.foundations.errors import PrivsimError
 
 GROUPS = ("all", "Low", "Med", "High")
 
@@ -70,7 +70,7 @@ def plot_budget(table: pd.DataFrame, path: Path) -> Path:
 
 def write_budget_study(folder: Path, metrics: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
     """Write `budget.csv`, `budget.parquet` and `plots/budget_dmae.png` into a sweep folder."""
-    from simulator.core.outputs import write_parquet, write_text
+    from simulator.runs.outputs import write_parquet, write_text
 
     table = budget_table(metrics, groups)
     write_parquet(folder / "budget.parquet", table)

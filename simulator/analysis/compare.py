@@ -24,9 +24,9 @@ from matplotlib.ticker import MaxNLocator
 from simulator.analysis.figures import save, subplots
 from simulator.analysis.intervals import metric_range, t_half_width
 from simulator.analysis.labels import metric_label, value_label
-from simulator.core.errors import shown
-from simulator.core.outputs import read_manifest, write_parquet, write_text
-from simulator.core.run_lock import run_status
+from simulator.foundations.errors import shown
+from simulator.runs.outputs import read_manifest, write_parquet, write_text
+from simulator.runs.run_lock import run_status
 
 ID_COLUMNS = ["variant", "seed", "source"]
 SUMMARY_COLUMNS = ["variant", "step", "metric", "mean", "ci_low", "ci_high", "n"]

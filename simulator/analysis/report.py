@@ -33,7 +33,7 @@ from simulator.analysis.headlines import default_headline, headline_rows
 from simulator.analysis.labels import metric_label
 from simulator.analysis.plots import plot_run
 from simulator.analysis.timeline import NOT_MARKED, run_schedule
-from simulator.core.outputs import now_iso, write_text
+from simulator.runs.outputs import now_iso, write_text
 
 # Shown among the key numbers when a run has them, after the accuracy and leakage metrics.
 EXTRA_METRICS = ("disclosure_mean", "beta_mean", "pop_hr_10", "target_hr_10",

@@ -90,9 +90,9 @@ def run_schedule(config: dict[str, Any], source: str) -> tuple[list[Any] | None,
     """A finished run's scheduled items and steps, from its resolved `config` (read from
     `source`); (None, None) when the config no longer validates here, e.g. its data folder
     moved."""
-    from simulator.core.config import build_scenario
-    from simulator.core.errors import PrivsimError
-    from simulator.core.schedule import scheduled_items
+    from simulator.foundations.errors import PrivsimError
+    from simulator.scenario.schedule import scheduled_items
+    from simulator.scenario.schema import build_scenario
 
     try:
         scenario = build_scenario(config, source)

@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from simulator.attacks.features import Features
 from simulator.attacks.logistic import as_tensor, fit_logistic
-from simulator.metrics.leakage import macro_ovr_auc
+from simulator.metrics.classification import macro_ovr_auc
 
 CLASSIFIERS = ("logreg", "xgboost", "mlp", "forest")
 

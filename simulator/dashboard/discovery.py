@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import pandas as pd
 import yaml
 
-from simulator.core.run_lock import run_status
 from simulator.dashboard.differences import (
     MAX_LABEL,
     describe_differences,
@@ -32,6 +31,7 @@ from simulator.dashboard.differences import (
     shorten,
     unflatten,
 )
+from simulator.runs.run_lock import run_status
 
 DEFAULT_OUTPUTS = "outputs"
 OUTPUTS_ENV = "PRIVSIM_OUTPUTS"

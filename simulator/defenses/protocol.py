@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from simulator.core.settings import DefenseSection, is_active
+from simulator.foundations.settings import DefenseSection, is_active
 
 if TYPE_CHECKING:
     from simulator.recommenders.base import Recommender, TrainingReport

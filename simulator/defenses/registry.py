@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import create_model
 
-from simulator.core.settings import DefenseSection, Section
-from simulator.defenses.adversarial_training import AdversarialTraining
-from simulator.defenses.apr import APR
-from simulator.defenses.attribute_unlearning import AttributeUnlearning
-from simulator.defenses.fake_profile_detection import FakeProfileDetection
-from simulator.defenses.private_training import PrivateTraining
+from simulator.defenses.adversarial.defense import AdversarialTraining
+from simulator.defenses.apr.defense import APR
+from simulator.defenses.detection.defense import FakeProfileDetection
+from simulator.defenses.dp.defense import PrivateTraining
 from simulator.defenses.protocol import Defense
+from simulator.defenses.unlearning.defense import AttributeUnlearning
+from simulator.foundations.settings import DefenseSection, Section
 from simulator.recommenders.registry import capabilities, models_with
 
 # Hook order: screen the data, set the training hooks, train (DP-SGD or the model's own

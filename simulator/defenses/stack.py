@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from simulator.core.settings import DefenseSection
 from simulator.defenses.protocol import Defense, DefenseContext, Retrain
 from simulator.defenses.registry import BY_KEY, configured
+from simulator.foundations.settings import DefenseSection
 from simulator.recommenders.base import Recommender, TrainingReport
 from simulator.world.base import Interactions
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simulator.core.changes import changed_settings
-from simulator.core.config import Scenario, build_scenario, parse_override, read_yaml
-from simulator.core.errors import ScenarioError, shown
-from simulator.core.memory import synthetic_size
+from simulator.foundations.errors import ScenarioError, shown
+from simulator.scenario.changes import changed_settings
+from simulator.scenario.memory import synthetic_size
+from simulator.scenario.schema import Scenario, build_scenario, parse_override, read_yaml
 
 DEFAULT_SCENARIO = "quickstart"
 
@@ -87,8 +87,8 @@ def describe_source(scenario: Scenario) -> str:
 
 def run_time_class(scenario: Scenario) -> str:
     """The run-time class of the scenario's estimated time on 2 CPU cores (under a minute,
-    minutes, under an hour, an hour or more): `simulator.core.run_time`."""
-    from simulator.core.run_time import estimate_run_time
+    minutes, under an hour, an hour or more): `simulator.scenario.run_time`."""
+    from simulator.scenario.run_time import estimate_run_time
 
     minutes = estimate_run_time(scenario).seconds / 60
     return next((label for limit, label in RUN_TIME_CLASSES if minutes < limit),

@@ -23,11 +23,11 @@ from simulator.analysis.figures import save, subplots
 from simulator.analysis.headlines import default_headline, run_effects
 from simulator.analysis.intervals import t_half_width
 from simulator.analysis.labels import metric_label
-from simulator.core.config import Scenario
-from simulator.core.errors import ScenarioError
-from simulator.core.outputs import new_run_dir, write_json, write_parquet, write_text
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.sweep import run_labelled
+from simulator.foundations.errors import ScenarioError
+from simulator.runs.outputs import new_run_dir, write_json, write_parquet, write_text
+from simulator.scenario.schema import Scenario
 
 ARMS = ("with", "without")
 COLUMNS = ["step", "metric", "n", "mean_with", "mean_without", "mean_difference", "ci_low",

@@ -20,11 +20,11 @@ from simulator.analysis.externality_stats import (
     plot_externality_heatmap,
     summarise,
 )
-from simulator.core.config import Scenario
-from simulator.core.errors import ScenarioError
-from simulator.core.outputs import new_run_dir, write_parquet, write_text
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.sweep import run_labelled
+from simulator.foundations.errors import ScenarioError
+from simulator.runs.outputs import new_run_dir, write_parquet, write_text
+from simulator.scenario.schema import Scenario
 
 DEFAULT_METRICS = ("hr_10", "ndcg_10", "mae", "leak_gender_auc", "leak_age_auc",
                    "disclosure_mean")
@@ -44,7 +44,7 @@ def plan_runs(
     overrides: list[str] | None = None,
 ) -> ExternalityPlan:
     """Resolve every run; groups are `kind:name` (e.g. `involvement:High`) of one kind."""
-    from simulator.core.model import PrivacyModel
+    from simulator.simulation.model import PrivacyModel
 
     if not groups:
         raise ScenarioError("externality: give at least one --group kind:name")

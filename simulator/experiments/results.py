@@ -28,12 +28,12 @@ from scipy.stats import t as student_t
 
 from simulator.analysis.budget import budget_table
 from simulator.analysis.intervals import metric_range
-from simulator.core.config import load_model_file, read_yaml
-from simulator.core.errors import ScenarioError
-from simulator.core.outputs import read_manifest, write_text
 from simulator.experiments.catalog import find_scenario
 from simulator.experiments.externality import plan_runs, run_externality, run_label
 from simulator.experiments.sweep import expand_points, load_sweep, run_sweep
+from simulator.foundations.errors import ScenarioError
+from simulator.runs.outputs import read_manifest, write_text
+from simulator.scenario.schema import load_model_file, read_yaml
 
 
 class _Strict(BaseModel):
@@ -311,7 +311,7 @@ def run_results(
 @dataclass
 class ResultsPlan:
     """The runs `run_results` would start, by run-time class, and their estimated seconds
-    one after another on 2 CPU cores (`simulator.core.run_time`)."""
+    one after another on 2 CPU cores (`simulator.scenario.run_time`)."""
 
     runs: dict[str, int]
     seconds: float
@@ -330,8 +330,8 @@ def plan_results(spec_file: Path, only: list[str] | None = None) -> ResultsPlan:
     """How many runs `run_results` would start (finished ones included), by run-time class
     on 2 CPU cores (`catalog.run_time_class` of each group's or study's scenario), and how
     long they take by the cost model."""
-    from simulator.core.run_time import estimate_run_time
     from simulator.experiments.catalog import load_scenario, run_time_class
+    from simulator.scenario.run_time import estimate_run_time
 
     spec = load_results_spec(spec_file)
     chosen = [h for h in spec.headlines if _selected(h.name, only)]

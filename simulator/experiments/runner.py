@@ -20,20 +20,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simulator.analysis.plots import plot_run
 from simulator.attacks.inference import classifier_devices
-from simulator.core.agent_table import AgentTableSpill, agents_frame, read_agents
-from simulator.core.changes import folder_label
-from simulator.core.checkpoint import (
-    CHECKPOINT,
-    LEGACY_CHECKPOINT,
-    load_checkpoint,
-    save_checkpoint,
-    scenario_digest,
-)
-from simulator.core.config import Scenario, scenario_to_yaml
-from simulator.core.device import resolve_device
-from simulator.core.errors import PrivsimError
-from simulator.core.model import PrivacyModel, Records
-from simulator.core.outputs import (
+from simulator.experiments.catalog import load_scenario
+from simulator.foundations.device import resolve_device
+from simulator.foundations.errors import PrivsimError
+from simulator.foundations.threads import run_threads
+from simulator.runs.agent_table import AgentTableSpill, agents_frame, read_agents
+from simulator.runs.outputs import (
     check_writable,
     git_commit,
     new_run_dir,
@@ -45,10 +37,18 @@ from simulator.core.outputs import (
     write_parquet,
     write_text,
 )
-from simulator.core.run_lock import RunLock
-from simulator.core.schedule import scheduled_items
-from simulator.core.threads import run_threads
-from simulator.experiments.catalog import load_scenario
+from simulator.runs.run_lock import RunLock
+from simulator.scenario.changes import folder_label
+from simulator.scenario.schedule import scheduled_items
+from simulator.scenario.schema import Scenario, scenario_to_yaml
+from simulator.simulation.checkpoint import (
+    CHECKPOINT,
+    LEGACY_CHECKPOINT,
+    load_checkpoint,
+    save_checkpoint,
+    scenario_digest,
+)
+from simulator.simulation.model import PrivacyModel, Records
 from simulator.world import World
 
 # Per-step phases summed into the manifest's timings (attack is part of measurement).

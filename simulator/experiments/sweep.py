@@ -66,9 +66,11 @@ from pydantic import (
 
 from simulator.analysis.attack_study import write_attack_study
 from simulator.analysis.budget import write_budget_study
-from simulator.core.config import Scenario, load_model_file, scenario_to_yaml
-from simulator.core.errors import PrivsimError, ScenarioError, shown
-from simulator.core.outputs import (
+from simulator.experiments.catalog import load_scenario
+from simulator.experiments.workers import adopt, caller_state, worker_context
+from simulator.foundations.errors import PrivsimError, ScenarioError, shown
+from simulator.foundations.threads import THREADS_VARIABLE, available_cores, threads_per_worker
+from simulator.runs.outputs import (
     new_run_dir,
     now_iso,
     read_manifest,
@@ -76,9 +78,7 @@ from simulator.core.outputs import (
     write_parquet,
     write_text,
 )
-from simulator.core.threads import THREADS_VARIABLE, available_cores, threads_per_worker
-from simulator.experiments.catalog import load_scenario
-from simulator.experiments.workers import adopt, caller_state, worker_context
+from simulator.scenario.schema import Scenario, load_model_file, scenario_to_yaml
 
 EXECUTORS = ("local", "dask")
 # The sweep fields that decide which points run and how; the others (name, report, workers)
@@ -231,8 +231,8 @@ def _run_point(scenario_data: dict[str, Any], out: str, threads: int,
     What an earlier attempt left is cleared first, unless that attempt completed (its
     process died after finishing the run), so a retried point never sees a stale folder.
     """
-    from simulator._allocator import keep_freed_memory
     from simulator.experiments.runner import run_scenario
+    from simulator.foundations.allocator import keep_freed_memory
 
     adopt(caller)
     keep_freed_memory()  # a worker process of privsim's own: tuned as the CLI is

@@ -12,7 +12,7 @@ from simulator.measurements.base import (
     ModelView,
     Shared,
 )
-from simulator.metrics.accuracy import rating_errors
+from simulator.metrics.errors_and_hits import rating_errors
 
 
 class Accuracy(GroupedMeasurement):

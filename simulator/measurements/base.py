@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from agents.board import StepBoard
-from simulator.core.config import Scenario
-from simulator.metrics.accuracy import RankingEvaluator
+from simulator.metrics.errors_and_hits import RankingEvaluator
 from simulator.metrics.groups import Group
+from simulator.scenario.schema import Scenario
 from simulator.world.base import Interactions, World
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import numpy as np
 
 from agents.board import StepBoard
 from simulator.measurements.base import Columns, Measurement, ModelView, Shared
-from simulator.metrics.accuracy import RankingEvaluator, rating_errors
+from simulator.metrics.errors_and_hits import RankingEvaluator, rating_errors
 
 
 class Collateral(Measurement):

@@ -13,7 +13,7 @@ from simulator.measurements.base import (
     ModelView,
     Shared,
 )
-from simulator.metrics.leakage import leakage_scores
+from simulator.metrics.classification import leakage_scores
 
 
 class Leakage(GroupedMeasurement):

@@ -9,7 +9,7 @@ import numpy as np
 
 from agents.board import StepBoard
 from simulator.measurements.base import Columns, Measurement, ModelView, Shared
-from simulator.metrics.poisoning import TARGET_KS, TargetView, target_metrics, target_view
+from simulator.metrics.target_standing import TARGET_KS, TargetView, target_metrics, target_view
 from simulator.recommenders.mf import RATING_MAX, RATING_MIN
 
 if TYPE_CHECKING:

@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.core.config import Scenario
 from simulator.measurements.accuracy import Accuracy, PopularityBaseline
 from simulator.measurements.audits import DeletionAudit, MembershipAudit
 from simulator.measurements.base import Measurement, ModelView, Shared
 from simulator.measurements.collateral import Collateral
 from simulator.measurements.disclosure import BudgetMean, Disclosure
 from simulator.measurements.leakage import ClassifierLeakage, Leakage
-from simulator.measurements.ledger import DefenseMetrics, PolicyLedger
 from simulator.measurements.poisoning import PoisoningTargets
+from simulator.measurements.reported import DefenseMetrics, PolicyLedger
 from simulator.measurements.status import StepStatus
+from simulator.scenario.schema import Scenario
 
 Applies = Callable[[Scenario], bool]
 POISONERS = ("shilling", "item_perturbation")

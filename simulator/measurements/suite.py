@@ -7,7 +7,7 @@ import numpy as np
 from agents.board import StepBoard
 from simulator.measurements.base import Columns, Measurement, ModelView, Shared
 from simulator.measurements.registry import REGISTRY, MeasurementRegistry
-from simulator.metrics.accuracy import RankingEvaluator
+from simulator.metrics.errors_and_hits import RankingEvaluator
 from simulator.metrics.groups import (
     Group,
     build_groups,

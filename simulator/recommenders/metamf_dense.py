@@ -1,7 +1,7 @@
 """MetaMF (and NoMetaMF) as a per-example network for DP-SGD (`hooks.DenseTraining`).
 
 Privacy unit: one example is one rating (user, item, rating), so a DP-SGD fit of this network
-is *rating-level* DP, as for MF and BPR (`simulator.defenses.dp`): each example generates its
+is *rating-level* DP, as for MF and BPR (`simulator.defenses.dp.dp_sgd`): each example generates its
 own user's parameters from p_u and reads its own item's row, and its loss depends on that
 rating alone.
 

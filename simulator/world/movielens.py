@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.core.errors import DataFormatError, shown
+from simulator.foundations.errors import DataFormatError, shown
 from simulator.world.base import AGE_BRACKETS, GENDERS, Interactions, World
 
 ML1M_OCCUPATIONS: tuple[str, ...] = (

@@ -1,0 +1,64 @@
+"""The base every scenario section builds on: strict sections, the bounds of the settings,
+and what every defense's settings share.
+
+Kept apart from the schema (`simulator.scenario.schema`) so that the modules declaring their own
+settings (the defenses) can build on it without importing the whole schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+ATTRIBUTES = ("gender", "age", "occupation")
+# Upper bounds of the settings: far beyond any study, low enough to refuse a typo at once.
+MAX_STEPS = 100_000
+MAX_SEED = 2**32 - 1
+MAX_USERS = 10_000_000
+MAX_ITEMS = 1_000_000
+MAX_WIDTH = 16_384
+MAX_EPOCHS = 10_000
+MAX_WEIGHT = 10_000.0
+MAX_LR = 10.0
+TYPE_NAME = r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,39}"  # printed in tables, legends and file names
+
+
+class Section(BaseModel):
+    """Base of every scenario section: unknown keys are errors, numbers are finite, and
+    true/false is not a number."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            leaves = _leaf_types(cls.model_fields[info.field_name].annotation)
+            if bool not in leaves and leaves & {int, float}:
+                raise ValueError("expected a number, not true/false")
+        return value
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The plain types an annotation is made of (int | None -> {int, NoneType})."""
+    args = get_args(annotation)
+    if not args:
+        return {annotation}
+    if get_origin(annotation) in (list, dict, tuple, set):
+        return set()
+    return set().union(*(_leaf_types(a) for a in args))
+
+
+class DefenseSection(Section):
+    """What every defense shares: a switch and the step from which it acts."""
+
+    enabled: bool = True
+    start_step: int = Field(
+        0, ge=0, le=MAX_STEPS, description="first step at which the defense acts"
+    )
+
+
+def is_active(section: DefenseSection | None, step: int) -> bool:
+    """Whether a defense section is configured, enabled and past its start step."""
+    return section is not None and section.enabled and step >= section.start_step

@@ -1,0 +1,121 @@
+"""`docs/scenario-reference.md`, generated from the scenario schema (field types, defaults,
+ranges and descriptions), so the reference cannot drift from what is validated.
+
+`python -m simulator.scenario.reference` rewrites the file; a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from simulator.foundations.settings import _leaf_types
+from simulator.scenario.schema import ATTACKER_CLASSES, Scenario, field_bounds
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "scenario-reference.md"
+HEADER = """# Scenario reference
+
+Every key a scenario file (or `--set`) accepts, generated from the schema by
+`python -m simulator.scenario.reference`. Unknown keys are errors; numbers must be finite and
+within the range given.
+"""
+
+
+def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is list and typing.get_origin(
+            typing.get_args(annotation)[0]) is typing.Annotated:
+        return "list of attackers (sections `attackers.N` below)"
+    text = str(annotation) if typing.get_args(annotation) else getattr(
+        annotation, "__name__", str(annotation))
+    return (text.replace("typing.", "").replace("simulator.scenario.schema.", "")
+            .replace("NoneType", "null").replace("|", "\\|"))
+
+
+def _range(field: Any) -> str:
+    return ", ".join(field_bounds(field))
+
+
+def _default(field: Any) -> str:
+    if field.default is PydanticUndefined:
+        if field.default_factory is None:
+            return "required"
+        made = field.default_factory()
+        return f"`{made}`" if made in ({}, []) or isinstance(made, list) and all(
+            isinstance(v, str) for v in made) else "(see below)"
+    value = field.default
+    return "null" if value is None else f"`{value}`"
+
+
+def _sections(model: type[BaseModel], prefix: str,
+              found: list[tuple[str, type[BaseModel]]]) -> None:
+    found.append((prefix, model))
+    for name, field in model.model_fields.items():
+        for leaf in _nested(field.annotation):
+            key = f"{prefix}.{name}" if prefix else name
+            if typing.get_origin(field.annotation) is dict:
+                key += ".NAME"
+            _sections(leaf, key, found)
+
+
+def _nested(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict):
+        return []  # lists and maps of sections are listed on their own
+    return [leaf for leaf in _leaf_types(annotation)
+            if isinstance(leaf, type) and issubclass(leaf, BaseModel)]
+
+
+def _defense_note(prefix: str) -> str:
+    """What a defense's declarations say about where it runs (from the defense registry)."""
+    from simulator.defenses.registry import BY_KEY
+    from simulator.recommenders.registry import models_with
+
+    key = prefix.removeprefix("platform.defenses.")
+    defense = BY_KEY.get(key) if prefix.startswith("platform.defenses.") else None
+    if defense is None:
+        return ""
+    limits = [f"Models: {', '.join(models_with(defense.requires))}."]
+    if not defense.with_item_features:
+        limits.append("Not with `platform.item_features`.")
+    return " " + " ".join(limits)
+
+
+def reference() -> str:
+    """The whole reference as Markdown."""
+    sections: list[tuple[str, type[BaseModel]]] = []
+    _sections(Scenario, "", sections)
+    from simulator.scenario.schema import EventConfig, InclinationType
+
+    _sections(InclinationType, "population.types.NAME", sections)
+    _sections(EventConfig, "events.N", sections)
+    for kind, cls in ATTACKER_CLASSES.items():
+        _sections(cls, f"attackers.N (kind: {kind})", sections)
+    lines = [HEADER]
+    seen: set[str] = set()
+    for prefix, model in sections:
+        if prefix in seen:
+            continue
+        seen.add(prefix)
+        doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
+        doc += _defense_note(prefix)
+        lines += [f"## `{prefix or '(top level)'}`", "", doc, "",
+                  "| key | type | default | range | description |", "|---|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            if _nested(field.annotation) and not _leaf_types(field.annotation) - {
+                    type(None), *_nested(field.annotation)}:
+                continue  # a sub-section: it has its own table
+            description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | "
+                         f"{_range(field)} | {description} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    DOC.write_text(reference(), encoding="utf-8")
