@@ -23,7 +23,8 @@ from simulator.foundations.errors import PrivsimError
 from simulator.runs.agent_table import read_agents
 from simulator.runs.outputs import read_manifest
 from simulator.runs.run_lock import run_status
-from simulator.scenario.schema import Scenario, build_scenario
+from simulator.scenario.loading import build_scenario
+from simulator.scenario.schema import Scenario
 
 ScenarioSource = str | Path | Mapping[str, Any] | Scenario | None
 Overrides = Mapping[str, Any] | Sequence[str] | None

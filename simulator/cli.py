@@ -404,7 +404,7 @@ def _shipped_question(folder: Path) -> str | None:
 
     from simulator.experiments.catalog import list_scenarios
     from simulator.experiments.results import scenario_question
-    from simulator.scenario.schema import read_yaml
+    from simulator.foundations.yaml_files import read_yaml
 
     manifest = folder / "manifest.json"
     if not manifest.is_file():

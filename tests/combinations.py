@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from simulator.foundations.errors import ScenarioError
-from simulator.scenario.schema import Scenario, build_scenario
+from simulator.scenario.loading import build_scenario
+from simulator.scenario.schema import Scenario
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "combinations.md"
 

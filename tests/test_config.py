@@ -9,7 +9,9 @@ import yaml
 
 from simulator.experiments.catalog import list_scenarios, load_scenario
 from simulator.foundations.errors import ScenarioError
-from simulator.scenario.schema import Scenario, build_scenario, expand_env
+from simulator.foundations.yaml_files import expand_env
+from simulator.scenario.loading import build_scenario
+from simulator.scenario.schema import Scenario
 
 CONTRACT_KEYS = {
     "world.source": "synthetic",
@@ -237,7 +239,7 @@ def test_a_value_yaml_cannot_build_is_one_line_naming_the_file(
 
 
 def test_dates_are_read_as_text(tmp_path: Path) -> None:
-    from simulator.scenario.schema import read_yaml
+    from simulator.foundations.yaml_files import read_yaml
 
     path = tmp_path / "s.yaml"
     path.write_text("a: 2001-01-01\nb: 2001-12-14t21:59:43.10-05:00\nc: !!timestamp 2001-01-01\n"

@@ -10,7 +10,7 @@ from simulator.foundations.errors import ScenarioError
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.consumption import ConsumptionRanked, consumption_table
 from simulator.recommenders.mf import MF
-from simulator.scenario.schema import build_scenario
+from simulator.scenario.loading import build_scenario
 from simulator.world.base import Interactions
 from tests.planted import TINY_METAMF
 from tests.test_recommenders import N_ITEMS, N_USERS, _hit_rate, _planted

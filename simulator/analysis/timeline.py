@@ -91,8 +91,8 @@ def run_schedule(config: dict[str, Any], source: str) -> tuple[list[Any] | None,
     `source`); (None, None) when the config no longer validates here, e.g. its data folder
     moved."""
     from simulator.foundations.errors import PrivsimError
+    from simulator.scenario.loading import build_scenario
     from simulator.scenario.schedule import scheduled_items
-    from simulator.scenario.schema import build_scenario
 
     try:
         scenario = build_scenario(config, source)

@@ -6,9 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from simulator.foundations.errors import ScenarioError, shown
+from simulator.foundations.yaml_files import read_yaml
 from simulator.scenario.changes import changed_settings
+from simulator.scenario.loading import build_scenario
 from simulator.scenario.memory import synthetic_size
-from simulator.scenario.schema import Scenario, build_scenario, parse_override, read_yaml
+from simulator.scenario.overrides import parse_override
+from simulator.scenario.schema import Scenario
 
 DEFAULT_SCENARIO = "quickstart"
 

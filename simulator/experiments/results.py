@@ -32,8 +32,8 @@ from simulator.experiments.catalog import find_scenario
 from simulator.experiments.externality import plan_runs, run_externality, run_label
 from simulator.experiments.sweep import expand_points, load_sweep, run_sweep
 from simulator.foundations.errors import ScenarioError
+from simulator.foundations.yaml_files import load_model_file, read_yaml
 from simulator.runs.outputs import read_manifest, write_text
-from simulator.scenario.schema import load_model_file, read_yaml
 
 
 class _Strict(BaseModel):

@@ -39,8 +39,9 @@ from simulator.runs.outputs import (
 )
 from simulator.runs.run_lock import RunLock
 from simulator.scenario.changes import folder_label
+from simulator.scenario.loading import scenario_to_yaml
 from simulator.scenario.schedule import scheduled_items
-from simulator.scenario.schema import Scenario, scenario_to_yaml
+from simulator.scenario.schema import Scenario
 from simulator.simulation.checkpoint import (
     CHECKPOINT,
     LEGACY_CHECKPOINT,

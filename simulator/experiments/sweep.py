@@ -70,6 +70,7 @@ from simulator.experiments.catalog import load_scenario
 from simulator.experiments.workers import adopt, caller_state, worker_context
 from simulator.foundations.errors import PrivsimError, ScenarioError, shown
 from simulator.foundations.threads import THREADS_VARIABLE, available_cores, threads_per_worker
+from simulator.foundations.yaml_files import load_model_file
 from simulator.runs.outputs import (
     new_run_dir,
     now_iso,
@@ -78,7 +79,8 @@ from simulator.runs.outputs import (
     write_parquet,
     write_text,
 )
-from simulator.scenario.schema import Scenario, load_model_file, scenario_to_yaml
+from simulator.scenario.loading import scenario_to_yaml
+from simulator.scenario.schema import Scenario
 
 EXECUTORS = ("local", "dask")
 # The sweep fields that decide which points run and how; the others (name, report, workers)

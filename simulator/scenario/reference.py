@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from simulator.foundations.settings import _leaf_types
-from simulator.scenario.schema import ATTACKER_CLASSES, Scenario, field_bounds
+from simulator.scenario.messages import field_bounds
+from simulator.scenario.schema import ATTACKER_CLASSES, Scenario
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scenario-reference.md"
 HEADER = """# Scenario reference

@@ -25,7 +25,8 @@ import torch
 from simulator.foundations.errors import PrivsimError
 from simulator.runs.outputs import privsim_version
 from simulator.runs.state_codec import CheckpointFormatError, Decoder, Encoder
-from simulator.scenario.schema import Scenario, scenario_to_yaml
+from simulator.scenario.loading import scenario_to_yaml
+from simulator.scenario.schema import Scenario
 
 if TYPE_CHECKING:
     from simulator.simulation.model import PrivacyModel

@@ -28,7 +28,8 @@ from agents import (
 )
 from agents.board import StepBoard
 from simulator.measurements.suite import Measurer
-from simulator.scenario.schema import Scenario, build_scenario
+from simulator.scenario.loading import build_scenario
+from simulator.scenario.schema import Scenario
 from simulator.simulation.build import build_model
 from simulator.simulation.events import announce_breaches, apply_scheduled_events
 from simulator.simulation.records import Records
