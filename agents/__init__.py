@@ -1,14 +1,9 @@
-"""Mesa agents of privsim: the user population, the platform (and its clean twin) and
-attackers."""
+"""Mesa agents of privsim: the user population, the platform (and its clean twin) and the
+agent that runs each attacker."""
 
-from agents.inference_attacker import InferenceAttacker
-from agents.item_owner import ItemOwner
+from agents.attacker import AttackerAgent
 from agents.platform import PlatformAgent
-from agents.shilling_attacker import ShillingAttacker
 from agents.twin import CleanTwin
 from agents.users import UserPopulation
 
-__all__ = [
-    "CleanTwin", "InferenceAttacker", "ItemOwner", "PlatformAgent", "ShillingAttacker",
-    "UserPopulation",
-]
+__all__ = ["AttackerAgent", "CleanTwin", "PlatformAgent", "UserPopulation"]

@@ -12,6 +12,7 @@ import numpy as np
 from agents.board import StepBoard
 from simulator.defenses.stack import PlatformDefenses
 from simulator.recommenders.base import Recommender, TrainingReport
+from simulator.scenario.schema import PlatformConfig
 from simulator.world.base import Interactions
 
 
@@ -83,26 +84,23 @@ class PlatformAgent(mesa.Agent):
     def __init__(
         self,
         model: mesa.Model,
+        *,
         recommender: Recommender,
-        retrain_every: int,
-        epochs: int,
-        first_epochs: int,
-        warm_start: bool,
+        settings: PlatformConfig,
         defenses: PlatformDefenses,
-        deletion: str = "retrain",
     ) -> None:
         super().__init__(model)
         self.recommender = recommender
         self.defenses = defenses
-        self.retrain_every = retrain_every
-        self.epochs = epochs
-        self.first_epochs = first_epochs
-        self.warm_start = warm_start
+        self.retrain_every = settings.retrain_every
+        self.epochs = settings.epochs
+        self.first_epochs = settings.first_epochs or settings.epochs
+        self.warm_start = settings.warm_start
         self.data = PlatformData()
         self.version = 0  # increments at every retrain
         self.trained = False
         self.last_report: TrainingReport | None = None
-        self.deletion = deletion
+        self.deletion = settings.deletion
         self.pending_deletion = np.zeros(0, dtype=np.int64)
         self.deleted_ratings = Interactions.empty()  # what deletions removed (for audits)
 

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from agents.social import assortativity, load_edge_list, make_graph, neighbour_mean, spread
 from simulator.foundations.errors import ScenarioError
-from simulator.foundations.random_streams import stream_uniform
+from simulator.foundations.random_streams import random_stream, stream_uniform
 from simulator.scenario.schema import CalculusConfig, EventConfig, PopulationConfig, SocialConfig
 from simulator.world.base import World
 
@@ -178,7 +178,7 @@ class SocialPolicy(PrivacyCalculusPolicy):
         """Last step's new hearers tell each neighbour with probability pass_news."""
         if not self.carrying.any():
             return
-        rng = np.random.default_rng([self.seed, 50, step])
+        rng = random_stream(self.seed, "breach_news_relay", step)
         told = spread(self.adjacency, self.carrying, rng, self.social.pass_news)
         fresh = told & ~self.heard
         self.salience[fresh] += self.severity
@@ -230,7 +230,7 @@ def make_policy(
 
 def social_graph(config: SocialConfig, world: World, seed: int) -> sp.csr_matrix:
     """The users' graph: generated with the world's users, or read from an edge list."""
-    rng = np.random.default_rng([seed, 51])
+    rng = random_stream(seed, "social_graph")
     try:
         if config.graph == "file":
             assert config.path is not None

@@ -12,7 +12,7 @@ from agents.local_perturbation import perturb_with
 from agents.policies import DisclosurePolicy, StepSignals
 from simulator.foundations.errors import ScenarioError
 from simulator.foundations.random_streams import stream_uniform
-from simulator.scenario.schema import PerturbationConfig
+from simulator.scenario.schema import PopulationConfig
 from simulator.world.base import Interactions
 
 if TYPE_CHECKING:
@@ -32,27 +32,27 @@ class UserPopulation(mesa.Agent):
     def __init__(
         self,
         model: mesa.Model,
+        *,
+        settings: PopulationConfig,
         train: Interactions,
         train_step: np.ndarray,
-        n_users: int,
-        type_names: list[str],
         inclination: np.ndarray,
         beta: np.ndarray,
         policy: DisclosurePolicy,
         seed: int,
         asks_unlearning: np.ndarray | None = None,
-        perturbation: PerturbationConfig | None = None,
         disclosure_key: np.ndarray | None = None,
     ) -> None:
         super().__init__(model)
+        n_users = len(inclination)
         self.n_users = n_users
         self.seed = seed
         self.asks_unlearning = (
             np.zeros(n_users, dtype=bool) if asks_unlearning is None
             else np.asarray(asks_unlearning, dtype=bool).copy()
         )
-        self.perturbation = perturbation
-        self.type_names = type_names
+        self.perturbation = settings.perturbation
+        self.type_names = list(settings.types)
         self.inclination = inclination.astype(np.int64)
         self.beta = beta.astype(np.float64)
         self.active = np.ones(n_users, dtype=bool)

@@ -40,17 +40,19 @@ class Run:
     events: pd.DataFrame
     manifest: dict[str, Any]
     path: Path | None = None
-    _agents: pd.DataFrame | None = field(default=None, repr=False)
+    # The agents table when it was read already (a run not kept has no folder to read it
+    # from later); None: read from `path` on first use.
+    agents_table: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def agents(self) -> pd.DataFrame:
         """One row per (sampled) user and step; read from the folder on first use."""
-        if self._agents is None:
+        if self.agents_table is None:
             if self.path is None or not (self.path / "agents.parquet").is_file():
-                self._agents = pd.DataFrame()
+                self.agents_table = pd.DataFrame()
             else:
-                self._agents = read_agents(self.path / "agents.parquet")
-        return self._agents
+                self.agents_table = read_agents(self.path / "agents.parquet")
+        return self.agents_table
 
     def plot(self, *metrics: str) -> Figure:
         """Metrics over the steps (default: HR@k and every attribute's leakage AUC), as a
@@ -109,10 +111,10 @@ def run(scenario: ScenarioSource = None, overrides: Overrides = None, out: str |
         update={"plots": False})})
     with tempfile.TemporaryDirectory(prefix="privsim-") as folder:
         result = run_scenario(quiet, out=Path(folder) / "run", progress=progress)
-        found = Run(resolved, result.metrics, result.groups, result.events, result.manifest)
-        found._agents = result.agents if (result.path / "agents.parquet").is_file() \
+        agents = result.agents if (result.path / "agents.parquet").is_file() \
             else pd.DataFrame()
-    return found
+        return Run(resolved, result.metrics, result.groups, result.events, result.manifest,
+                   agents_table=agents)
 
 
 @dataclass
@@ -171,5 +173,5 @@ def load(run_dir: str | Path) -> Run:
     scenario = load_scenario(str(folder / "config.yaml"))
     changes = manifest.get("changes")
     if changes:  # made from a named scenario by overrides: it keeps saying so
-        scenario._base, scenario._changes = changes["from"], tuple(changes["settings"])
+        scenario.made_from(changes["from"], tuple(changes["settings"]))
     return Run(scenario, tables["metrics"], tables["groups"], tables["events"], manifest, folder)

@@ -18,39 +18,38 @@ from typing import Any
 
 import yaml
 
+from simulator.attacks.inference_attacker import InferenceAttacker
+from simulator.attacks.registry import ATTACKERS
+from simulator.defenses.registry import DEFENSES
 from simulator.foundations.errors import ScenarioError
+from simulator.recommenders.registry import MODELS as RECOMMENDERS
 from simulator.scenario.loading import build_scenario
 from simulator.scenario.schema import Scenario
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "combinations.md"
 
-MODELS = ("bpr", "mf", "metamf", "nometamf")
-DEFENSE_SETS: tuple[tuple[str, ...], ...] = (
-    (),
-    ("adversarial",), ("unlearning",), ("dp",), ("apr",), ("detection",),
+# Every registered model, defense and attacker (installed ones included): a new one is
+# combined with all the others without editing this file. Pairs of defenses that must
+# compose are listed by hand.
+MODELS = tuple(RECOMMENDERS)
+COMPOSITIONS: tuple[tuple[str, ...], ...] = (
     ("dp", "apr"), ("dp", "adversarial"), ("adversarial", "unlearning"),
     ("detection", "adversarial"),  # screening before a privacy defense
 )
-INFERENCE = {"kind": "inference", "known_fraction": 0.5, "attributes": ["gender", "age"],
-             "classifiers": ["logreg"], "folds": 2}
+DEFENSE_SETS: tuple[tuple[str, ...], ...] = (
+    (), *((defense.key,) for defense in DEFENSES), *COMPOSITIONS)
+# The defenses' small settings (`Defense.example`), so the whole matrix runs in minutes.
+DEFENSE_SETTINGS: dict[str, dict[str, Any]] = {d.key: d.example for d in DEFENSES}
+# An inference attacker alone, then beside each other attacker in turn.
+INFERENCE = InferenceAttacker.example
 ATTACKER_SETS: dict[str, list[dict[str, Any]]] = {
-    "inference": [INFERENCE],
-    "shilling": [INFERENCE, {"kind": "shilling", "attack_size": 0.05}],
-    "item_owner": [INFERENCE, {"kind": "item_perturbation", "steps": 3,
-                               "segment_attribute": "gender", "segment_value": 0}],
+    InferenceAttacker.kind: [INFERENCE],
+    **{a.kind: [INFERENCE, a.example] for a in ATTACKERS if a is not InferenceAttacker},
 }
 ATTACKER_TITLES = {
-    "inference": "An inference attacker alone",
-    "shilling": "An inference attacker and a shilling attacker (fake accounts)",
-    "item_owner": "An inference attacker and an item owner (item_perturbation)",
-}
-# Small settings of each defense, so that the whole matrix runs in a few minutes on 2 cores.
-DEFENSE_SETTINGS: dict[str, dict[str, Any]] = {
-    "adversarial": {"attributes": ["gender"], "weight": 1.0, "head_steps": 2},
-    "unlearning": {"attribute": "gender", "stop": "steps", "steps": 5},
-    "dp": {"noise_multiplier": 2.0},
-    "apr": {"epsilon": 0.5, "weight": 1.0},
-    "detection": {"method": "threshold", "assumed_attack_size": None, "z": 2.0},
+    InferenceAttacker.kind: "An inference attacker alone",
+    **{a.kind: f"An inference attacker and {a.title}" for a in ATTACKERS
+       if a is not InferenceAttacker},
 }
 # The base scenario every cell is built from: shaped like scenarios/ml100k-baseline.yaml
 # (fixed disclosure, an embedding attacker) on a small synthetic world, retraining every step.

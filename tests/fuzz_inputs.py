@@ -149,7 +149,8 @@ def raw_value(draw: st.DrawFn, in_file: bool = False) -> str:
 def key_paths() -> list[str]:
     """Every setting's key path, lists and name-keyed maps addressed by a sample entry
     (`attackers.0.top_k`, `population.types.pragmatist.beta`)."""
-    from simulator.scenario.schema import ATTACKER_CLASSES, Scenario
+    from simulator.attacks.registry import ATTACKER_CLASSES
+    from simulator.scenario.schema import Scenario
 
     found: list[str] = []
 

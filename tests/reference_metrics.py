@@ -5,6 +5,13 @@ before a restructuring: a change that should not alter results is checked agains
 when a change is meant to alter results, and say so); `python -m tests.reference_metrics NAME`
 records only the named scenarios (a newly shipped one) and keeps the others.
 
+`python -m tests.reference_metrics --new-columns [NAME...]` is for a change that adds or drops
+columns without moving any recorded value (a new measurement, a new defense column): it runs
+the scenarios (all, or the named), refuses if a recorded column moved beyond its tolerance,
+and records the new columns (and forgets the dropped ones) in both files; a new column
+takes its family's measured spread (`tests/test_reference_metrics.py`), and one of no
+family is compared exactly until `--spread` is run again.
+
 `python -m tests.reference_metrics --spread` measures how far each column moves from the
 recorded values when the machine-dependent kernels change: each configuration in
 `CONFIGURATIONS` (NumPy's and SciPy's OpenBLAS forced to another CPU kernel, PyTorch's
@@ -23,6 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from simulator.experiments.catalog import list_scenarios, load_scenario
@@ -119,11 +127,52 @@ def record(names: list[str] | None = None) -> None:
     REFERENCE.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def record_new_columns(names: list[str] | None = None) -> None:
+    """Record the columns the scenarios (all, or `names`) now write that are not recorded,
+    and forget those they no longer write; refuse, changing nothing, if a recorded column's
+    values moved beyond its tolerance."""
+    from tests.test_reference_metrics import EXACT_RTOL, TOLERANCE
+
+    recorded = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    spread = json.loads(SPREAD.read_text(encoding="utf-8"))
+    moved, added, dropped = [], set(), set()
+    for name in sorted(names or list_scenarios()):
+        found = metrics_of(name)
+        old = recorded.get(name, {})
+        for column in sorted(set(found) & set(old)):
+            if not np.allclose(found[column], old[column], rtol=EXACT_RTOL,
+                               atol=TOLERANCE.get(column, 0.0), equal_nan=True):
+                moved.append(f"{name}: {column} {old[column]} -> {found[column]}")
+        added |= set(found) - set(old)
+        dropped |= {f"{name}: {c}" for c in set(old) - set(found)}
+        recorded[name] = found
+    if moved:
+        raise SystemExit("recorded values moved, so this is not only new columns (record "
+                         "again with `python -m tests.reference_metrics NAME` and say why):\n"
+                         + "\n".join(moved))
+    written = {c for columns in recorded.values() for c in columns}
+    largest = spread["largest_difference"]
+    for column in sorted(written - set(largest)):
+        largest[column] = 0.0
+        spread["found_in"][column] = "not measured yet: run --spread"
+    for column in sorted(set(largest) - written):
+        del largest[column]
+        spread["found_in"].pop(column, None)
+    spread["largest_difference"] = dict(sorted(largest.items()))
+    spread["found_in"] = dict(sorted(spread["found_in"].items()))
+    REFERENCE.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    SPREAD.write_text(json.dumps(spread, indent=1) + "\n", encoding="utf-8")
+    print(f"added {len(added)} columns ({', '.join(sorted(added)) or 'none'}); dropped "
+          f"{len(dropped)} ({', '.join(sorted(dropped)) or 'none'})")
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--spread"]:
         measure_spread()
     elif sys.argv[1:2] == ["--measure"]:  # one configuration: every scenario, to a file
         Path(sys.argv[2]).write_text(json.dumps(
             {name: metrics_of(name) for name in sorted(list_scenarios())}), encoding="utf-8")
+    elif sys.argv[1:2] == ["--new-columns"]:
+        record_new_columns(sys.argv[2:] or None)
     else:
         record(sys.argv[1:] or None)

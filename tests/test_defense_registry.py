@@ -115,8 +115,9 @@ def _table(n_users: int = 10, n_items: int = 12) -> Interactions:
 
 
 def test_hooks_run_in_order_and_a_defense_that_acts_is_listed() -> None:
-    stack = PlatformDefenses(DefensesConfig(apr={"epsilon": 0.1}), {}, {}, 10, seed=0)
-    recording = _Recording(DefenseSection(start_step=1), stack.defenses[0].context)
+    stack = PlatformDefenses(config=DefensesConfig(apr={"epsilon": 0.1}), attributes={},
+                             n_classes={}, n_users=10, seed=0)
+    recording = _Recording(config=DefenseSection(start_step=1), context=stack.defenses[0].context)
     recording.calls = []
     stack.defenses.insert(0, recording)
     stack.latest["recording_rows"] = float("nan")

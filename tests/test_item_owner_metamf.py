@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 
-import mesa
 import numpy as np
 import pytest
 import torch
 
-import agents.item_owner as item_owner
-from agents.item_owner import ItemOwner
+import simulator.attacks.item_owner as item_owner
+from simulator.attacks.item_owner import ItemOwner, ItemPerturbationConfig
 from simulator.attacks.item_perturbation import perturb_item_parameters, perturb_items
+from simulator.attacks.protocol import AttackerContext
 from simulator.metrics.target_standing import target_view
 from simulator.recommenders.base import ModelParams
 from simulator.recommenders.metamf import MetaMF, NoMetaMF
-from simulator.scenario.schema import ItemPerturbationConfig
+from simulator.world import generate_synthetic
 from simulator.world.base import Interactions
 from tests.planted import TINY_METAMF, planted_ratings
 
@@ -85,7 +85,13 @@ def _hit_rate(model: Model, data: Interactions, segment: np.ndarray, items: np.n
 def _owner(items: np.ndarray | None, segment: np.ndarray, **settings: object) -> ItemOwner:
     chosen = None if items is None else items.tolist()
     config = ItemPerturbationConfig.model_validate({"items": chosen, **settings})
-    return ItemOwner(mesa.Model(), config, segment, N_ITEMS, np.random.default_rng(0))
+    world = generate_synthetic(n_users=N_USERS, n_items=N_ITEMS, seed=0,
+                               mean_ratings_per_user=30)
+    context = AttackerContext(index=0, label="item_owner0", world=world, seed=0,
+                              n_genuine=N_USERS, first_slot=N_USERS, implicit=False, device=CPU)
+    owner = ItemOwner(settings=config, context=context)
+    owner.segment = segment  # the test's own segment, not one attribute value's
+    return owner
 
 
 def _owned(data: Interactions, n: int = 3) -> np.ndarray:

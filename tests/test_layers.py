@@ -65,3 +65,20 @@ def test_the_circle_finder_sees_a_circle() -> None:
 
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert circles(graph) == [["a", "b", "c"]]
+
+
+def test_the_readme_layout_names_every_folder_and_no_other() -> None:
+    """The README's layout section lists the project's folders as the tree has them."""
+    import re
+
+    from tests.layers import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```")[1]
+    named = {m.group(1) for m in re.finditer(r"^ *([a-z_]+)/ ", block, re.M)}
+    inner = {p.name for p in (ROOT / "simulator").iterdir()
+             if p.is_dir() and (p / "__init__.py").is_file()}
+    top = {"simulator", "agents", "scenarios", "docs", "benchmarks", "examples", "tests",
+           "outputs"}
+    assert named == inner | top
+    assert all((ROOT / name).is_dir() for name in top - {"outputs"})

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import Field
 
 from agents.board import StepBoard
 from simulator.experiments.catalog import load_scenario
+from simulator.foundations.columns import Column
+from simulator.foundations.errors import ScenarioError
+from simulator.foundations.settings import Section
 from simulator.measurements.base import Columns, Measurement, ModelView
-from simulator.measurements.registry import REGISTRY, MeasurementRegistry
+from simulator.measurements.registry import REGISTRY, MeasurementRegistry, always
 from simulator.simulation.model import PrivacyModel
+from tests.reference_metrics import REFERENCE
 
 TINY = [
     "world.n_users=120", "world.n_items=80", "world.mean_ratings_per_user=20",
@@ -20,7 +27,8 @@ TINY = [
     "platform.first_epochs=2", "platform.epochs=1", "attackers.0.folds=3",
     "attackers.0.classifiers=[logreg]", "output.plots=false",
 ]
-CORE = ["status", "disclosure", "accuracy", "popularity", "budget", "defenses"]
+# Every scenario's measurements: those registered to apply always (a new one joins them).
+CORE = [entry.name for entry in REGISTRY.entries() if entry.applies is always]
 INFERENCE = ["leakage", "classifier_leakage"]
 
 
@@ -130,3 +138,105 @@ def test_a_grouped_measurement_fills_the_groups_table_in_registry_order() -> Non
     types = [v for k, v in share.items() if k.startswith("inclination:")]
     assert sum(types) == pytest.approx(1.0)
     assert list(groups.columns).index("size_share") > list(groups.columns).index("ndcg_10")
+
+
+def test_the_always_on_measurements_include_the_basics() -> None:
+    assert {"status", "disclosure", "accuracy", "popularity", "budget", "defenses"} <= set(CORE)
+
+
+class ReadsAccuracy(Measurement):
+    """A measurement made up for the tests: HR@k over the active share (reads accuracy)."""
+
+    reads = ("accuracy",)
+    columns = (Column("hr_per_active", 0.0, float("inf")),)
+
+    def measure(self, model: ModelView, board: StepBoard) -> Columns:
+        hits = board.columns[f"hr_{model.scenario.metrics.k}"]
+        return {"hr_per_active": float(hits) / float(model.population.active.mean())}
+
+
+class ThresholdSettings(Section):
+    """Settings of a made-up measurement."""
+
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class Thresholded(Measurement):
+    """A measurement made up for the tests, with settings of its own."""
+
+    settings = ThresholdSettings
+    columns = (Column("above_threshold", 0.0, 1.0),)
+
+    def measure(self, model: ModelView, board: StepBoard) -> Columns:
+        assert isinstance(self.config, ThresholdSettings)
+        return {"above_threshold": float(model.population.beta.mean() > self.config.threshold)}
+
+
+def test_a_measurement_runs_after_what_it_reads_whatever_its_registration() -> None:
+    registry = MeasurementRegistry()
+    registry.register("per_active", ReadsAccuracy)
+    registry.register("status", REGISTRY.entries()[0].factory)
+    registry.register("accuracy", dict((e.name, e.factory) for e in REGISTRY.entries())[
+        "accuracy"])
+    assert registry.names() == ["status", "accuracy", "per_active"]
+    model = PrivacyModel(load_scenario("quickstart", [*TINY, "attackers=[]"]))
+    measurements = registry.build(model, model.measurer.shared)
+    assert list(measurements) == ["status", "accuracy", "per_active"]
+
+
+def test_a_measurement_whose_reads_the_scenario_lacks_is_refused() -> None:
+    registry = MeasurementRegistry()
+    registry.register("per_active", ReadsAccuracy)
+    model = PrivacyModel(load_scenario("quickstart", [*TINY, "attackers=[]"]))
+    with pytest.raises(ScenarioError, match="per_active measurement reads accuracy"):
+        registry.build(model, model.measurer.shared)
+
+
+def test_measurements_reading_each_other_round_a_circle_are_refused() -> None:
+    class One(ReadsAccuracy):
+        reads = ("two",)
+
+    class Two(ReadsAccuracy):
+        reads = ("one",)
+
+    registry = MeasurementRegistry()
+    registry.register("one", One)
+    with pytest.raises(ValueError, match="round a circle: one -> two -> one"):
+        registry.register("two", Two)
+
+
+def test_a_measurements_settings_come_from_the_scenario_and_are_checked() -> None:
+    registry = MeasurementRegistry()
+    registry.register("thresholded", Thresholded)
+    scenario = load_scenario("quickstart", [*TINY, "attackers=[]",
+                                            "metrics.settings={thresholded: {threshold: 0.9}}"])
+    model = PrivacyModel(load_scenario("quickstart", [*TINY, "attackers=[]"]))
+    model.scenario = scenario
+    built = registry.build(model, model.measurer.shared)
+    assert isinstance(built["thresholded"].config, ThresholdSettings)
+    assert built["thresholded"].config.threshold == 0.9
+    for bad, message in (("{thresholded: {threshold: 2}}", "thresholded.threshold: Input"),
+                         ("{thresholded: {limit: 1}}", "thresholded.limit: unknown key"),
+                         ("{missing: {}}", "metrics.settings.missing: no measurement")):
+        model.scenario = load_scenario("quickstart", [*TINY, "attackers=[]",
+                                                      f"metrics.settings={bad}"])
+        with pytest.raises(ScenarioError, match=message):
+            registry.build(model, model.measurer.shared)
+
+
+def test_every_recorded_column_is_declared_with_a_range_its_values_keep() -> None:
+    """The recorded metrics of every shipped scenario: each column is declared by a
+    measurement (timings aside), and every recorded value lies in its declared range."""
+    reference = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    undeclared, outside = set(), []
+    for scenario, columns in reference.items():
+        for name, values in columns.items():
+            column = REGISTRY.column(name)
+            if column is None:
+                undeclared.add(name)
+                continue
+            for value in values:
+                if value is not None and not math.isnan(value) and not (
+                        column.low <= value <= column.high):
+                    outside.append(f"{scenario}: {name} = {value}")
+    assert sorted(undeclared) == [] and outside == []

@@ -10,7 +10,7 @@ import mesa
 import pandas as pd
 import pytest
 
-from agents import CleanTwin, InferenceAttacker, ItemOwner, PlatformAgent, UserPopulation
+from agents import AttackerAgent, CleanTwin, PlatformAgent, UserPopulation
 from simulator.experiments.catalog import load_scenario
 from simulator.foundations.errors import ScenarioError
 from simulator.simulation.model import PrivacyModel
@@ -45,7 +45,11 @@ def test_every_phase_runs_through_mesa_in_the_documented_order(
     do = mesa.agent.AgentSet.do
 
     def recording(self: mesa.agent.AgentSet, method: str, *args: object) -> object:
-        ran.append(("/".join(sorted({type(a).__name__ for a in self})), method))
+        if method == "act":  # an attacker phase: the attackers that declare it act
+            acting = {type(a.attacker).__name__ for a in self if args[0] in a.attacker.phases}
+            ran.extend((kind, str(args[0])) for kind in sorted(acting))
+        else:
+            ran.append(("/".join(sorted({type(a).__name__ for a in self})), method))
         return do(self, method, *args)
 
     monkeypatch.setattr(mesa.agent.AgentSet, "do", recording)
@@ -65,7 +69,9 @@ def test_every_phase_runs_through_mesa_in_the_documented_order(
     ]
     assert ran == [p for p in retrain_step if p[1] not in ("perturb", "probe")]
     assert PrivacyModel.__doc__ is not None
-    documented = [f"{kind}.{phase}" for kind, phase in retrain_step]
+    attackers = ("ShillingAttacker", "ItemOwner", "InferenceAttacker")
+    documented = [f"`{phase}`" if kind in attackers else f"{kind}.{phase}"
+                  for kind, phase in retrain_step]
     positions = [PrivacyModel.__doc__.index(name) for name in documented]
     assert positions == sorted(positions)
 
@@ -76,8 +82,8 @@ def test_each_agent_kind_is_one_mesa_agent_set_and_users_are_one_agent() -> None
     assert list(by_type[UserPopulation]) == [model.population]
     assert list(by_type[PlatformAgent]) == [model.platform]
     assert list(by_type[CleanTwin]) == [model.clean_platform]
-    assert list(by_type[ItemOwner]) == model.item_owners
-    assert list(by_type[InferenceAttacker]) == [model.attacker]
+    assert [a.attacker for a in by_type[AttackerAgent]] == model.attackers
+    assert model.attacker in model.attackers and model.item_owners[0] in model.attackers
     assert len(model.agents) == 6  # not one agent per user
 
 

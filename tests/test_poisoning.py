@@ -7,21 +7,20 @@ import json
 import math
 from pathlib import Path
 
-import mesa
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from agents.platform import PlatformData
-from agents.shilling_attacker import ShillingAttacker
 from simulator.attacks.fake_profiles import PublicStats, fake_profiles
+from simulator.attacks.protocol import AttackerContext
+from simulator.attacks.shilling_attacker import ShillingAttacker, ShillingAttackerConfig
 from simulator.attacks.targets import configured_or_by_popularity, items_by_popularity
 from simulator.experiments.catalog import load_scenario
 from simulator.experiments.sweep import run_sweep
 from simulator.foundations.errors import ScenarioError
 from simulator.metrics.target_standing import prediction_shift, target_view
-from simulator.scenario.schema import ShillingAttackerConfig
 from simulator.simulation.model import PrivacyModel
 from simulator.world import generate_synthetic
 from simulator.world.base import Interactions
@@ -167,11 +166,17 @@ class _FixedScores:
         return self.scores.expand(len(users), -1).clone()
 
 
+def _context(n_items: int, implicit: bool = False) -> AttackerContext:
+    """A shilling attacker's place beside 100 genuine users of a world of `n_items`."""
+    world = generate_synthetic(n_users=100, n_items=n_items, seed=0, mean_ratings_per_user=20)
+    return AttackerContext(index=0, label="shilling0", world=world, seed=0, n_genuine=100,
+                           first_slot=100, implicit=implicit, device=torch.device("cpu"))
+
+
 def _adaptive(public: Interactions, n_items: int) -> ShillingAttacker:
     config = ShillingAttackerConfig(model="random", targets=[7], attack_size=0.2,
                                     filler_size=0.1, adaptive=True, probes=4, reserve=0.5)
-    return ShillingAttacker(mesa.Model(), config, 100, n_items, 100, False,
-                            np.random.default_rng(0))
+    return ShillingAttacker(settings=config, context=_context(n_items))
 
 
 @pytest.fixture
@@ -300,10 +305,9 @@ def test_targets_follow_public_popularity() -> None:
 def test_implicit_platforms_only_get_liked_interactions(public) -> None:
     config = ShillingAttackerConfig(model="average", targets=[7], attack_size=0.2,
                                     filler_size=0.2)
-    explicit = ShillingAttacker(mesa.Model(), config, 100, 60, 100, False,
-                                np.random.default_rng(0)).act(0, public).ratings
-    implicit = ShillingAttacker(mesa.Model(), config, 100, 60, 100, True,
-                                np.random.default_rng(0)).act(0, public).ratings
+    explicit = ShillingAttacker(settings=config, context=_context(60)).act(0, public).ratings
+    implicit = ShillingAttacker(settings=config,
+                                context=_context(60, implicit=True)).act(0, public).ratings
     assert explicit.rating.min() < 4 and implicit.rating.min() >= 4
     assert (implicit.item == 7).sum() == 20  # every profile still takes the pushed target
 

@@ -19,6 +19,7 @@ from simulator.simulation.model import PrivacyModel
 from simulator.world import generate_synthetic, temporal_split
 from simulator.world.base import Interactions
 from simulator.world.timeline import assign_steps
+from tests.test_users import types
 
 CALCULUS = CalculusConfig(rate=0.5, benefit_weight=5.0, risk_weight=2.0, memory=0.0, forget=0.5)
 BREACH = EventConfig(step=1, severity=2.0, reach=1.0)
@@ -124,10 +125,10 @@ def test_sensitivity_aware_users_withhold_revealing_ratings_first() -> None:
     from agents.policies import FixedPolicy
 
     model = mesa.Model(rng=0)
-    plain = UserPopulation(model, train, steps, world.n_users, ["t"], inclination, beta,
-                           FixedPolicy(), 0)
-    aware = UserPopulation(model, train, steps, world.n_users, ["t"], inclination, beta,
-                           FixedPolicy(), 0, disclosure_key=sensitivity)
+    common = {"settings": types(1), "train": train, "train_step": steps,
+              "inclination": inclination, "beta": beta, "policy": FixedPolicy(), "seed": 0}
+    plain = UserPopulation(model, **common)
+    aware = UserPopulation(model, **common, disclosure_key=sensitivity)
     shown = {name: population.experience(0) for name, population in (("plain", plain),
                                                                        ("aware", aware))}
     assert len(shown["plain"]) == len(shown["aware"])  # the same budgets

@@ -111,3 +111,26 @@ def test_metrics_match_the_reference(name: str) -> None:
         how = "exactly" if tolerance == 0.0 else f"within {tolerance:.3g} (kernel-dependent)"
         assert np.allclose(found[column], values, rtol=EXACT_RTOL, atol=tolerance,
                            equal_nan=True), (column, how, found[column], values)
+
+
+def test_new_columns_are_recorded_and_a_moved_value_is_refused(tmp_path, monkeypatch) -> None:
+    """`--new-columns` adds what a new measurement writes and refuses if anything moved."""
+    import tests.reference_metrics as reference
+
+    name = sorted(RECORDED)[0]
+    for path, target in ((REFERENCE, "reference.json"), (SPREAD, "spread.json")):
+        (tmp_path / target).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(reference, "REFERENCE", tmp_path / "reference.json")
+    monkeypatch.setattr(reference, "SPREAD", tmp_path / "spread.json")
+    steps = len(RECORDED[name]["step"])
+    written = {**RECORDED[name], "toy_share": [0.5] * steps}
+    monkeypatch.setattr(reference, "metrics_of", lambda scenario: dict(written))
+    reference.record_new_columns([name])
+    after = json.loads((tmp_path / "reference.json").read_text(encoding="utf-8"))
+    spread = json.loads((tmp_path / "spread.json").read_text(encoding="utf-8"))
+    assert after[name]["toy_share"] == [0.5] * steps
+    assert after[name]["step"] == RECORDED[name]["step"]
+    assert spread["largest_difference"]["toy_share"] == 0.0
+    written["step"] = [s + 1 for s in RECORDED[name]["step"]]
+    with pytest.raises(SystemExit, match="recorded values moved"):
+        reference.record_new_columns([name])

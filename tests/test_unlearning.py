@@ -287,9 +287,10 @@ def test_unlearning_probes_include_the_scenarios_attacker_classifiers() -> None:
     found = attacker_classifiers(scenario)
     assert found == {"gender": ("forest", "logreg")}
     context = DefenseContext({}, {}, 1, 1, 0, attacker_classifiers=found)
-    default = AttributeUnlearning(UnlearningConfig(attribute="gender"), context)
+    default = AttributeUnlearning(config=UnlearningConfig(attribute="gender"), context=context)
     assert default.probe_families() == ("logreg", "mlp", "forest")
-    chosen = AttributeUnlearning(UnlearningConfig(attribute="age", probes=["mlp"]), context)
+    chosen = AttributeUnlearning(config=UnlearningConfig(attribute="age", probes=["mlp"]),
+                                  context=context)
     assert chosen.probe_families() == ("mlp",)
 
 

@@ -23,9 +23,16 @@ def _population(beta_by_type: list[float], steps: int = 5, seed: int = 0) -> Use
     inclination = np.arange(world.n_users) % len(beta_by_type)
     beta = np.asarray(beta_by_type)[inclination]
     return UserPopulation(
-        mesa.Model(rng=seed), train, assign_steps(train, steps), world.n_users,
-        [f"t{i}" for i in range(len(beta_by_type))], inclination, beta, FixedPolicy(), seed,
+        mesa.Model(rng=seed), settings=types(len(beta_by_type)), train=train,
+        train_step=assign_steps(train, steps), inclination=inclination, beta=beta,
+        policy=FixedPolicy(), seed=seed,
     )
+
+
+def types(count: int) -> PopulationConfig:
+    """Population settings with `count` inclination types t0, t1... of equal shares."""
+    return PopulationConfig(types={f"t{i}": {"share": 1 / count, "beta": 0.5}
+                                   for i in range(count)})
 
 
 def test_fixed_policy_discloses_exactly_ceil_beta_n_each_step() -> None:
@@ -57,9 +64,10 @@ def test_disclosure_is_uniform_over_a_users_ratings() -> None:
     train, _ = temporal_split(world.ratings, world.n_users, 0.2)
     counts = np.zeros(len(train))
     for seed in range(200):
-        pop = UserPopulation(mesa.Model(rng=seed), train, np.zeros(len(train), np.int64),
-                             world.n_users, ["t"],
-                             np.zeros(50, np.int64), np.full(50, 0.3), FixedPolicy(), seed)
+        pop = UserPopulation(mesa.Model(rng=seed), settings=types(1), train=train,
+                             train_step=np.zeros(len(train), np.int64),
+                             inclination=np.zeros(50, np.int64), beta=np.full(50, 0.3),
+                             policy=FixedPolicy(), seed=seed)
         chosen = pop.experience(0)
         key = chosen.user * 10_000 + chosen.item
         counts += np.isin(train.user * 10_000 + train.item, key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import math
 
 import numpy as np
 from scipy import stats
@@ -21,13 +21,11 @@ def t_half_width(std: np.ndarray, n: np.ndarray, confidence: float = 0.95) -> np
 
 
 def metric_range(metric: str) -> tuple[float, float]:
-    """The values a metric can take: [0, 1] for rates, AUCs and shares, [-1, 1] for their
-    changes, [0, inf) for errors, unbounded otherwise (intervals are clipped to it)."""
-    if re.search(r"(_change|prediction_shift)$", metric):
-        return (-1.0, 1.0) if not metric.startswith(("mae", "rmse")) else (-np.inf, np.inf)
-    if re.fullmatch(r"(mae|rmse)(_.*)?", metric):
-        return (0.0, np.inf)
-    if re.search(r"(auc|bacc|acc|hr_\d+|ndcg_\d+|majority|disclosure_mean|beta_mean|share)",
-                 metric):
-        return (0.0, 1.0)
-    return (-np.inf, np.inf)
+    """The values a metric can take, as the measurement that writes it declares them
+    (`Column`): [0, 1] for rates, AUCs and shares, [-1, 1] for their changes, [0, inf) for
+    errors and counts; unbounded for a column no measurement declares. Intervals are
+    clipped to it."""
+    from simulator.measurements.registry import REGISTRY  # loads the measurements (torch)
+
+    column = REGISTRY.column(metric)
+    return (column.low, column.high) if column is not None else (-math.inf, math.inf)

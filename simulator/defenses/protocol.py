@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from simulator.foundations.columns import Column
 from simulator.foundations.settings import DefenseSection, is_active
 
 if TYPE_CHECKING:
@@ -85,8 +86,14 @@ class Defense:
     # Regular expressions of its columns that a run's summary shows (its own measure of
     # whether it worked), whatever the scenario's headline lists.
     summary_columns: ClassVar[tuple[str, ...]] = ()
+    # Every column `metric_names` can return, with the values it can take (`{attribute}`
+    # stands for an attribute's name); the outputs doc and the results table read these.
+    columns: ClassVar[tuple[Column, ...]] = ()
+    # Small settings that act within two steps on a tiny world: the combination matrix
+    # (`tests/combinations.py`) runs the defense with them beside every model and attacker.
+    example: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, config: DefenseSection, context: DefenseContext) -> None:
+    def __init__(self, *, config: DefenseSection, context: DefenseContext) -> None:
         self.config = config
         self.context = context
 

@@ -19,17 +19,21 @@ from simulator.defenses.detection.defense import FakeProfileDetection
 from simulator.defenses.dp.defense import PrivateTraining
 from simulator.defenses.protocol import Defense
 from simulator.defenses.unlearning.defense import AttributeUnlearning
+from simulator.foundations import plugins
+from simulator.foundations.plugins import installed
 from simulator.foundations.settings import DefenseSection, Section
 from simulator.recommenders.registry import capabilities, models_with
 
 # Hook order: screen the data, set the training hooks, train (DP-SGD or the model's own
 # fit), then edit the trained model.
+# Installed defenses (`simulator.foundations.plugins`) come after privsim's own.
 DEFENSES: tuple[type[Defense], ...] = (
     FakeProfileDetection,
     APR,
     AdversarialTraining,
     PrivateTraining,
     AttributeUnlearning,
+    *(defense for _, defense in installed(plugins.DEFENSES)),
 )
 BY_KEY: dict[str, type[Defense]] = {d.key: d for d in DEFENSES}
 

@@ -40,6 +40,7 @@ class PlatformDefenses:
 
     def __init__(
         self,
+        *,
         config: Any,
         attributes: dict[str, np.ndarray],
         n_classes: dict[str, int],
@@ -56,7 +57,7 @@ class PlatformDefenses:
         context = DefenseContext(attributes, n_classes, n_users, self.n_genuine, seed,
                                  requested_users, attacker_classifiers or {})
         sections: dict[str, DefenseSection] = configured(config)
-        self.defenses: list[Defense] = [BY_KEY[key](section, context)
+        self.defenses: list[Defense] = [BY_KEY[key](config=section, context=context)
                                         for key, section in sections.items()]
         self._retrains = 0
         self.latest: dict[str, float] = {name: math.nan for name in self.metric_names()}

@@ -70,7 +70,7 @@ def load_scenario(
         changes = changed_settings(base.model_dump(mode="json"),
                                    scenario.model_dump(mode="json"), paths)
         if changes:
-            scenario._base, scenario._changes = base.name, changes
+            scenario.made_from(base.name, tuple(changes))
     return scenario
 
 

@@ -43,3 +43,32 @@ def stream_uniform(
     base = _splitmix64(np.uint64(seed) ^ (np.uint64(purpose_key(purpose)) << np.uint64(32)))
     mixed = _splitmix64(_splitmix64(base ^ user) ^ counter)
     return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+# Sequential streams (numpy generators), one per purpose: `random_stream(seed, purpose,
+# *index)` seeds numpy's SeedSequence with (seed, the purpose's word, *index), so a purpose
+# draws the same numbers whatever else a run does. The words are those the streams were
+# first given, kept so that every recorded run draws what it drew. Mesa's own `model.rng`
+# (seeded with the scenario's seed) is left to Mesa: one shared generator would make each
+# purpose's numbers depend on how much every other purpose drew before it.
+STREAMS: dict[str, int] = {
+    "inclinations": 1,  # each user's inclination type
+    "inference_known_users": 2,  # the users whose attributes the inference attacker knows
+    "unlearning_requests": 3,  # who asks for unlearning from the start
+    "agents_table_sample": 7,  # the users the agents table follows
+    "poisoner": 20,  # a poisoning attacker's own draws (index: its place in `attackers`)
+    "poisoner_public_labels": 22,  # the genuine users whose attributes a poisoner knows
+    "poisoner_declarations": 23,  # what a poisoner's fake accounts declare at sign-up
+    "consumption_negatives": 29,  # unrated items sampled as the consumption task's zeros
+    "detection_training_profiles": 31,  # the profiles a supervised detector trains on
+    "item_sample": 40,  # the items a MovieLens world keeps (`world.n_items`)
+    "breach_news_relay": 50,  # which neighbours a breach's news reaches (index: the step)
+    "social_graph": 51,  # the social graph of a generated network
+}
+
+
+def random_stream(seed: int, purpose: str, *index: int) -> np.random.Generator:
+    """numpy's generator for one named purpose (`STREAMS`) of a run seeded `seed`."""
+    if purpose not in STREAMS:
+        raise KeyError(f"unknown random stream {purpose!r}; add it to STREAMS")
+    return np.random.default_rng([seed, STREAMS[purpose], *index])

@@ -7,6 +7,7 @@ settings (the defenses) can build on it without importing the whole schema.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -62,3 +63,20 @@ class DefenseSection(Section):
 def is_active(section: DefenseSection | None, step: int) -> bool:
     """Whether a defense section is configured, enabled and past its start step."""
     return section is not None and section.enabled and step >= section.start_step
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """One scheduled item: the step it starts, its last step, what it is, and its key path."""
+
+    step: int
+    last: int
+    what: str
+    key: str
+    needs_retrain: bool = False  # it only acts at a retrain at or after `step`
+    why: str = "it acts at retrains"  # why it needs one
+
+    @property
+    def span(self) -> str:
+        """'step S', or 'steps S-L' for an item that lasts several steps."""
+        return f"step {self.step}" if self.last == self.step else f"steps {self.step}-{self.last}"

@@ -7,6 +7,6 @@ metrics row, and, when grouped, its columns of each group's row. The registry
 in which order their columns come; `suite.Measurer` runs them.
 
 This package sits above `simulator.metrics` (the computations on arrays) and the attacks,
-beside the agents: it reads them (through `base.ModelView`) and their step board, and the
-model (`simulator.core`) is the only thing above that runs it.
+above the agents: it reads them (through `base.ModelView`) and their step board, and the
+model (`simulator.simulation`) is the only thing above that runs it.
 """

@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from agents.board import StepBoard
-from simulator.measurements.base import (
-    Columns,
-    GroupedMeasurement,
-    Measurement,
-    ModelView,
-    Shared,
-)
+from simulator.foundations.columns import COUNT, SHARE, Column
+from simulator.measurements.base import Columns, GroupedMeasurement, Measurement, ModelView, Shared
 from simulator.metrics.errors_and_hits import rating_errors
 
 
@@ -19,6 +14,9 @@ class Accuracy(GroupedMeasurement):
     """MAE and RMSE (rating models) and HR@k and NDCG@k (full ranking over the items a user
     has not disclosed) of the platform's model, overall and per group; none before it first
     trains. Leaves the errors and hits on the board (users perceive their NDCG)."""
+
+    columns = (Column("mae", *COUNT), Column("rmse", *COUNT), Column("hr_{k}", *SHARE),
+               Column("ndcg_{k}", *SHARE))
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         super().__init__(model, shared)
@@ -59,6 +57,8 @@ class Accuracy(GroupedMeasurement):
 class PopularityBaseline(Measurement):
     """HR@k and NDCG@k of recommending the most disclosed items (what users compare the
     platform's quality with)."""
+
+    columns = (Column("pop_hr_{k}", *SHARE), Column("pop_ndcg_{k}", *SHARE))
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         self.ranking = shared.ranking

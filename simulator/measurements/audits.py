@@ -8,6 +8,7 @@ import numpy as np
 
 from agents.board import StepBoard
 from simulator.attacks.membership import deletion_audit
+from simulator.foundations.columns import COUNT, SHARE, Column
 from simulator.measurements.base import Columns, Measurement, ModelView, Shared
 from simulator.world.base import Interactions
 
@@ -28,6 +29,8 @@ class DeletionAudit(Measurement):
     The columns describe the latest retrain and are kept between retrains."""
 
     COLUMNS = ("mia_auc_before_deletion", "mia_auc", "mia_tpr_at_1pct_fpr", "deleted_users")
+    columns = (Column("mia_auc_before_deletion", *SHARE), Column("mia_auc", *SHARE),
+               Column("mia_tpr_at_1pct_fpr", *SHARE), Column("deleted_users", *COUNT))
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         self.latest: Columns = dict.fromkeys(self.COLUMNS, math.nan)
@@ -68,6 +71,7 @@ class MembershipAudit(Measurement):
     never saw, after every retrain (kept between retrains)."""
 
     COLUMNS = ("mia_members_auc", "mia_members_tpr_at_1pct_fpr")
+    columns = (Column("mia_members_auc", *SHARE), Column("mia_members_tpr_at_1pct_fpr", *SHARE))
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         self.latest: Columns = dict.fromkeys(self.COLUMNS, math.nan)

@@ -10,20 +10,19 @@ import numpy as np
 import torch
 
 from agents.board import StepBoard
+from simulator.foundations.columns import Column
+from simulator.foundations.settings import Section
 from simulator.metrics.errors_and_hits import RankingEvaluator
 from simulator.metrics.groups import Group
 from simulator.scenario.schema import Scenario
 from simulator.world.base import Interactions, World
 
 if TYPE_CHECKING:
-    from agents import (
-        CleanTwin,
-        InferenceAttacker,
-        ItemOwner,
-        PlatformAgent,
-        ShillingAttacker,
-        UserPopulation,
-    )
+    from agents import CleanTwin, PlatformAgent, UserPopulation
+    from simulator.attacks.inference_attacker import InferenceAttacker
+    from simulator.attacks.item_owner import ItemOwner
+    from simulator.attacks.protocol import Attacker
+    from simulator.attacks.shilling_attacker import ShillingAttacker
 
 Columns = dict[str, object]
 EVERYONE = ("all", "everyone")  # the key of the overall slice of grouped measurements
@@ -43,6 +42,7 @@ class ModelView(Protocol):
     population: UserPopulation
     platform: PlatformAgent
     clean_platform: CleanTwin | None
+    attackers: list[Attacker]  # in the order the scenario lists them
     attacker: InferenceAttacker | None
     shillers: list[ShillingAttacker]
     item_owners: list[ItemOwner]
@@ -72,10 +72,24 @@ class Measurement(ABC):
     """
 
     grouped: ClassVar[bool] = False
+    # The columns it writes (in the metrics row, and for grouped measurements in each group
+    # row), and the measurements whose columns it reads from `board.columns` (the registry
+    # runs those first). A measurement with settings declares their class: they are read
+    # from `metrics.settings.<its name>` in the scenario (`self.settings` once built).
+    columns: ClassVar[tuple[Column, ...]] = ()
+    reads: ClassVar[tuple[str, ...]] = ()
+    settings: ClassVar[type[Section] | None] = None
+    config: Section | None = None  # its settings, set by the registry when it is built
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         """Keep what the measurement needs of the built model (nothing by default)."""
         return None
+
+    @classmethod
+    def applies(cls, scenario: Scenario) -> bool:
+        """Whether `scenario` gets this measurement when it is installed from outside
+        (`simulator.foundations.plugins`; privsim's own say so in the registry): always."""
+        return True
 
     def before_retrain(self, model: ModelView, board: StepBoard) -> None:
         """When a retrain is due, before it (nothing by default)."""

@@ -8,6 +8,7 @@ from typing import cast
 import numpy as np
 
 from agents.board import StepBoard
+from simulator.foundations.columns import CHANGE, COUNT, SHARE, Column
 from simulator.measurements.base import Columns, Measurement, ModelView, Shared
 from simulator.metrics.errors_and_hits import RankingEvaluator, rating_errors
 
@@ -19,6 +20,10 @@ class Collateral(Measurement):
     with like; the clean twin's lists are kept between its retrains (its own evaluator, so
     the attacked platform's cached lists stay too), and its MAE is recomputed only when it
     retrained."""
+
+    columns = (Column("hr_{k}_clean", *SHARE), Column("hr_{k}_change", *CHANGE),
+               Column("mae_clean", *COUNT), Column("mae_change"))
+    reads = ("accuracy",)
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         self.k = model.scenario.metrics.k

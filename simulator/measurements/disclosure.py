@@ -5,16 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from agents.board import StepBoard
-from simulator.measurements.base import (
-    Columns,
-    GroupedMeasurement,
-    Measurement,
-    ModelView,
-)
+from simulator.foundations.columns import SHARE, Column
+from simulator.measurements.base import Columns, GroupedMeasurement, Measurement, ModelView
 
 
 class Disclosure(GroupedMeasurement):
     """Mean disclosed share and mean budget beta, overall and per group."""
+
+    columns = (Column("disclosure_mean", *SHARE), Column("group_beta_mean", *SHARE))
 
     def group_columns(
         self, model: ModelView, board: StepBoard, mask: np.ndarray,
@@ -33,6 +31,8 @@ class Disclosure(GroupedMeasurement):
 
 class BudgetMean(Measurement):
     """Everyone's mean disclosure budget beta."""
+
+    columns = (Column("beta_mean", *SHARE),)
 
     def measure(self, model: ModelView, board: StepBoard) -> Columns:
         """`beta_mean`."""

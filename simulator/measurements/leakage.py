@@ -6,13 +6,8 @@ import numpy as np
 
 from agents.board import StepBoard
 from simulator.attacks.inference import AttackOutcome, pick_best
-from simulator.measurements.base import (
-    Columns,
-    GroupedMeasurement,
-    Measurement,
-    ModelView,
-    Shared,
-)
+from simulator.foundations.columns import SHARE, Column
+from simulator.measurements.base import Columns, GroupedMeasurement, Measurement, ModelView, Shared
 from simulator.metrics.classification import leakage_scores
 
 
@@ -21,6 +16,9 @@ class Leakage(GroupedMeasurement):
     it did not know, next to chance and the majority rate, overall and per group (none
     before its first attack). Fixed groups are cached until the attacker attacks afresh
     (its predictions only change then)."""
+
+    columns = tuple(Column(f"leak_{{attribute}}_{name}", *SHARE)
+                    for name in ("auc", "bacc", "acc", "majority", "auc_chance", "bacc_chance"))
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         super().__init__(model, shared)
@@ -72,6 +70,10 @@ class ClassifierLeakage(Measurement):
     """Every classifier's AUC and balanced accuracy on the users the attacker did not know,
     its own cross-validated AUC, and which classifier it chose; kept until it attacks
     afresh."""
+
+    columns = (Column("leak_{attribute}_classifier"),
+               *(Column(f"leak_{{attribute}}_{name}_{{classifier}}", *SHARE)
+                 for name in ("auc", "bacc", "cv_auc")))
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         self.attributes = model.world.attributes

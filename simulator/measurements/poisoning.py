@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agents.board import StepBoard
+from simulator.foundations.columns import COUNT, SHARE, Column
 from simulator.measurements.base import Columns, Measurement, ModelView, Shared
 from simulator.metrics.target_standing import TARGET_KS, TargetView, target_metrics, target_view
 from simulator.recommenders.mf import RATING_MAX, RATING_MIN
@@ -16,12 +17,25 @@ if TYPE_CHECKING:
     from agents.platform import PlatformAgent
 
 
+def _prefixed(*columns: Column) -> tuple[Column, ...]:
+    """Each column, and its `attacker{i}_` form (written when there are several poisoners)."""
+    return (*columns, *(Column("attacker{i}_" + c.name, c.low, c.high) for c in columns))
+
+
 class PoisoningTargets(Measurement):
     """Fake profiles injected; each shilling attacker's targets' HR@k among genuine users on
     the attacked platform and on its clean twin, the prediction shift and what the attacker
     itself observed; each item owner's items' HR@k and shift in its segment and among the
     other users, and its latest perturbation gain. Columns are prefixed `attackerN_` when
     there are several poisoners. Recomputed only when either platform retrained."""
+
+    columns = (Column("fake_profiles", *COUNT), *_prefixed(
+        Column("target_hr_{k}", *SHARE), Column("target_hr_{k}_clean", *SHARE),
+        Column("prediction_shift"), Column("observed_success", *SHARE),
+        Column("owned_hr_{k}_segment", *SHARE), Column("owned_hr_{k}_others", *SHARE),
+        Column("owned_hr_{k}_segment_clean", *SHARE), Column("owned_hr_{k}_others_clean", *SHARE),
+        Column("owned_shift_segment"), Column("owned_shift_others"),
+        Column("perturbation_gain")))
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         self._cache: tuple[tuple[int, int], Columns] | None = None

@@ -32,8 +32,8 @@ class Measurer:
         )
         ranking = RankingEvaluator(model.test, world.n_users, world.n_items,
                                    model.scenario.metrics.k, model.device)
-        shared = Shared(ranking, self.groups, np.ones(world.n_users, dtype=bool))
-        self.measurements: dict[str, Measurement] = registry.build(model, shared)
+        self.shared = Shared(ranking, self.groups, np.ones(world.n_users, dtype=bool))
+        self.measurements: dict[str, Measurement] = registry.build(model, self.shared)
 
     def before_retrain(self, model: ModelView, board: StepBoard) -> None:
         """A retrain is due: the measurements that look just before it do."""

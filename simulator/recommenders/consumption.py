@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from simulator.foundations.random_streams import random_stream
 from simulator.recommenders.base import ModelParams, Recommender, TrainingReport
 from simulator.recommenders.metamf import MetaMF
 from simulator.recommenders.registry import recommender_class
@@ -89,7 +90,7 @@ class ConsumptionRanked(Recommender):
         self.name = name
         self.predicts_ratings = True
         self.negatives = negatives
-        self.rng = np.random.default_rng([seed, 29])
+        self.rng = random_stream(seed, "consumption_negatives")
 
     def fit(self, data: Interactions, epochs: int, warm_start: bool = False) -> TrainingReport:
         """Train the inner model on the ratings and a fresh draw of the consumption rows."""

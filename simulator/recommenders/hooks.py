@@ -81,8 +81,8 @@ class DenseTraining:
     `resample(generator)` redraws what is drawn anew every epoch (BPR's negatives);
     `write_back()` copies the trained tables into the model; `after_step()` runs after every
     optimiser step and `end_epoch()` after every epoch (an adversary's head training and
-    statistics). `grad_sample_mode` tells a per-example trainer how to get the net's
-    per-example gradients (Opacus: "ghost" clipping, "hooks", or "functorch").
+    statistics). A per-example trainer (DP-SGD) clips the net's per-example gradients by
+    Opacus's ghost clipping, which every net here supports.
     """
 
     net: nn.Module
@@ -91,6 +91,5 @@ class DenseTraining:
     write_back: Callable[[], None]
     resample: Callable[[torch.Generator], None] | None = None
     penalised: bool = False
-    grad_sample_mode: str = "ghost"  # how Opacus gets per-example gradients of `net`
     after_step: Callable[[], None] | None = None
     end_epoch: Callable[[], None] | None = None

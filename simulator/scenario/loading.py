@@ -7,11 +7,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from simulator.attacks.inference_attacker import InferenceAttackerConfig
 from simulator.foundations.errors import ScenarioError, shown
 from simulator.foundations.yaml_files import check_text, expand_env
 from simulator.scenario.messages import format_validation_error, source_of
 from simulator.scenario.overrides import APPEND, apply_override, parse_override
-from simulator.scenario.schema import InferenceAttackerConfig, Scenario
+from simulator.scenario.schema import Scenario
 
 
 def build_scenario(

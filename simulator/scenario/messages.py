@@ -10,9 +10,10 @@ from typing import Annotated, Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from simulator.attacks.registry import ATTACKER_CLASSES, ATTACKER_KINDS
 from simulator.foundations.errors import shown
 from simulator.foundations.yaml_files import key_path
-from simulator.scenario.schema import ATTACKER_CLASSES, ATTACKER_KINDS, Scenario
+from simulator.scenario.schema import Scenario
 
 RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
                 "finite_number", "int_parsing", "float_parsing", "int_type", "float_type",

@@ -13,9 +13,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from simulator.attacks.registry import ATTACKER_CLASSES
 from simulator.foundations.settings import _leaf_types
 from simulator.scenario.messages import field_bounds
-from simulator.scenario.schema import ATTACKER_CLASSES, Scenario
+from simulator.scenario.schema import Scenario
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scenario-reference.md"
 HEADER = """# Scenario reference
@@ -87,6 +88,24 @@ def _defense_note(prefix: str) -> str:
     return " " + " ".join(limits)
 
 
+def _attacker_note(prefix: str) -> str:
+    """What an attacker's declarations say: what it reads, when it acts, whether it poisons
+    the platform (from the attacker registry)."""
+    from simulator.attacks.registry import BY_KIND
+
+    kind = prefix.removeprefix("attackers.N (kind: ").removesuffix(")")
+    attacker = BY_KIND.get(kind) if prefix.startswith("attackers.N (kind: ") else None
+    if attacker is None:
+        return ""
+    notes = [f"Reads: {', '.join(attacker.reads) or 'nothing'}.",
+             f"Acts in the phases: {', '.join(attacker.phases)}."]
+    if attacker.poisons:
+        notes.append("It changes the platform, so a clean twin trains beside it.")
+    if attacker.only_one:
+        notes.append("At most one per scenario.")
+    return " " + " ".join(notes)
+
+
 def reference() -> str:
     """The whole reference as Markdown."""
     sections: list[tuple[str, type[BaseModel]]] = []
@@ -104,7 +123,7 @@ def reference() -> str:
             continue
         seen.add(prefix)
         doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
-        doc += _defense_note(prefix)
+        doc += _defense_note(prefix) + _attacker_note(prefix)
         lines += [f"## `{prefix or '(top level)'}`", "", doc, "",
                   "| key | type | default | range | description |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.attacks.inference_attacker import InferenceAttackerConfig
+from simulator.attacks.registry import attacker_class, poisons
 from simulator.scenario.memory import synthetic_size
 from simulator.scenario.schema import Scenario
 
@@ -33,7 +35,6 @@ PARTS = ("training", "attacker", "measurement", "agents", "rest")
 MOVIELENS_SIZES = {"ml-100k": (943, 1682, 100_000), "ml-1m-head": (2999, 3706, 487_650),
                    "ml-1m": (6040, 3706, 1_000_209)}
 MODELS = ("bpr", "mf", "metamf", "nometamf")
-POISONING = ("shilling", "item_owner", "item_perturbation")
 
 Workload = dict[str, dict[str, float]]
 
@@ -113,7 +114,7 @@ def workload(scenario: Scenario) -> Workload:
     retrains, epochs = _epochs(scenario, steps)
     defenses = scenario.platform.defenses
     work = ratings * _disclosed_share(scenario) * epochs
-    twins = 2.0 if any(a.kind in POISONING for a in scenario.attackers) else 1.0
+    twins = 2.0 if poisons(scenario.attackers) else 1.0
     model_work = work * _consumption_factor(scenario)
     training = {f"epochs_{scenario.platform.model}": model_work * twins,
                 "retrains": retrains * twins}
@@ -138,11 +139,11 @@ def workload(scenario: Scenario) -> Workload:
         training["detection_users"] = users * retrains
     attacker: dict[str, float] = {}
     for config in scenario.attackers:
-        if config.kind == "inference":
+        if isinstance(config, InferenceAttackerConfig):
             for name in config.classifiers:
                 attacker[f"fit_{name}"] = (users * len(config.attributes) * steps
                                            * config.folds / 5)
-        else:
+        elif attacker_class(config).poisons:
             attacker["poisoning_steps"] = attacker.get("poisoning_steps", 0.0) + steps
     social = scenario.population.policy == "social"
     return {

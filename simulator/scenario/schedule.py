@@ -10,28 +10,13 @@ reach the model only at one, so each needs a retrain at or after its (first) ste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from simulator.attacks.registry import attacker_class
+from simulator.foundations.settings import Scheduled
 
 if TYPE_CHECKING:
     from simulator.scenario.schema import Scenario
-
-
-@dataclass(frozen=True)
-class Scheduled:
-    """One scheduled item: the step it starts, its last step, what it is, and its key path."""
-
-    step: int
-    last: int
-    what: str
-    key: str
-    needs_retrain: bool = False  # it only acts at a retrain at or after `step`
-    why: str = "it acts at retrains"  # why it needs one
-
-    @property
-    def span(self) -> str:
-        """'step S', or 'steps S-L' for an item that lasts several steps."""
-        return f"step {self.step}" if self.last == self.step else f"steps {self.step}-{self.last}"
 
 
 def retrain_steps(scenario: Scenario) -> list[int]:
@@ -59,18 +44,7 @@ def scheduled_items(scenario: Scenario) -> list[Scheduled]:
             items.append(Scheduled(section.start_step, section.start_step, f"{name} defense",
                                    f"platform.defenses.{name}.start_step", True))
     for index, attacker in enumerate(scenario.attackers):
-        if attacker.kind == "shilling":
-            last = attacker.start_step + attacker.spread_steps - 1
-            label = f"{attacker.model} {attacker.intent} attack"
-            key = f"attackers.{index}.start_step"
-            if attacker.spread_steps > 1:
-                key += f" + spread_steps - 1 = {last}"
-            items.append(Scheduled(attacker.start_step, last, label, key, True,
-                                   "its fake profiles reach the model only at a retrain"))
-        elif attacker.kind == "item_perturbation":
-            items.append(Scheduled(attacker.start_step, attacker.start_step,
-                                   f"item owner ({attacker.target})",
-                                   f"attackers.{index}.start_step", True))
+        items.extend(attacker_class(attacker).scheduled(attacker, index))
     return sorted(items, key=lambda item: (item.step, item.key))
 
 
@@ -109,9 +83,5 @@ def describe_schedule(scenario: Scenario) -> list[str]:
                 ", ...)" if len(acting) > 6 else ")")
         lines.append(f"{when}: {item.what} [{item.key.split(' ')[0]}]")
     for index, attacker in enumerate(scenario.attackers):
-        if attacker.kind == "inference":
-            cadence = "after every retrain" if attacker.threat == "embedding" else (
-                "every step its view changes")
-            lines.append(f"inference attacker ({attacker.threat}, "
-                         f"{', '.join(attacker.attributes)}): {cadence} [attackers.{index}]")
+        lines.extend(attacker_class(attacker).describe(attacker, index))
     return lines

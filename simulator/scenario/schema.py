@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    Discriminator,
     Field,
     PrivateAttr,
-    Tag,
     field_validator,
     model_validator,
 )
 
+from simulator.attacks.inference_attacker import InferenceAttackerConfig
+from simulator.attacks.registry import (
+    ATTACKERS,
+    AttackerConfig,
+    attacker_class,
+)
 from simulator.defenses.registry import (
     DefensesConfig,
     consumption_blockers,
@@ -325,177 +329,6 @@ class PlatformConfig(Section):
         return self
 
 
-def _default_inferred() -> list[Literal["gender", "age", "occupation"]]:
-    return ["gender", "age"]
-
-
-def _default_classifiers() -> list[Literal["logreg", "xgboost", "mlp", "forest"]]:
-    return ["logreg", "xgboost"]
-
-
-class InferenceAttackerConfig(Section):
-    """An attribute-inference attacker: what it sees of users and how it classifies them."""
-
-    kind: Literal["inference"] = "inference"
-    threat: Literal["embedding", "recommendations", "ratings"] = Field(
-        "embedding",
-        description="what it sees: user embeddings, each user's top-k recommendations, "
-        "or the ratings users disclosed",
-    )
-    top_k: int = Field(10, ge=1, le=1000, description="threat recommendations: length of each list")
-    known_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of users it knows")
-    attributes: list[Literal["gender", "age", "occupation"]] = Field(
-        default_factory=_default_inferred
-    )
-    classifiers: list[Literal["logreg", "xgboost", "mlp", "forest"]] = Field(
-        default_factory=_default_classifiers
-    )
-    folds: int = Field(5, ge=2, le=20)
-    selection_every: int = Field(
-        1, ge=1, le=1000, description="fresh attacks per cross-validation: 1 cross-validates "
-        "every attack and predicts with the mean of the fold models; K > 1 cross-validates "
-        "every K-th attack (choosing the classifier and XGBoost's rounds) and in between "
-        "refits each classifier once on all known users; predictions then always come from "
-        "one fit on all known users",
-    )
-
-    @field_validator("attributes", "classifiers")
-    @classmethod
-    def _non_empty(cls, values: list[str]) -> list[str]:
-        if not values:
-            raise ValueError("must list at least one entry")
-        if len(set(values)) != len(values):
-            raise ValueError("entries must not repeat")
-        return values
-
-
-ATTACK_MODELS = ("random", "average", "bandwagon", "segment", "love_hate", "reverse_bandwagon")
-
-
-class ShillingAttackerConfig(Section):
-    """A profile-injection attacker: fake users whose ratings push or nuke target items."""
-
-    kind: Literal["shilling"] = "shilling"
-    model: Literal[ATTACK_MODELS] = Field(  # type: ignore[valid-type]
-        "average", description="how fake profiles rate their selected and filler items"
-    )
-    intent: Literal["push", "nuke"] = "push"
-    targets: list[int] | None = Field(
-        None, description="target item indices (0-based); default: chosen by popularity"
-    )
-    target_popularity: Literal["unpopular", "median", "popular"] = Field(
-        "unpopular", description="without targets: public rating count of the chosen targets"
-    )
-    n_targets: int = Field(1, ge=1, le=MAX_ITEMS, description="without targets: how many to choose")
-    attack_size: float = Field(
-        0.03, gt=0.0, le=1.0, description="fake profiles as a share of genuine users"
-    )
-    filler_size: float = Field(
-        0.03, gt=0.0, le=1.0, description="filler items per profile as a share of all items"
-    )
-    selected: list[int] | None = Field(
-        None, description="selected items (bandwagon, segment, reverse_bandwagon); default: "
-        "chosen from public statistics",
-    )
-    n_selected: int = Field(10, ge=1, le=MAX_ITEMS)
-    start_step: int = Field(
-        0, ge=0, le=MAX_STEPS, description="first step at which profiles are injected"
-    )
-    spread_steps: int = Field(
-        1, ge=1, le=MAX_STEPS, description="inject the profiles evenly over this many steps"
-    )
-    adaptive: bool = Field(
-        False, description="watch the targets through probe accounts after every retrain and "
-        "react: inject more, and move fillers toward what the platform recommends",
-    )
-    probes: int = Field(
-        5, ge=1, le=10_000, description="adaptive: probe accounts that only observe"
-    )
-    goal: float = Field(
-        0.5, gt=0.0, le=1.0, description="adaptive: share of probes with a target in the "
-        "top-k that counts as success (push), or without one (nuke)",
-    )
-    reserve: float = Field(
-        0.5, ge=0.0, lt=1.0, description="adaptive: share of the profiles held back for "
-        "re-injection when the goal is not reached",
-    )
-    declared_attributes: Literal["marginal", "flipped"] = Field(
-        "marginal", description="what each fake account declares about itself (gender, age, "
-        "occupation) at sign-up, which defenses trained on declared attributes take at face "
-        "value: drawn from the public class shares, or the class its own ratings look least "
-        "like (to turn the platform's read-outs around)",
-    )
-    known_fraction: float = Field(
-        0.5, ge=0.0, le=1.0, description="share of genuine users whose attributes the "
-        "attacker knows (public profiles): its class shares and its flipped declarations",
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ShillingAttackerConfig:
-        if self.model in ("love_hate", "reverse_bandwagon") and self.intent == "push":
-            raise ValueError(f"model {self.model} is a nuke attack: set intent: nuke")
-        for name in ("targets", "selected"):
-            values = getattr(self, name)
-            if values is not None and (not values or len(set(values)) != len(values)
-                                       or min(values) < 0):
-                raise ValueError(f"{name}: give distinct item indices >= 0")
-        return self
-
-
-class ItemPerturbationConfig(Section):
-    """A white-box item owner: after every retrain it perturbs its items' own parameters (a
-    factor model's item embeddings, a MetaMF item's row of the item table) within a budget
-    to push them to a target segment of users."""
-
-    kind: Literal["item_perturbation"] = "item_perturbation"
-    target: Literal["embedding", "features"] = Field(
-        "embedding", description="what it perturbs: the items' embeddings in the model "
-        "(white box), or the side information the platform ingests about them (needs "
-        "platform.item_features; features stay in [0, 1])",
-    )
-    items: list[int] | None = Field(
-        None, description="owned item indices (0-based); default: chosen by popularity"
-    )
-    item_popularity: Literal["unpopular", "median", "popular"] = "unpopular"
-    n_items: int = Field(1, ge=1, le=MAX_ITEMS, description="without items: how many to own")
-    segment_attribute: Literal["gender", "age", "occupation"] | None = Field(
-        None, description="target segment: users with this attribute value (None: everyone)"
-    )
-    segment_value: int = Field(0, ge=0, le=1000, description="the attribute code of the segment")
-    epsilon: float = Field(
-        0.5, gt=0.0, le=100.0, description="per-item budget on the change of the item's own "
-        "parameters, in `norm` (its scale follows the model's: MetaMF's item rows have a "
-        "median l2 norm near 0.3 at the default sizes)",
-    )
-    method: Literal["fgsm", "pgd"] = "pgd"
-    steps: int = Field(10, ge=1, le=10_000, description="pgd steps")
-    norm: Literal["l2", "linf"] = "l2"
-    objective: Literal["score", "rank"] = "rank"
-    start_step: int = Field(0, ge=0, le=MAX_STEPS)
-
-
-def _attacker_kind(value: Any) -> str:
-    """The `kind` of an attacker entry (inference when not given)."""
-    if isinstance(value, dict):
-        return str(value.get("kind", "inference"))
-    return str(getattr(value, "kind", "inference"))
-
-
-AttackerConfig = Annotated[
-    Annotated[InferenceAttackerConfig, Tag("inference")]
-    | Annotated[ShillingAttackerConfig, Tag("shilling")]
-    | Annotated[ItemPerturbationConfig, Tag("item_perturbation")],
-    Discriminator(_attacker_kind),
-]
-ATTACKER_KINDS = ("inference", "shilling", "item_perturbation")
-# Capabilities through which a white-box item owner can move its items.
-WHITE_BOX_ITEMS = frozenset({"settable_items", "item_parameters"})
-ATTACKER_CLASSES: dict[str, type[Section]] = {
-    "inference": InferenceAttackerConfig, "shilling": ShillingAttackerConfig,
-    "item_perturbation": ItemPerturbationConfig,
-}
-
-
 def _default_attackers() -> list[AttackerConfig]:
     return [InferenceAttackerConfig()]
 
@@ -572,6 +405,11 @@ class MetricsConfig(Section):
         "(the ratings they experienced in the same time): mia_members_auc, "
         "mia_members_tpr_at_1pct_fpr",
     )
+    settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="settings of measurements that declare their own, "
+        "by measurement name (`metrics.settings.<name>.<key>`); checked when the model is "
+        "built, against the settings the measurement declares",
+    )
 
 
 class OutputConfig(Section):
@@ -602,8 +440,8 @@ class Scenario(Section):
 
     name: str = "scenario"
     description: str = ""
-    # Set by `catalog.load_scenario` when overrides changed a named scenario: its name and
-    # the settings they changed (`core.changes`).
+    # Set (`made_from`) when overrides changed a named scenario: its name and the settings
+    # they changed (`simulator.scenario.changes`).
     _base: str | None = PrivateAttr(default=None)
     _changes: tuple[str, ...] = PrivateAttr(default=())
 
@@ -616,6 +454,11 @@ class Scenario(Section):
     def changes(self) -> tuple[str, ...]:
         """The settings the overrides changed from `base` (empty: the named scenario)."""
         return self._changes
+
+    def made_from(self, base: str, changes: tuple[str, ...]) -> None:
+        """Record that overrides made this scenario from the named scenario `base`, changing
+        these settings (what a run of it then says about itself)."""
+        self._base, self._changes = base, tuple(changes)
 
     @property
     def title(self) -> str:
@@ -638,9 +481,10 @@ class Scenario(Section):
 
     @field_validator("attackers")
     @classmethod
-    def _one_inference_attacker(cls, attackers: list[Any]) -> list[Any]:
-        if sum(a.kind == "inference" for a in attackers) > 1:
-            raise ValueError("at most one inference attacker")
+    def _at_most_one(cls, attackers: list[Any]) -> list[Any]:
+        for declared in ATTACKERS:
+            if declared.only_one and sum(a.kind == declared.kind for a in attackers) > 1:
+                raise ValueError(f"at most one {declared.kind} attacker")
         return attackers
 
     @model_validator(mode="after")
@@ -650,8 +494,8 @@ class Scenario(Section):
         platform = self.platform
         ranking = platform.ranking
         if ranking.method is None:
-            owners = any(a.kind == "item_perturbation" for a in self.attackers)
-            rated = platform.model in RATING_MODELS and not owners \
+            blocked = any(not attacker_class(a).with_consumption for a in self.attackers)
+            rated = platform.model in RATING_MODELS and not blocked \
                 and not consumption_blockers(platform.defenses)
             ranking.method = "consumption" if rated else "score"
         if ranking.method == "consumption" and ranking.negatives is None:
@@ -684,32 +528,11 @@ class Scenario(Section):
         return self
 
     @model_validator(mode="after")
-    def _poisoning_support(self) -> Scenario:
-        poisoning = [a for a in self.attackers if a.kind != "inference"]
-        if not poisoning:
-            return self
-        owners = [a for a in poisoning if a.kind == "item_perturbation"]
-        if owners and self.platform.ranking.method == "consumption":
-            raise ValueError(
-                "item_perturbation attackers move the item rows a model rates with, but with "
-                "platform.ranking.method: consumption its lists rank by the consumption task's "
-                "rows; set platform.ranking.method: score")
-        have = capabilities(self.platform.model)
-        if owners and not have & WHITE_BOX_ITEMS:
-            white_box = sorted({m for need in WHITE_BOX_ITEMS
-                                for m in models_with(frozenset({need}))})
-            raise ValueError(
-                f"item_perturbation attackers need a platform model whose items have their own "
-                f"parameters ({', '.join(white_box)})")
-        if any(a.target == "features" for a in owners) and "item_features" not in have:
-            models = " or ".join(models_with(frozenset({"item_features"})))
-            raise ValueError("an item_perturbation attacker with target: features rewrites "
-                             f"item side information, which only {models} models learn from")
-        if any(a.target == "features" for a in owners) and not self.platform.item_features:
-            raise ValueError(
-                "an item_perturbation attacker with target: features needs "
-                "platform.item_features: true (the platform must use side information)"
-            )
+    def _attackers_fit_the_platform(self) -> Scenario:
+        for attacker in self.attackers:
+            problem = attacker_class(attacker).platform_problem(attacker, self.platform)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
     @field_validator("name")

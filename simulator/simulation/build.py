@@ -1,8 +1,8 @@
 """Building a model: the world and its split, the agents, and the measurements.
 
-The only place agents are made, in a fixed order (the population, the poisoners in the
-scenario's order, the platform and its clean twin, the inference attacker), which is the
-order Mesa's agent sets run them in.
+The only place agents are made, in a fixed order (the population, the attackers in the
+scenario's order, the platform and its clean twin), which is the order Mesa's agent sets
+run them in.
 """
 
 from __future__ import annotations
@@ -12,22 +12,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from agents import (
-    CleanTwin,
-    InferenceAttacker,
-    ItemOwner,
-    PlatformAgent,
-    ShillingAttacker,
-    UserPopulation,
-)
+from agents import AttackerAgent, CleanTwin, PlatformAgent, UserPopulation
 from agents.policies import make_policy
 from agents.sensitivity import rating_sensitivity
-from agents.shilling_attacker import Declarations
 from agents.users import draw_inclinations, initial_betas
+from simulator.attacks.inference_attacker import InferenceAttackerConfig
+from simulator.attacks.protocol import AttackerContext
+from simulator.attacks.registry import attacker_class
 from simulator.defenses.registry import clean_twin_config
 from simulator.defenses.stack import PlatformDefenses
 from simulator.foundations.device import resolve_device
 from simulator.foundations.errors import ScenarioError
+from simulator.foundations.random_streams import random_stream
 from simulator.measurements.suite import Measurer
 from simulator.recommenders.base import ModelParams, Recommender
 from simulator.recommenders.consumption import ConsumptionRanked
@@ -54,9 +50,8 @@ def build_model(model: PrivacyModel, world: World | None) -> None:
     model.agent_table_users = sampled_users(model.world.n_users, scenario.output.agents_sample,
                                             seed)
     build_users(model, seed)
-    build_poisoners(model, seed)
+    build_attackers(model, seed)
     build_platforms(model, seed)
-    build_attacker(model, seed)
     model.measurer = Measurer(model)
 
 
@@ -66,7 +61,7 @@ def build_users(model: PrivacyModel, seed: int) -> None:
     population = model.scenario.population
     world = model.world
     names = list(population.types)
-    rng = np.random.default_rng([seed, 1])
+    rng = random_stream(seed, "inclinations")
     inclination = draw_inclinations(
         world.n_users, {n: t.share for n, t in population.types.items()}, rng
     )
@@ -75,7 +70,7 @@ def build_users(model: PrivacyModel, seed: int) -> None:
         world,
     )
     shares = np.array([population.types[n].unlearning_share for n in names])
-    asks_unlearning = np.random.default_rng([seed, 3]).random(len(inclination)) < shares[
+    asks_unlearning = random_stream(seed, "unlearning_requests").random(len(inclination)) < shares[
         inclination
     ]
     policy = make_policy(population, world, inclination, beta, seed)
@@ -85,42 +80,37 @@ def build_users(model: PrivacyModel, seed: int) -> None:
         key = rating_sensitivity(model.train, labels, world.n_items)
     model.train_step = assign_steps(model.train, model.scenario.simulation.steps)
     model.population = UserPopulation(
-        model, model.train, model.train_step, world.n_users, names, inclination, beta,
-        policy, seed, asks_unlearning, population.perturbation, disclosure_key=key,
+        model, settings=population, train=model.train, train_step=model.train_step,
+        inclination=inclination, beta=beta, policy=policy, seed=seed,
+        asks_unlearning=asks_unlearning, disclosure_key=key,
     )
 
 
-def build_poisoners(model: PrivacyModel, seed: int) -> None:
-    """Shilling attackers (each with its own block of fake-account slots after the genuine
-    users) and item owners; then every platform account's declared attributes (genuine
-    users' true ones, fake accounts' filled in by their attacker at sign-up)."""
+def build_attackers(model: PrivacyModel, seed: int) -> None:
+    """The scenario's attackers, each run by an `AttackerAgent`, in the order listed: fake
+    accounts take the platform slots after the genuine users, each attacker's block after
+    the one before; then every platform account's declared attributes (genuine users' true
+    ones, fake accounts' filled in by their attacker at sign-up)."""
     scenario, world = model.scenario, model.world
     model.n_genuine = world.n_users
-    model.shillers = []
-    model.item_owners = []
-    model_cls = recommender_class(scenario.platform.model)
+    implicit = not recommender_class(scenario.platform.model).predicts_ratings
     slot = model.n_genuine
     accounts: dict[str, np.ndarray] = {}
-    for index, cfg in enumerate(scenario.attackers):
-        rng = np.random.default_rng([seed, 20, index])
-        if cfg.kind == "shilling":
-            attacker = ShillingAttacker(
-                model, cfg, model.n_genuine, world.n_items, slot,
-                not model_cls.predicts_ratings, rng, label=f"shilling{len(model.shillers)}",
-                declarations=Declarations(accounts, public_labels(world, cfg.known_fraction,
-                                                                  [seed, 22, index]),
-                                          n_classes(world), np.random.default_rng(
-                                              [seed, 23, index])),
-            )
-            slot += attacker.n_slots
-            model.shillers.append(attacker)
-        elif cfg.kind == "item_perturbation":
-            model.item_owners.append(ItemOwner(
-                model, cfg, segment(world, index, cfg.segment_attribute, cfg.segment_value),
-                world.n_items, rng, label=f"item_owner{len(model.item_owners)}",
-            ))
+    counts: dict[str, int] = {}
+    model.attackers = []
+    for index, settings in enumerate(scenario.attackers):
+        declared = attacker_class(settings)
+        number = counts[declared.kind] = counts.get(declared.kind, -1) + 1
+        context = AttackerContext(
+            index=index, label=f"{declared.label_prefix}{number}", world=world, seed=seed,
+            n_genuine=model.n_genuine, first_slot=slot, implicit=implicit,
+            device=model.device, accounts=accounts)
+        attacker = declared(settings=settings, context=context)
+        slot += attacker.n_slots
+        model.attackers.append(attacker)
+        AttackerAgent(model, attacker=attacker)
     model.n_platform_users = slot
-    model.poisoned = bool(model.shillers or model.item_owners)
+    model.poisoned = any(a.poisons for a in model.attackers)
     for name, codes in world.attributes.items():
         accounts[name] = np.full(slot, -1, dtype=np.int64)
         accounts[name][: world.n_users] = codes
@@ -130,31 +120,6 @@ def build_poisoners(model: PrivacyModel, seed: int) -> None:
 def n_classes(world: World) -> dict[str, int]:
     """Each attribute's number of classes."""
     return {a: len(labels) for a, labels in world.attribute_labels.items()}
-
-
-def public_labels(world: World, fraction: float, seed: list[int]) -> dict[str, np.ndarray]:
-    """The genuine users' attributes an attacker knows: a seeded `fraction` of the users made
-    their profile public (-1 for the others)."""
-    public = np.random.default_rng(seed).random(world.n_users) < fraction
-    return {name: np.where(public, codes, -1).astype(np.int64)
-            for name, codes in world.attributes.items()}
-
-
-def segment(world: World, index: int, attribute: str | None, value: int) -> np.ndarray:
-    """An item owner's target segment: the genuine users with that attribute value (all
-    users without an attribute)."""
-    if attribute is None:
-        return np.ones(world.n_users, dtype=bool)
-    where = f"attackers.{index}.segment_attribute"
-    if attribute not in world.attributes:
-        raise ScenarioError(f"{where}: the {world.name} world has no {attribute}")
-    labels = world.attribute_labels[attribute]
-    if value >= len(labels):
-        raise ScenarioError(
-            f"attackers.{index}.segment_value: {attribute} codes are 0..{len(labels) - 1} "
-            f"({', '.join(labels)}), got {value}"
-        )
-    return world.attributes[attribute] == value
 
 
 def build_platforms(model: PrivacyModel, seed: int) -> None:
@@ -197,51 +162,22 @@ def platform_agent(
         assert isinstance(recommender, FactorModel | ConsumptionRanked)
         recommender.set_item_features(world.item_features.astype(np.float32))
     defenses = PlatformDefenses(
-        defense_config, model.account_attributes, n_classes(world), model.n_platform_users,
-        seed, requested_users=model.unlearning_requests,
-        n_genuine=model.n_genuine, attacker_classifiers=attacker_classifiers(model.scenario),
+        config=defense_config, attributes=model.account_attributes,
+        n_classes=n_classes(world), n_users=model.n_platform_users, seed=seed,
+        requested_users=model.unlearning_requests, n_genuine=model.n_genuine,
+        attacker_classifiers=attacker_classifiers(model.scenario),
     )
-    return kind(
-        model, recommender, cfg.retrain_every, cfg.epochs,
-        cfg.first_epochs or cfg.epochs, cfg.warm_start, defenses, cfg.deletion,
-    )
+    return kind(model, recommender=recommender, settings=cfg, defenses=defenses)
 
 
 def attacker_classifiers(scenario: Scenario) -> dict[str, tuple[str, ...]]:
     """Per attribute, the classifiers of the scenario's inference attackers that infer it."""
     found: dict[str, dict[str, None]] = {}
     for cfg in scenario.attackers:
-        if cfg.kind == "inference":
+        if isinstance(cfg, InferenceAttackerConfig):
             for attribute in cfg.attributes:
                 found.setdefault(attribute, {}).update(dict.fromkeys(cfg.classifiers))
     return {attribute: tuple(names) for attribute, names in found.items()}
-
-
-def build_attacker(model: PrivacyModel, seed: int) -> None:
-    """The inference attacker, if the scenario has one."""
-    world = model.world
-    model.attacker = None
-    for index, cfg in enumerate(model.scenario.attackers):
-        if cfg.kind != "inference":
-            continue
-        missing = [a for a in cfg.attributes if a not in world.attributes]
-        if missing:
-            raise ScenarioError(
-                f"attackers.{index}.attributes: the {world.name} world has no "
-                f"{', '.join(missing)} (it has {', '.join(world.attributes) or 'none'})"
-            )
-        if round(cfg.known_fraction * world.n_users) < 1:  # the attacker draws this many
-            raise ScenarioError(
-                f"attackers.{index}.known_fraction: {cfg.known_fraction:g} of the "
-                f"{world.n_users:,} users of the world is no user; the attacker must know at "
-                "least one to train on")
-        attributes: dict[str, np.ndarray] = {a: world.attributes[a] for a in cfg.attributes}
-        n_classes: dict[str, int] = {a: len(world.attribute_labels[a]) for a in cfg.attributes}
-        model.attacker = InferenceAttacker(
-            model, attributes, n_classes, cfg.known_fraction, list(cfg.classifiers),
-            cfg.folds, np.random.default_rng([seed, 2]), seed, cfg.threat, cfg.top_k,
-            model.device, cfg.selection_every,
-        )
 
 
 def world_seed(scenario: Scenario) -> int:
@@ -303,5 +239,5 @@ def sampled_users(n_users: int, share: float, seed: int) -> np.ndarray:
     if share >= 1.0:
         return np.arange(n_users)
     count = max(1, int(round(share * n_users)))
-    rng = np.random.default_rng([seed, 7])
+    rng = random_stream(seed, "agents_table_sample")
     return np.sort(rng.choice(n_users, size=count, replace=False))

@@ -18,15 +18,12 @@ import mesa
 import numpy as np
 import torch
 
-from agents import (
-    CleanTwin,
-    InferenceAttacker,
-    ItemOwner,
-    PlatformAgent,
-    ShillingAttacker,
-    UserPopulation,
-)
+from agents import AttackerAgent, CleanTwin, PlatformAgent, UserPopulation
 from agents.board import StepBoard
+from simulator.attacks.inference_attacker import InferenceAttacker
+from simulator.attacks.item_owner import ItemOwner
+from simulator.attacks.protocol import Attacker
+from simulator.attacks.shilling_attacker import ShillingAttacker
 from simulator.measurements.suite import Measurer
 from simulator.scenario.loading import build_scenario
 from simulator.scenario.schema import Scenario
@@ -53,14 +50,14 @@ class PrivacyModel(mesa.Model):
     2. `UserPopulation.disclose`: users update their budgets and disclose new ratings;
     3. `PlatformAgent.receive`, `CleanTwin.receive`: the platform and its clean twin take
        in the disclosures;
-    4. `ShillingAttacker.inject`, then `ItemOwner.pick_items`: poisoners act on what is
-       public;
+    4. the attackers' `inject`, then their `pick_items` (`AttackerAgent.act`; the phases
+       are listed in `simulator.attacks.protocol.PHASES`): poisoners act on what is public;
     5. when a retrain is due, the measurements' `before_retrain` hooks (the audit before
        deletion), then `PlatformAgent.retrain_if_due`;
-    6. only after a retrain: `ItemOwner.perturb`, `ShillingAttacker.probe`, then the
+    6. only after a retrain: the attackers' `perturb`, then their `probe`, then the
        measurements' `after_retrain` hooks (deletion and membership audits);
     7. `CleanTwin.retrain_if_due`;
-    8. `InferenceAttacker.infer`: attribute inference on the platform's current model;
+    8. the attackers' `infer`: attribute inference on the platform's current model;
     9. measurement: the scenario's measurements in registry order (`simulator.measurements`);
     10. `UserPopulation.observe`: users take in this step's recommendation quality;
     then the step's rows are recorded (`records`).
@@ -78,12 +75,10 @@ class PrivacyModel(mesa.Model):
     n_genuine: int
     n_platform_users: int
     account_attributes: dict[str, np.ndarray]  # declared at sign-up, every platform account
-    shillers: list[ShillingAttacker]
-    item_owners: list[ItemOwner]
+    attackers: list[Attacker]  # in the order the scenario lists them
     poisoned: bool
     platform: PlatformAgent
     clean_platform: CleanTwin | None
-    attacker: InferenceAttacker | None
     measurer: Measurer
 
     def __init__(self, scenario: Scenario | Mapping[str, Any], world: World | None = None) -> None:
@@ -103,6 +98,21 @@ class PrivacyModel(mesa.Model):
         """The model of a plain dict of scenario settings, with dotted-path `overrides`
         (`{"simulation.steps": 3}`); bad keys or values raise `ScenarioError`."""
         return cls(build_scenario(dict(settings), "settings", values=dict(overrides or {})))
+
+    @property
+    def attacker(self) -> InferenceAttacker | None:
+        """The inference attacker, if the scenario has one."""
+        return next((a for a in self.attackers if isinstance(a, InferenceAttacker)), None)
+
+    @property
+    def shillers(self) -> list[ShillingAttacker]:
+        """The shilling attackers, in the scenario's order."""
+        return [a for a in self.attackers if isinstance(a, ShillingAttacker)]
+
+    @property
+    def item_owners(self) -> list[ItemOwner]:
+        """The item owners, in the scenario's order."""
+        return [a for a in self.attackers if isinstance(a, ItemOwner)]
 
     @property
     def step_index(self) -> int:
@@ -131,31 +141,36 @@ class PrivacyModel(mesa.Model):
         with board.timed("seconds_training"):
             self._phase(PlatformAgent, "receive", board)
             self._phase(CleanTwin, "receive", board)
-            self._phase(ShillingAttacker, "inject", board)
-            self._phase(ItemOwner, "pick_items", board)
+            self._attack("inject", board)
+            self._attack("pick_items", board)
             if self.platform.due(board.step):
                 self.measurer.before_retrain(self, board)
             self._phase(PlatformAgent, "retrain_if_due", board)
         if board.retrained:
-            self._phase(ItemOwner, "perturb", board)
-            self._phase(ShillingAttacker, "probe", board)
+            self._attack("perturb", board)
+            self._attack("probe", board)
             self.measurer.after_retrain(self, board)
         if self.clean_platform is not None:
             with board.timed("seconds_clean_training"):
                 self._phase(CleanTwin, "retrain_if_due", board)
         started = time.perf_counter()
-        self._phase(InferenceAttacker, "infer", board)
+        self._attack("infer", board)
         board.timings["seconds_attack"] = time.perf_counter() - started
         row, group_rows = self.measurer.measure(self, board)
         board.timings["seconds_measurement"] = time.perf_counter() - started  # attack included
         self._phase(UserPopulation, "observe", board)
         self._record(board, row, group_rows)
 
-    def _phase(self, kind: type[mesa.Agent], phase: str, board: StepBoard) -> None:
-        """Run `phase` on every agent of `kind` (none: nothing)."""
+    def _phase(self, kind: type[mesa.Agent], method: str, *args: object) -> None:
+        """Run `method` on every agent of `kind` (none: nothing)."""
         agents = self.agents_by_type.get(kind)
         if agents is not None:
-            agents.do(phase, board)
+            agents.do(method, *args)
+
+    def _attack(self, phase: str, board: StepBoard) -> None:
+        """Run attacker phase `phase` (`simulator.attacks.protocol.PHASES`) on every attacker
+        that declares it, in the scenario's order."""
+        self._phase(AttackerAgent, "act", phase, board)
 
     def _apply_events(self, step: int) -> None:
         """The scheduled events of `step` other than breaches."""

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from simulator.foundations.random_streams import random_stream
 from simulator.world.base import World
 
 ITEM_SAMPLES = ("random", "popular")
@@ -22,7 +23,7 @@ def keep_items(world: World, n_items: int, by: str, seed: int) -> World:
     if n_items == world.n_items:
         return world
     if by == "random":
-        kept = np.sort(np.random.default_rng([seed, 40]).choice(world.n_items, n_items,
+        kept = np.sort(random_stream(seed, "item_sample").choice(world.n_items, n_items,
                                                                   replace=False))
     else:
         counts = np.bincount(world.ratings.item, minlength=world.n_items)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from simulator.defenses.adversarial.settings import AdversarialConfig
 from simulator.defenses.protocol import Defense, DefenseContext, Retrain
+from simulator.foundations.columns import SHARE, Column
 from simulator.foundations.settings import DefenseSection
 
 if TYPE_CHECKING:
@@ -24,11 +25,13 @@ class AdversarialTraining(Defense):
 
     key = "adversarial"
     summary_columns = (r"adversary_readout_acc_\w+",)
+    columns = (Column("adversary_readout_acc_{attribute}", *SHARE),)
+    example = {"attributes": ["gender"], "weight": 1.0, "head_steps": 2}
     settings = AdversarialConfig
     requires: ClassVar[frozenset[str]] = frozenset({"user_adversary"})
 
-    def __init__(self, config: DefenseSection, context: DefenseContext) -> None:
-        super().__init__(config, context)
+    def __init__(self, *, config: DefenseSection, context: DefenseContext) -> None:
+        super().__init__(config=config, context=context)
         self.adversary: AttributeAdversary | None = None
 
     def metric_names(self) -> list[str]:

@@ -51,6 +51,7 @@ class APR(Defense):
     """Trains every retrain from `start_step` on against fast-gradient perturbations."""
 
     key = "apr"
+    example = {"epsilon": 0.5, "weight": 1.0}
     settings = APRConfig
     requires: ClassVar[frozenset[str]] = frozenset({"gradient_perturbation"})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from simulator.defenses.detection.settings import DetectionConfig
 from simulator.defenses.protocol import Defense, Retrain
+from simulator.foundations.columns import COUNT, SHARE, Column
 from simulator.world.base import Interactions
 
 
@@ -13,6 +14,9 @@ class FakeProfileDetection(Defense):
 
     key = "detection"
     summary_columns = ("detection_precision", "detection_recall")
+    columns = (Column("detection_flagged", *COUNT), Column("detection_precision", *SHARE),
+               Column("detection_recall", *SHARE))
+    example = {"method": "threshold", "assumed_attack_size": None, "z": 2.0}
     settings = DetectionConfig
     on_clean_twin = False  # the attack-free twin has nothing to detect
 

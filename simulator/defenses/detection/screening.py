@@ -24,6 +24,7 @@ from simulator.defenses.detection.detectors import (
     threshold_detect,
 )
 from simulator.defenses.detection.settings import DetectionConfig
+from simulator.foundations.random_streams import random_stream
 from simulator.world.base import Interactions
 
 # Attack models the supervised detector is shown, and how many of each it makes (as a
@@ -79,7 +80,7 @@ def screen(
 def _supervised(local: Interactions, n: int, n_items: int, seed: int) -> np.ndarray:
     """Train on the platform's accounts (label 0; fakes among them are label noise) plus
     profiles it generates itself (label 1), then classify its accounts, cross-fitted."""
-    rng = np.random.default_rng([seed, 31])
+    rng = random_stream(seed, "detection_training_profiles")
     stats = PublicStats.from_ratings(local, n_items)
     per_model = max(MIN_TRAINING_FAKES, int(round(TRAINING_SHARE * n)))
     # Filler sizes spread densely over the usual range of attacks (1-10% of the items): the

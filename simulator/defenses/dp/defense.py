@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from simulator.defenses.dp.settings import DPConfig
 from simulator.defenses.protocol import Defense, DefenseContext, Retrain
+from simulator.foundations.columns import COUNT, Column
 from simulator.foundations.settings import DefenseSection
 
 if TYPE_CHECKING:
@@ -28,13 +29,16 @@ class PrivateTraining(Defense):
 
     key = "dp"
     summary_columns = ("dp_epsilon_user_max",)
+    columns = (Column("dp_epsilon_retrain", *COUNT), Column("dp_noise_multiplier", *COUNT),
+               Column("dp_epsilon_user_max", *COUNT), Column("dp_epsilon_user_mean", *COUNT))
+    example = {"noise_multiplier": 2.0}
     settings = DPConfig
     requires: ClassVar[frozenset[str]] = frozenset({"dense_training"})
     with_item_features = False  # DP-SGD reads the item factors without the side information
     with_consumption = False  # its per-rating accounting counts a rating once, not twice
 
-    def __init__(self, config: DefenseSection, context: DefenseContext) -> None:
-        super().__init__(config, context)
+    def __init__(self, *, config: DefenseSection, context: DefenseContext) -> None:
+        super().__init__(config=config, context=context)
         from simulator.defenses.dp.accounting import PrivacyLedger
 
         self.ledger = PrivacyLedger(context.n_users)

@@ -235,7 +235,10 @@ def dp_fit(
             module=net, optimizer=torch.optim.Adam(net.parameters(), lr=lr),
             criterion=criterion, data_loader=loader, max_grad_norm=settings.max_grad_norm,
             poisson_sampling=True, noise_generator=noise,
-            grad_sample_mode=training.grad_sample_mode,
+            # Ghost clipping: per-example gradient norms without materialising the
+            # per-example gradients; `make_private` then also returns the criterion that
+            # does the second backward pass (the 4-tuple below).
+            grad_sample_mode="ghost",
         )
         if settings.target_epsilon is not None:
             private = engine.make_private_with_epsilon(

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from simulator.defenses.protocol import Defense, Retrain
 from simulator.defenses.unlearning.settings import UnlearningConfig
+from simulator.foundations.columns import COUNT, SHARE, Column
 
 METRICS = ["unlearning_distance_before", "unlearning_distance_after", "unlearning_alpha",
            "unlearning_users", "unlearning_steps", "unlearning_probe_auc_before",
@@ -22,6 +23,11 @@ class AttributeUnlearning(Defense):
 
     key = "unlearning"
     summary_columns = ("unlearning_probe_auc_after",)
+    columns = (Column("unlearning_distance_before"), Column("unlearning_distance_after"),
+               Column("unlearning_alpha", *SHARE), Column("unlearning_users", *COUNT),
+               Column("unlearning_steps", *COUNT), Column("unlearning_probe_auc_before", *SHARE),
+               Column("unlearning_probe_auc_after", *SHARE))
+    example = {"attribute": "gender", "stop": "steps", "steps": 5}
     settings = UnlearningConfig
     requires: ClassVar[frozenset[str]] = frozenset({"user_scorer"})
     with_item_features = False  # the edit reads the item factors without the side information

@@ -1,21 +1,105 @@
-"""The profile-injection (shilling) attacker: fake users who push or nuke target items."""
+"""The shilling attacker: fake accounts whose ratings push or nuke target items
+(`attackers: [{kind: shilling}]`), built from public statistics only, optionally watching
+the platform through probe accounts and adapting."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-import mesa
 import numpy as np
-import torch
+from pydantic import Field, model_validator
 
-from agents.board import StepBoard
 from simulator.attacks.declared import declare
-from simulator.attacks.fake_profiles import PublicStats, fake_profiles, filler_count, profile_count
+from simulator.attacks.fake_profiles import (
+    PublicStats,
+    fake_profiles,
+    filler_count,
+    profile_count,
+)
+from simulator.attacks.protocol import Attacker, AttackerContext, Board
 from simulator.attacks.targets import configured_or_by_popularity
-from simulator.recommenders.base import Recommender
-from simulator.scenario.schema import ShillingAttackerConfig
-from simulator.world.base import Interactions
+from simulator.foundations.random_streams import random_stream
+from simulator.foundations.settings import MAX_ITEMS, MAX_STEPS, Scheduled, Section
+from simulator.world.base import Interactions, World
+
+if TYPE_CHECKING:
+    from simulator.recommenders.base import Recommender
+
+
+ATTACK_MODELS = ("random", "average", "bandwagon", "segment", "love_hate", "reverse_bandwagon")
+
+
+class ShillingAttackerConfig(Section):
+    """A profile-injection attacker: fake users whose ratings push or nuke target items."""
+
+    kind: Literal["shilling"] = "shilling"
+    model: Literal[ATTACK_MODELS] = Field(  # type: ignore[valid-type]
+        "average", description="how fake profiles rate their selected and filler items"
+    )
+    intent: Literal["push", "nuke"] = "push"
+    targets: list[int] | None = Field(
+        None, description="target item indices (0-based); default: chosen by popularity"
+    )
+    target_popularity: Literal["unpopular", "median", "popular"] = Field(
+        "unpopular", description="without targets: public rating count of the chosen targets"
+    )
+    n_targets: int = Field(1, ge=1, le=MAX_ITEMS, description="without targets: how many to choose")
+    attack_size: float = Field(
+        0.03, gt=0.0, le=1.0, description="fake profiles as a share of genuine users"
+    )
+    filler_size: float = Field(
+        0.03, gt=0.0, le=1.0, description="filler items per profile as a share of all items"
+    )
+    selected: list[int] | None = Field(
+        None, description="selected items (bandwagon, segment, reverse_bandwagon); default: "
+        "chosen from public statistics",
+    )
+    n_selected: int = Field(10, ge=1, le=MAX_ITEMS)
+    start_step: int = Field(
+        0, ge=0, le=MAX_STEPS, description="first step at which profiles are injected"
+    )
+    spread_steps: int = Field(
+        1, ge=1, le=MAX_STEPS, description="inject the profiles evenly over this many steps"
+    )
+    adaptive: bool = Field(
+        False, description="watch the targets through probe accounts after every retrain and "
+        "react: inject more, and move fillers toward what the platform recommends",
+    )
+    probes: int = Field(
+        5, ge=1, le=10_000, description="adaptive: probe accounts that only observe"
+    )
+    goal: float = Field(
+        0.5, gt=0.0, le=1.0, description="adaptive: share of probes with a target in the "
+        "top-k that counts as success (push), or without one (nuke)",
+    )
+    reserve: float = Field(
+        0.5, ge=0.0, lt=1.0, description="adaptive: share of the profiles held back for "
+        "re-injection when the goal is not reached",
+    )
+    declared_attributes: Literal["marginal", "flipped"] = Field(
+        "marginal", description="what each fake account declares about itself (gender, age, "
+        "occupation) at sign-up, which defenses trained on declared attributes take at face "
+        "value: drawn from the public class shares, or the class its own ratings look least "
+        "like (to turn the platform's read-outs around)",
+    )
+    known_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of genuine users whose attributes the "
+        "attacker knows (public profiles): its class shares and its flipped declarations",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ShillingAttackerConfig:
+        if self.model in ("love_hate", "reverse_bandwagon") and self.intent == "push":
+            raise ValueError(f"model {self.model} is a nuke attack: set intent: nuke")
+        for name in ("targets", "selected"):
+            values = getattr(self, name)
+            if values is not None and (not values or len(set(values)) != len(values)
+                                       or min(values) < 0):
+                raise ValueError(f"{name}: give distinct item indices >= 0")
+        return self
+
 
 # Implicit-feedback platforms record that a user interacted, not how much they liked it, so
 # a fake user only interacts with items it wants promoted: ratings below this are not sent.
@@ -48,7 +132,7 @@ class Injection:
     replaced_users: np.ndarray
 
 
-class ShillingAttacker(mesa.Agent):
+class ShillingAttacker(Attacker):
     """Creates fake accounts (user slots `first_slot ...`) and rates items through them.
 
     Knowledge it assumes: only public statistics of the genuine users' disclosed ratings
@@ -64,27 +148,31 @@ class ShillingAttacker(mesa.Agent):
     platform currently recommends (so the targets co-occur with what is in favour).
     """
 
-    def __init__(
-        self,
-        model: mesa.Model,
-        config: ShillingAttackerConfig,
-        n_genuine: int,
-        n_items: int,
-        first_slot: int,
-        implicit: bool,
-        rng: np.random.Generator,
-        label: str = "shilling0",
-        declarations: Declarations | None = None,
-    ) -> None:
-        super().__init__(model)
-        self.declarations = declarations
-        self.label = label  # names the attacker in the events table
-        self.config = config
+    kind = "shilling"
+    title = "a shilling attacker (fake accounts)"
+    settings = ShillingAttackerConfig
+    label_prefix = "shilling"
+    poisons = True
+    reads = ("public ratings", "recommendations")
+    phases = ("inject", "probe")
+    example = {"kind": "shilling", "attack_size": 0.05}
+
+    def __init__(self, *, settings: ShillingAttackerConfig, context: AttackerContext) -> None:
+        super().__init__(settings=settings, context=context)
+        config = settings
+        world = context.world
+        n_items = world.n_items
+        self.declarations = Declarations(
+            context.accounts,
+            public_labels(world, config.known_fraction,
+                          random_stream(context.seed, "poisoner_public_labels", context.index)),
+            {a: len(labels) for a, labels in world.attribute_labels.items()},
+            random_stream(context.seed, "poisoner_declarations", context.index))
         self.n_items = n_items
-        self.first_slot = first_slot
-        self.implicit = implicit
-        self.draws = rng
-        self.total = profile_count(config.attack_size, n_genuine)
+        self.first_slot = context.first_slot
+        self.implicit = context.implicit
+        self.draws = random_stream(context.seed, "poisoner", context.index)
+        self.total = profile_count(config.attack_size, context.n_genuine)
         self.n_probes = config.probes if config.adaptive else 0
         self.n_slots = self.total + self.n_probes
         self.filler = filler_count(config.filler_size, n_items)
@@ -102,6 +190,17 @@ class ShillingAttacker(mesa.Agent):
         self.observed_success = math.nan
         self.goal_met: bool | None = None
         self._probe_items: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def scheduled(cls, settings: Any, index: int) -> list[Scheduled]:
+        """Its injections, from `start_step` over `spread_steps`."""
+        last = settings.start_step + settings.spread_steps - 1
+        key = f"attackers.{index}.start_step"
+        if settings.spread_steps > 1:
+            key += f" + spread_steps - 1 = {last}"
+        return [Scheduled(settings.start_step, last,
+                          f"{settings.model} {settings.intent} attack", key, True,
+                          "its fake profiles reach the model only at a retrain")]
 
     # -- who is who --------------------------------------------------------------------------
     @property
@@ -196,7 +295,7 @@ class ShillingAttacker(mesa.Agent):
         return Interactions(user, item, rating, np.full(len(user), step, np.int64))
 
     # -- phases (run by the model through Mesa's AgentSet) -----------------------------------
-    def inject(self, board: StepBoard) -> None:
+    def inject(self, board: Board) -> None:
         """Phase: send this step's fake ratings to the platform (rewritten profiles replace
         their earlier ratings)."""
         injection = self.act(board.step, board.public)
@@ -227,7 +326,7 @@ class ShillingAttacker(mesa.Agent):
                     known.public_labels[name], known.n_classes[name], self.n_items, known.rng,
                 )
 
-    def probe(self, board: StepBoard) -> None:
+    def probe(self, board: Board) -> None:
         """Phase, after a retrain: adaptive attackers look at the new model through their
         probe accounts."""
         if self.n_probes and self.started:
@@ -243,6 +342,8 @@ class ShillingAttacker(mesa.Agent):
         miss their goal schedule more profiles and a filler shift."""
         if not self.n_probes or self.targets is None or not self._probe_items:
             return math.nan
+        import torch
+
         probes = self.probe_users
         with torch.no_grad():
             scored = recommender.score(torch.as_tensor(probes, device=recommender.device))
@@ -293,3 +394,12 @@ def segment_items(
     order = np.lexsort((np.arange(len(counts)), -score))
     order = order[candidate[order]]
     return order[:n].astype(np.int64)
+
+
+def public_labels(world: World, fraction: float, rng: np.random.Generator
+                  ) -> dict[str, np.ndarray]:
+    """The genuine users' attributes an attacker knows: a seeded `fraction` of the users made
+    their profile public (-1 for the others)."""
+    public = rng.random(world.n_users) < fraction
+    return {name: np.where(public, codes, -1).astype(np.int64)
+            for name, codes in world.attributes.items()}

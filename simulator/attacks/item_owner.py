@@ -1,27 +1,65 @@
-"""The item-perturbation attacker: owns items and nudges their embeddings toward a segment."""
+"""The item owner: a white-box owner of some items (an uploader or a seller) who perturbs
+them after every retrain to push them to a target segment (`attackers: [{kind:
+item_perturbation}]`)."""
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-import mesa
 import numpy as np
-import torch
+from pydantic import Field
 
-from agents.board import StepBoard
-from simulator.attacks.item_perturbation import (
-    apply_perturbation,
-    perturb_item_parameters,
-    perturb_items,
-)
+from simulator.attacks.protocol import Attacker, AttackerContext, Board
 from simulator.attacks.targets import configured_or_by_popularity
-from simulator.recommenders.base import Recommender
-from simulator.recommenders.factor_model import FactorModel
-from simulator.recommenders.registry import capabilities
-from simulator.scenario.schema import ItemPerturbationConfig
-from simulator.world.base import Interactions
+from simulator.foundations.errors import ScenarioError
+from simulator.foundations.random_streams import random_stream
+from simulator.foundations.settings import MAX_ITEMS, MAX_STEPS, Scheduled, Section
+from simulator.recommenders.registry import capabilities, models_with
+from simulator.world.base import Interactions, World
+
+if TYPE_CHECKING:
+    import torch
+
+    from simulator.recommenders.base import Recommender
+    from simulator.recommenders.factor_model import FactorModel
+
+# Capabilities through which a white-box item owner can move its items.
+WHITE_BOX_ITEMS = frozenset({"settable_items", "item_parameters"})
+
+
+class ItemPerturbationConfig(Section):
+    """A white-box item owner: after every retrain it perturbs its items' own parameters (a
+    factor model's item embeddings, a MetaMF item's row of the item table) within a budget
+    to push them to a target segment of users."""
+
+    kind: Literal["item_perturbation"] = "item_perturbation"
+    target: Literal["embedding", "features"] = Field(
+        "embedding", description="what it perturbs: the items' embeddings in the model "
+        "(white box), or the side information the platform ingests about them (needs "
+        "platform.item_features; features stay in [0, 1])",
+    )
+    items: list[int] | None = Field(
+        None, description="owned item indices (0-based); default: chosen by popularity"
+    )
+    item_popularity: Literal["unpopular", "median", "popular"] = "unpopular"
+    n_items: int = Field(1, ge=1, le=MAX_ITEMS, description="without items: how many to own")
+    segment_attribute: Literal["gender", "age", "occupation"] | None = Field(
+        None, description="target segment: users with this attribute value (None: everyone)"
+    )
+    segment_value: int = Field(0, ge=0, le=1000, description="the attribute code of the segment")
+    epsilon: float = Field(
+        0.5, gt=0.0, le=100.0, description="per-item budget on the change of the item's own "
+        "parameters, in `norm` (its scale follows the model's: MetaMF's item rows have a "
+        "median l2 norm near 0.3 at the default sizes)",
+    )
+    method: Literal["fgsm", "pgd"] = "pgd"
+    steps: int = Field(10, ge=1, le=10_000, description="pgd steps")
+    norm: Literal["l2", "linf"] = "l2"
+    objective: Literal["score", "rank"] = "rank"
+    start_step: int = Field(0, ge=0, le=MAX_STEPS)
+
 
 CLEAN_SCORE_USERS = 256  # segment users scored at once for the rank objective's thresholds
 
@@ -37,7 +75,7 @@ class ItemParameterModel(Protocol):
     def score_item_parameters(self, users: torch.Tensor, rows: torch.Tensor) -> torch.Tensor: ...
 
 
-class ItemOwner(mesa.Agent):
+class ItemOwner(Attacker):
     """White-box owner of some items (an uploader or a seller).
 
     Knowledge it assumes: the platform's current model (user and item embeddings, item
@@ -53,33 +91,65 @@ class ItemOwner(mesa.Agent):
     platform ingests about its items, within the budget around their true values.
     """
 
-    def __init__(
-        self,
-        model: mesa.Model,
-        config: ItemPerturbationConfig,
-        segment: np.ndarray,
-        n_items: int,
-        rng: np.random.Generator,
-        label: str = "item_owner0",
-    ) -> None:
-        super().__init__(model)
-        self.label = label  # names the attacker in the events table
-        self.config = config
-        self.segment = segment
-        self.n_items = n_items
-        self.draws = rng
+    kind = "item_perturbation"
+    title = "an item owner (item_perturbation)"
+    settings = ItemPerturbationConfig
+    label_prefix = "item_owner"
+    poisons = True
+    reads = ("the model", "public ratings", "attributes")
+    phases = ("pick_items", "perturb")
+    with_consumption = False
+    example = {"kind": "item_perturbation", "steps": 3, "segment_attribute": "gender",
+               "segment_value": 0}
+
+    def __init__(self, *, settings: ItemPerturbationConfig, context: AttackerContext) -> None:
+        super().__init__(settings=settings, context=context)
+        self.segment = segment(context.world, context.where, settings.segment_attribute,
+                               settings.segment_value)
+        self.n_items = context.world.n_items
+        self.draws = random_stream(context.seed, "poisoner", context.index)
         self.owned: np.ndarray | None = None
         self.true_features: np.ndarray | None = None
         self.last_gain = math.nan
 
+    @classmethod
+    def scheduled(cls, settings: Any, index: int) -> list[Scheduled]:
+        """Its first perturbation (it acts at every retrain from `start_step`)."""
+        return [Scheduled(settings.start_step, settings.start_step,
+                          f"item owner ({settings.target})", f"attackers.{index}.start_step",
+                          True)]
+
+    @classmethod
+    def platform_problem(cls, settings: Any, platform: Any) -> str | None:
+        """It needs a model whose items have their own parameters, lists ranked by the rows it
+        moves, and, to rewrite side information, a platform that learns from it."""
+        if platform.ranking.method == "consumption":
+            return ("item_perturbation attackers move the item rows a model rates with, but "
+                    "with platform.ranking.method: consumption its lists rank by the "
+                    "consumption task's rows; set platform.ranking.method: score")
+        have = capabilities(platform.model)
+        if not have & WHITE_BOX_ITEMS:
+            white_box = sorted({m for need in WHITE_BOX_ITEMS
+                                for m in models_with(frozenset({need}))})
+            return (f"item_perturbation attackers need a platform model whose items have "
+                    f"their own parameters ({', '.join(white_box)})")
+        if settings.target == "features" and "item_features" not in have:
+            models = " or ".join(models_with(frozenset({"item_features"})))
+            return ("an item_perturbation attacker with target: features rewrites item side "
+                    f"information, which only {models} models learn from")
+        if settings.target == "features" and not platform.item_features:
+            return ("an item_perturbation attacker with target: features needs "
+                    "platform.item_features: true (the platform must use side information)")
+        return None
+
     # --- phases (run by the model through Mesa's AgentSet) ----------------------------------
 
-    def pick_items(self, board: StepBoard) -> None:
+    def pick_items(self, board: Board) -> None:
         """Phase: fix the owned items as soon as there is public data to choose from."""
         if self.owned is None and len(board.public):
             self.choose_items(board.public)
 
-    def perturb(self, board: StepBoard) -> None:
+    def perturb(self, board: Board) -> None:
         """Phase, after a retrain: perturb the owned items in the new model."""
         if self.owned is None:
             return
@@ -100,6 +170,9 @@ class ItemOwner(mesa.Agent):
         score gain on them (NaN before the start step). Models with `settable_items` move
         the items' embeddings, models with `item_parameters` the items' own parameter rows
         (the gain is then in unclipped predicted ratings)."""
+        from simulator.attacks.item_perturbation import apply_perturbation, perturb_items
+        from simulator.recommenders.factor_model import FactorModel
+
         cfg = self.config
         if step < cfg.start_step:
             return math.nan
@@ -133,6 +206,10 @@ class ItemOwner(mesa.Agent):
     def _perturb_parameters(self, recommender: ItemParameterModel, seen: np.ndarray) -> float:
         """Perturb the owned items' own parameter rows through the model's gradients (the
         segment's unclipped scores); `seen` is (genuine users, items)."""
+        import torch
+
+        from simulator.attacks.item_perturbation import perturb_item_parameters
+
         cfg = self.config
         assert self.owned is not None
         users = np.flatnonzero(self.segment)
@@ -155,6 +232,8 @@ class ItemOwner(mesa.Agent):
 
     def _clean_scores(self, recommender: ItemParameterModel, users: torch.Tensor) -> np.ndarray:
         """The users' unclipped scores of every item, (len(users), n_items)."""
+        import torch
+
         every = torch.from_numpy(recommender.item_parameters(np.arange(self.n_items)))
         with torch.no_grad():
             parts = [
@@ -170,6 +249,8 @@ class ItemOwner(mesa.Agent):
         with weights W p_u, so the items are perturbed in feature space against those
         user vectors (objective: the segment's mean score); features stay in [0, 1]. The
         platform keeps the rewritten features, so the next retrain learns from them too."""
+        from simulator.attacks.item_perturbation import apply_perturbation, perturb_items
+
         cfg = self.config
         assert self.owned is not None
         features = recommender.item_features()
@@ -198,3 +279,20 @@ class ItemOwner(mesa.Agent):
         self.owned = configured_or_by_popularity(
             cfg.items, cfg.item_popularity, cfg.n_items, counts, self.draws, "items"
         )
+
+
+def segment(world: World, where: str, attribute: str | None, value: int) -> np.ndarray:
+    """An item owner's target segment: the genuine users with that attribute value (all
+    users without an attribute)."""
+    if attribute is None:
+        return np.ones(world.n_users, dtype=bool)
+    if attribute not in world.attributes:
+        raise ScenarioError(f"{where}.segment_attribute: the {world.name} world has no "
+                            f"{attribute}")
+    labels = world.attribute_labels[attribute]
+    if value >= len(labels):
+        raise ScenarioError(
+            f"{where}.segment_value: {attribute} codes are 0..{len(labels) - 1} "
+            f"({', '.join(labels)}), got {value}"
+        )
+    return world.attributes[attribute] == value
