@@ -232,6 +232,16 @@ def test_every_output_name_is_documented(outputs: dict[str, Any], key: str) -> N
     assert not missing, f"{DOC.relative_to(ROOT)} lacks these {key} names: {missing}"
 
 
+def test_every_declared_column_is_documented() -> None:
+    """What the measurements and defenses declare they write (`Column`), without a run: a
+    `{placeholder}` part stands for any name, as in the document."""
+    from simulator.measurements.registry import REGISTRY
+
+    declared = {PLACEHOLDER.sub("x1", column.name) for column in REGISTRY.columns()}
+    missing = undocumented(declared, "metrics")
+    assert not missing, f"{DOC.relative_to(ROOT)} lacks these declared columns: {missing}"
+
+
 def test_prefixed_poisoning_columns_are_documented_columns(outputs: dict[str, Any]) -> None:
     inner = {m.group(1) for c in outputs["metrics"] if (m := PREFIXED.fullmatch(c))}
     assert inner, "the poisoned run has no attacker-prefixed columns"

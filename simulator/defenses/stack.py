@@ -21,6 +21,7 @@ import numpy as np
 
 from simulator.defenses.protocol import Defense, DefenseContext, Retrain
 from simulator.defenses.registry import BY_KEY, configured
+from simulator.foundations.random_streams import retrain_seed
 from simulator.foundations.settings import DefenseSection
 from simulator.recommenders.base import Recommender, TrainingReport
 from simulator.world.base import Interactions
@@ -82,7 +83,7 @@ class PlatformDefenses:
         warm_start: bool,
     ) -> RetrainOutcome:
         """Train `recommender` on `table` under the defenses active at `step`."""
-        retrain = Retrain(step, recommender, table, self.seed + 1000 * self._retrains)
+        retrain = Retrain(step, recommender, table, retrain_seed(self.seed, self._retrains))
         self._retrains += 1
         used: list[str] = []
         metrics: dict[str, float] = {}

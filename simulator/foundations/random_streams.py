@@ -72,3 +72,12 @@ def random_stream(seed: int, purpose: str, *index: int) -> np.random.Generator:
     if purpose not in STREAMS:
         raise KeyError(f"unknown random stream {purpose!r}; add it to STREAMS")
     return np.random.default_rng([seed, STREAMS[purpose], *index])
+
+
+RETRAIN_STRIDE = 1000  # seeds of successive retrains of one run lie this far apart
+
+
+def retrain_seed(seed: int, retrain: int) -> int:
+    """The seed of a run's `retrain`-th training (0 first), which seeds the torch generators
+    of that training and of the defenses acting on it."""
+    return seed + RETRAIN_STRIDE * retrain
