@@ -88,7 +88,7 @@ class PrivacyCalculusPolicy:
     name = "privacy_calculus"
 
     def __init__(
-        self, config: CalculusConfig, beta0: np.ndarray, concern: np.ndarray, seed: int
+        self, config: CalculusConfig, *, beta0: np.ndarray, concern: np.ndarray, seed: int
     ) -> None:
         self.config = config
         clipped = np.clip(beta0, LOGIT_CLIP, 1.0 - LOGIT_CLIP)
@@ -164,10 +164,10 @@ class SocialPolicy(PrivacyCalculusPolicy):
     name = "social"
 
     def __init__(
-        self, config: CalculusConfig, social: SocialConfig, adjacency: sp.csr_matrix,
+        self, config: CalculusConfig, *, social: SocialConfig, adjacency: sp.csr_matrix,
         beta0: np.ndarray, concern: np.ndarray, seed: int,
     ) -> None:
-        super().__init__(config, beta0, concern, seed)
+        super().__init__(config, beta0=beta0, concern=concern, seed=seed)
         self.social = social
         self.adjacency = adjacency
         self.carrying = np.zeros(len(beta0), dtype=bool)  # heard last step, tells now
@@ -223,9 +223,10 @@ def make_policy(
         return SensitivityAwarePolicy()
     concern = np.array([t.concern for t in config.types.values()])[inclination]
     if config.policy == "privacy_calculus":
-        return PrivacyCalculusPolicy(config.calculus, beta0, concern, seed)
-    return SocialPolicy(config.calculus, config.social, social_graph(config.social, world, seed),
-                        beta0, concern, seed)
+        return PrivacyCalculusPolicy(config.calculus, beta0=beta0, concern=concern, seed=seed)
+    return SocialPolicy(config.calculus, social=config.social,
+                        adjacency=social_graph(config.social, world, seed),
+                        beta0=beta0, concern=concern, seed=seed)
 
 
 def social_graph(config: SocialConfig, world: World, seed: int) -> sp.csr_matrix:

@@ -65,7 +65,7 @@ def bench_popularity() -> None:
     print(f"{'users':>8}{'items':>7}{'ratings':>11}{'table':>9}{'order':>9}{'ratio':>8}")
     for n_users, n_items, n_seen in ((6040, 3700, 1_000_000), (100_000, 5000, 6_000_000)):
         seen_user, seen_item, test = _disclosures(n_users, n_items, n_seen)
-        evaluator = RankingEvaluator(test, n_users, n_items, 10, device)
+        evaluator = RankingEvaluator(test, n_users=n_users, n_items=n_items, k=10, device=device)
         start = time.perf_counter()
         fast = evaluator.evaluate_popularity(seen_user, seen_item)
         order_s = time.perf_counter() - start

@@ -53,8 +53,9 @@ def one_run(scenario: str, model: str, ranking: str, seed: int, steps: int,
         sim.step()
     row = sim.records.metrics[-1]
     seen_user, seen_item = sim.platform.seen_items()
-    ranking_eval = RankingEvaluator(sim.test, sim.world.n_users, sim.world.n_items, 10,
-                                    torch.device("cpu"))
+    ranking_eval = RankingEvaluator(sim.test, n_users=sim.world.n_users,
+                                    n_items=sim.world.n_items, k=10,
+                                    device=torch.device("cpu"))
     generator = torch.Generator().manual_seed(seed)
     random_hits = ranking_eval.evaluate(
         lambda users: torch.rand(len(users), sim.world.n_items, generator=generator),

@@ -83,7 +83,7 @@ def test_grl_is_identity_forward_and_reverses_gradient() -> None:
 
 def test_step_returns_minus_weight_times_readout_gradient() -> None:
     codes = np.array([0, 1, -1, 1, 0, 2, 1])
-    adversary = AttributeAdversary({"age": codes}, {"age": 3}, weight=3.0, lr=0.01)
+    adversary = AttributeAdversary({"age": codes}, n_classes={"age": 3}, weight=3.0, lr=0.01)
     adversary.bind(7, 4, "cpu")
     head = adversary.heads["age"]
     before = {k: v.clone() for k, v in head.state_dict().items()}
@@ -106,7 +106,7 @@ def test_adversary_rejects_bad_inputs() -> None:
     with pytest.raises(ValueError, match="readout"):
         AttributeAdversary({"gender": np.zeros(3, np.int64)}, readout="tree")
     with pytest.raises(ValueError, match="codes"):
-        AttributeAdversary({"gender": np.array([0, 2, 1])}, {"gender": 2})
+        AttributeAdversary({"gender": np.array([0, 2, 1])}, n_classes={"gender": 2})
     adversary = AttributeAdversary({"gender": np.array([0, 1, 1])})
     with pytest.raises(ValueError, match="3 users"):
         adversary.bind(4, 8, "cpu")

@@ -157,7 +157,8 @@ def test_popularity_baseline_without_a_score_table_matches_full_ranking() -> Non
     seen_item = np.minimum(rng.zipf(1.6, 700) - 1, n_items - 1)  # heavy ties in the tail
     test = _table(list(rng.integers(0, n_users - 5, 150)), list(rng.integers(0, n_items, 150)))
     for k in (1, 5, 10):
-        evaluator = RankingEvaluator(test, n_users, n_items, k, torch.device("cpu"), chunk=16)
+        evaluator = RankingEvaluator(test, n_users=n_users, n_items=n_items, k=k,
+                                     device=torch.device("cpu"), chunk=16)
         dense = evaluator.evaluate(popularity_scores(seen_item, n_items, torch.device("cpu")),
                                    seen_user, seen_item)
         fast = evaluator.evaluate_popularity(seen_user, seen_item)

@@ -27,7 +27,8 @@ BREACH = EventConfig(step=1, severity=2.0, reach=1.0)
 
 def _calculus(n: int = 4, concern: float = 1.0) -> tuple[PrivacyCalculusPolicy, np.ndarray]:
     beta0 = np.full(n, 0.5)
-    return PrivacyCalculusPolicy(CALCULUS, beta0, np.full(n, concern), seed=0), beta0.copy()
+    return PrivacyCalculusPolicy(CALCULUS, beta0=beta0, concern=np.full(n, concern),
+                                 seed=0), beta0.copy()
 
 
 def test_benefit_above_the_baseline_raises_budgets_and_below_lowers_them() -> None:
@@ -45,7 +46,7 @@ def test_benefit_above_the_baseline_raises_budgets_and_below_lowers_them() -> No
 def test_a_breach_lowers_budgets_by_concern_and_they_recover_as_it_fades() -> None:
     beta0 = np.full(4, 0.5)
     concern = np.array([0.0, 0.5, 1.0, 2.0])
-    policy = PrivacyCalculusPolicy(CALCULUS, beta0, concern, seed=0)
+    policy = PrivacyCalculusPolicy(CALCULUS, beta0=beta0, concern=concern, seed=0)
     beta = beta0.copy()
     policy.update(beta, 0, StepSignals())
     policy.update(beta, 1, StepSignals(breaches=[BREACH]))
@@ -61,7 +62,7 @@ def test_breach_reach_uses_per_user_streams() -> None:
     partial = EventConfig(step=1, severity=1.0, reach=0.5)
     heard = []
     for concern in (np.ones(1000), np.r_[np.full(500, 5.0), np.ones(500)]):
-        policy = PrivacyCalculusPolicy(CALCULUS, np.full(1000, 0.5), concern, seed=3)
+        policy = PrivacyCalculusPolicy(CALCULUS, beta0=np.full(1000, 0.5), concern=concern, seed=3)
         policy.update(np.full(1000, 0.5), 1, StepSignals(breaches=[partial]))
         heard.append(policy.informed.copy())
     assert 0.45 < heard[0].mean() < 0.55
@@ -81,7 +82,8 @@ def test_social_influence_pulls_budgets_toward_neighbours() -> None:
     social = SocialConfig(influence=0.5, pass_news=0.0)
     beta0 = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
     calm = CalculusConfig(rate=0.0001, benefit_weight=0.0, risk_weight=0.0)
-    policy = SocialPolicy(calm, social, _two_cliques(), beta0, np.ones(6), seed=0)
+    policy = SocialPolicy(calm, social=social, adjacency=_two_cliques(), beta0=beta0,
+                          concern=np.ones(6), seed=0)
     beta = beta0.copy()
     policy.update(beta, 0, StepSignals())
     assert beta[0] == pytest.approx(1.0, abs=1e-3) and beta[5] == pytest.approx(0.0, abs=1e-3)
@@ -91,17 +93,20 @@ def test_social_influence_pulls_budgets_toward_neighbours() -> None:
 
 def test_breach_news_travels_one_hop_per_step() -> None:
     social = SocialConfig(influence=0.0, pass_news=1.0)
-    policy = SocialPolicy(CALCULUS, social, _two_cliques(), np.full(6, 0.5), np.ones(6), 0)
+    policy = SocialPolicy(CALCULUS, social=social, adjacency=_two_cliques(),
+                          beta0=np.full(6, 0.5), concern=np.ones(6), seed=0)
     beta = np.full(6, 0.5)
     first = EventConfig(step=0, severity=1.0, reach=0.0)
     policy.update(beta, 0, StepSignals(breaches=[first]))
     assert not policy.heard.any()  # nobody heard it directly, nobody can pass it on
-    policy = SocialPolicy(CALCULUS, social, _two_cliques(), np.full(6, 0.5), np.ones(6), 0)
+    policy = SocialPolicy(CALCULUS, social=social, adjacency=_two_cliques(),
+                          beta0=np.full(6, 0.5), concern=np.ones(6), seed=0)
     policy.informed = np.zeros(6, dtype=bool)
     policy.update(beta, 0, StepSignals(breaches=[EventConfig(step=0, severity=1.0, reach=1.0)]))
     assert policy.heard.all()
     # Only user 0 hears the next breach directly; it spreads through the cliques hop by hop.
-    policy = SocialPolicy(CALCULUS, social, _two_cliques(), np.full(6, 0.5), np.ones(6), 0)
+    policy = SocialPolicy(CALCULUS, social=social, adjacency=_two_cliques(),
+                          beta0=np.full(6, 0.5), concern=np.ones(6), seed=0)
     policy.update(beta, 0, StepSignals())
     policy.informed = np.zeros(6, dtype=bool)
     policy._announced([first])

@@ -33,8 +33,10 @@ def test_cached_lists_follow_new_disclosures_and_rebuild_short_ones() -> None:
         later_user += [user] * len(rest)
         later_item += list(rest)
     test = _table(np.array(test_user), np.array(test_item))
-    cached = RankingEvaluator(test, n_users, n_items, k, torch.device("cpu"), depth=4)
-    fresh = RankingEvaluator(test, n_users, n_items, k, torch.device("cpu"))
+    cached = RankingEvaluator(test, n_users=n_users, n_items=n_items, k=k,
+                              device=torch.device("cpu"), depth=4)
+    fresh = RankingEvaluator(test, n_users=n_users, n_items=n_items, k=k,
+                             device=torch.device("cpu"))
     reranked: list[int] = []
     rank = cached._top_lists
 
@@ -64,7 +66,7 @@ def test_a_new_key_or_removed_rows_rank_afresh() -> None:
     rng = np.random.default_rng(1)
     table = torch.as_tensor(rng.normal(size=(10, 20)), dtype=torch.float32)
     test = _table(np.arange(10), rng.integers(0, 20, 10))
-    evaluator = RankingEvaluator(test, 10, 20, 3, torch.device("cpu"))
+    evaluator = RankingEvaluator(test, n_users=10, n_items=20, k=3, device=torch.device("cpu"))
     seen_user, seen_item = np.repeat(np.arange(10), 2), rng.integers(0, 20, 20)
     keep = seen_item != np.repeat(test.item, 2)
     seen_user, seen_item = seen_user[keep], seen_item[keep]
@@ -91,8 +93,9 @@ def test_tied_scores_rank_the_same_at_any_depth_and_count_against_the_model() ->
     test = _table(test_user, test_item)
     seen_user, seen_item = np.empty(0, np.int64), np.empty(0, np.int64)
     score = lambda users: table[users]  # noqa: E731
-    full = RankingEvaluator(test, n_users, n_items, k, torch.device("cpu"))
-    deep = RankingEvaluator(test, n_users, n_items, k, torch.device("cpu"), depth=30)
+    full = RankingEvaluator(test, n_users=n_users, n_items=n_items, k=k, device=torch.device("cpu"))
+    deep = RankingEvaluator(test, n_users=n_users, n_items=n_items, k=k,
+                            device=torch.device("cpu"), depth=30)
     want = full.evaluate(score, seen_user, seen_item)
     got = deep.evaluate(score, seen_user, seen_item, cache_key="tied")
     np.testing.assert_array_equal(got.hit, want.hit)

@@ -27,8 +27,9 @@ class Collateral(Measurement):
 
     def __init__(self, model: ModelView, shared: Shared) -> None:
         self.k = model.scenario.metrics.k
-        self.ranking = RankingEvaluator(model.test, model.world.n_users, model.world.n_items,
-                                        self.k, model.device)
+        self.ranking = RankingEvaluator(model.test, n_users=model.world.n_users,
+                                        n_items=model.world.n_items,
+                                        k=self.k, device=model.device)
         self._errors: tuple[int, float] | None = None
 
     def measure(self, model: ModelView, board: StepBoard) -> Columns:

@@ -30,8 +30,8 @@ class Measurer:
             population.type_names, population.inclination, involvement, world.attributes,
             world.attribute_labels,
         )
-        ranking = RankingEvaluator(model.test, world.n_users, world.n_items,
-                                   model.scenario.metrics.k, model.device)
+        ranking = RankingEvaluator(model.test, n_users=world.n_users, n_items=world.n_items,
+                                   k=model.scenario.metrics.k, device=model.device)
         self.shared = Shared(ranking, self.groups, np.ones(world.n_users, dtype=bool))
         self.measurements: dict[str, Measurement] = registry.build(model, self.shared)
 

@@ -50,7 +50,7 @@ class RankingEvaluator:
     """
 
     def __init__(
-        self, test: Interactions, n_users: int, n_items: int, k: int,
+        self, test: Interactions, *, n_users: int, n_items: int, k: int,
         device: torch.device, chunk: int = 1024, depth: int = 20,
     ) -> None:
         self.n_users, self.n_items, self.k, self.device = n_users, n_items, k, device

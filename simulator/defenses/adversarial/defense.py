@@ -56,7 +56,7 @@ class AdversarialTraining(Defense):
         context = self.context
         return AttributeAdversary(
             {a: context.attributes[a] for a in config.attributes},
-            {a: context.n_classes[a] for a in config.attributes},
+            n_classes={a: context.n_classes[a] for a in config.attributes},
             weight=config.weight, readout=config.readout, hidden=config.hidden, lr=config.lr,
             head_steps=config.head_steps, seed=context.seed,
         )

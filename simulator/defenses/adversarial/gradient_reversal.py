@@ -73,6 +73,7 @@ class AttributeAdversary:
     def __init__(
         self,
         attributes: Mapping[str, np.ndarray],
+        *,
         n_classes: Mapping[str, int] | None = None,
         weight: float = 1.0,
         readout: str = "linear",
@@ -133,7 +134,7 @@ class AttributeAdversary:
                 code[~np.asarray(known, dtype=bool)] = -1
             codes[name] = code
         n_classes = {name: len(world.attribute_labels[name]) for name in attributes}
-        return cls(codes, n_classes, **kwargs)
+        return cls(codes, n_classes=n_classes, **kwargs)
 
     # -- set-up ------------------------------------------------------------------------------
     def bind(self, n_users: int, dim: int, device: torch.device | str) -> None:
