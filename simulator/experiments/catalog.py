@@ -84,6 +84,10 @@ def describe_source(scenario: Scenario) -> str:
         n_users, _, n_ratings = synthetic_size(scenario)
         return f"synthetic ({n_users:,} users, ~{n_ratings:,} ratings)"
     release = Path(str(world.path)).name
+    if world.source == "files":
+        return f"your tables ({release})"
+    if world.source == "recbole":
+        return f"RecBole atomic files ({release})"
     return {"ml-100k": "MovieLens 100K", "ml-1m-head": "MovieLens 1M (users 1-2999)",
             "ml-1m": "MovieLens 1M"}.get(release, f"MovieLens ({release})")
 

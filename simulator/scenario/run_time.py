@@ -71,11 +71,23 @@ def world_size(scenario: Scenario) -> tuple[int, int, int]:
     world = scenario.world
     if world.source == "synthetic":
         return synthetic_size(scenario)
-    users, items, ratings = MOVIELENS_SIZES.get(Path(str(world.path)).name,
-                                                MOVIELENS_SIZES["ml-1m"])
+    if world.source == "movielens":
+        users, items, ratings = MOVIELENS_SIZES.get(Path(str(world.path)).name,
+                                                    MOVIELENS_SIZES["ml-1m"])
+    else:
+        users, items, ratings = table_size(scenario)
     kept = min(world.n_users or users, users) / users * min(world.n_items or items, items) / items
     return min(world.n_users or users, users), min(world.n_items or items, items), \
         int(ratings * kept)
+
+
+def table_size(scenario: Scenario) -> tuple[int, int, int]:
+    """(users, items, ratings) of a world read from files, from their id columns only."""
+    from simulator.world.files import id_counts
+
+    world = scenario.world
+    return id_counts(str(world.path), world.source == "recbole", world.columns.user,
+                     world.columns.item)
 
 
 def _disclosed_share(scenario: Scenario) -> float:
@@ -134,7 +146,8 @@ def workload(scenario: Scenario) -> Workload:
         # An edit runs until the probes are at chance, so its length follows how much the
         # embeddings leak: MovieLens edits ran ~10x longer per user than the synthetic
         # world's (44-126 steps against 1-6), so each world kind has its own coefficient.
-        training[f"unlearning_users_{scenario.world.source}"] = users * active * twins
+        kind = "synthetic" if scenario.world.source == "synthetic" else "movielens"  # real data
+        training[f"unlearning_users_{kind}"] = users * active * twins
     if getattr(defenses, "detection", None) is not None:
         training["detection_users"] = users * retrains
     attacker: dict[str, float] = {}

@@ -50,29 +50,90 @@ SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default si
 DEFAULT_MOVIELENS = "${PRIVSIM_DATA:-../shared/data}/ml-100k"
 PROJECT = Path(__file__).resolve().parents[2]  # relative data paths fall back to it
 
+def _found(path: str, folder: bool, key: str) -> str:
+    """A data path that exists (a folder, or a file), as a run reads it: a relative path
+    not found from the working folder is read from the project (the shipped
+    `../shared/data/...` defaults), wherever privsim is run from."""
+    kind = "folder" if folder else "file"
+    place = Path(path)
+    try:
+        exists = place.is_dir() if folder else place.is_file()
+        if not exists and not place.is_absolute():
+            inside = PROJECT / place
+            if inside.is_dir() if folder else inside.is_file():
+                place, exists = inside.resolve(), True
+    except (OSError, ValueError) as exc:  # a name too long, a NUL
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ValueError(f"data {kind} {shown(path, 300)} cannot be used "
+                         f"({shown(str(reason), quote=False)})") from None
+    if not exists:
+        name = str(place)  # quoted when it holds a character that does not print
+        hint = (" (set PRIVSIM_DATA to the folder that holds ml-100k/ and ml-1m-head/, or "
+                "give the dataset's own folder with --set world.path=/path/to/ml-100k)"
+                if key == "world.path" and folder else "")
+        prefix = "" if key == "world.path" else f"{key}: "  # the world section is named
+        raise ValueError(f"{prefix}data {kind} not found: "
+                         f"{shown(name, 300, quote=not name.isprintable())}{hint}")
+    return str(place)
+
+
+class ColumnsConfig(Section):
+    """Which columns of an interactions table hold what (source: files or recbole)."""
+
+    user: str = Field("user_id", min_length=1, max_length=200)
+    item: str = Field("item_id", min_length=1, max_length=200)
+    rating: str = Field("rating", min_length=1, max_length=200,
+                        description="ratings on the 1..5 scale")
+    timestamp: str | None = Field(
+        "timestamp", min_length=1, max_length=200,
+        description="seconds, or any number that orders the ratings; null: each user's "
+        "ratings are in the order of their rows in the file")
+
+
+FOLDER_SOURCES = ("movielens", "recbole")
+FILE_SOURCES = ("movielens", "files", "recbole")  # worlds read from data, not generated
+
+
 class WorldConfig(Section):
     """Where the ground truth comes from."""
 
-    source: Literal["synthetic", "movielens"] = "synthetic"
-    path: str | None = Field(None, description="MovieLens folder (source: movielens)")
+    source: Literal["synthetic", "movielens", "files", "recbole"] = Field(
+        "synthetic", description="a generated world, a MovieLens folder, your own tables "
+        "(files), or RecBole atomic files (docs/data.md)")
+    path: str | None = Field(
+        None, description="movielens, recbole: the dataset's folder; files: the interactions "
+        "table (.csv, .tsv, .txt, .parquet)")
+    users: str | None = Field(
+        None, description="files: the user table (one row per user; its columns become "
+        "attributes)")
+    items: str | None = Field(
+        None, description="files: the item table (one row per item; its number columns "
+        "become item features)")
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    attributes: list[str] | None = Field(
+        None, description="files, recbole: the user table's columns to use as attributes "
+        "(default: every column but the user id)")
+    item_features: list[str] | None = Field(
+        None, description="files, recbole: the item table's columns to use as features "
+        "(default: its number columns and token lists of at most 1000 tokens)")
     signal: float = Field(
         1.0, ge=0.0, le=100.0, description="synthetic: how strongly attributes shape taste"
     )
     n_users: int | None = Field(
         None, ge=2, le=MAX_USERS,
-        description="synthetic: users (default 1000); movielens: keep the first n"
+        description="synthetic: users (default 1000); data: keep the first n by id"
     )
     n_items: int | None = Field(
         None, ge=2, le=MAX_ITEMS,
-        description="synthetic: items (default 800); movielens: keep this many (item_sample)",
+        description="synthetic: items (default 800); data: keep this many (item_sample)",
     )
     item_sample: Literal["random", "popular"] = Field(
-        "random", description="movielens with n_items: a seeded random subset, or the most rated"
+        "random", description="data with n_items: a seeded random subset, or the most rated"
     )
     duplicate_ratings: Literal["error", "latest"] = Field(
-        "error", description="movielens: a user rating an item twice is an error naming both "
-        "lines (the releases hold each pair once, so a repeat means a damaged or merged "
-        "file), or keeps the latest rating",
+        "error", description="data: a user rating an item twice is an error naming both "
+        "lines (the MovieLens releases hold each pair once, so a repeat means a damaged or "
+        "merged file), or keeps the latest rating",
     )
     mean_ratings_per_user: float = Field(60.0, gt=0, le=MAX_ITEMS)
     min_ratings_per_user: int = Field(20, ge=1, le=MAX_ITEMS)
@@ -86,30 +147,25 @@ class WorldConfig(Section):
 
     @model_validator(mode="after")
     def _check_source(self) -> WorldConfig:
-        if self.source == "movielens":
-            path = self.path
-            if not path:
+        if self.source in FILE_SOURCES:
+            if self.source == "movielens" and not self.path:
                 # The shared MovieLens 100K copy, so `--set world.source=movielens` is enough.
-                path = expand_env(DEFAULT_MOVIELENS)
-                self.__dict__["path"] = path
-            folder = Path(path)
-            try:
-                found = folder.is_dir()
-                # A relative path not found from the working folder is read from the project
-                # (the shipped `../shared/data/...` defaults), wherever privsim is run from.
-                if not found and not folder.is_absolute() and (PROJECT / folder).is_dir():
-                    folder, found = (PROJECT / folder).resolve(), True
-                    self.__dict__["path"] = str(folder)
-            except (OSError, ValueError) as exc:  # a name too long, a NUL
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                raise ValueError(f"data folder {shown(path, 300)} cannot be used "
-                                 f"({shown(str(reason), quote=False)})") from None
-            if not found:
-                name = str(folder)  # quoted when it holds a character that does not print
-                raise ValueError(
-                    f"data folder not found: {shown(name, 300, quote=not name.isprintable())} (set "
-                    "PRIVSIM_DATA to the folder that holds ml-100k/ and ml-1m-head/, or give the "
-                    "dataset's own folder with --set world.path=/path/to/ml-100k)")
+                self.__dict__["path"] = expand_env(DEFAULT_MOVIELENS)
+            if not self.path:
+                what = "folder" if self.source == "recbole" else "interactions table"
+                raise ValueError(f"world.path: source {self.source} needs the {what}")
+            folder = self.source in FOLDER_SOURCES
+            self.__dict__["path"] = _found(self.path, folder, "world.path")
+            for key in ("users", "items"):
+                value = getattr(self, key)
+                if value is not None:
+                    if self.source != "files":
+                        raise ValueError(f"world.{key}: only source files reads a separate "
+                                         f"{key} table (recbole finds its own)")
+                    self.__dict__[key] = _found(value, False, f"world.{key}")
+            if self.attributes is not None and self.source == "movielens":
+                raise ValueError("world.attributes: MovieLens worlds have gender, age and "
+                                 "occupation; the setting is for files and recbole")
         else:
             validate_parameters(
                 self.n_users or SYNTHETIC_USERS, self.n_items or SYNTHETIC_ITEMS, self.signal,

@@ -7,7 +7,7 @@ run them in.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -218,13 +218,19 @@ def load(scenario: Scenario) -> World:
     """Generate or read the scenario's world (a MovieLens world cut to `n_items`)."""
     cfg = scenario.world
     seed = world_seed(scenario)
+    tables: dict[str, Any] | None = None
+    if cfg.source in ("files", "recbole"):
+        tables = {"columns": cfg.columns.model_dump(), "attributes": cfg.attributes,
+                  "item_features": cfg.item_features}
+        if cfg.source == "files":
+            tables.update(users=cfg.users, items=cfg.items)
     world = load_world(
         cfg.source, cfg.path, cfg.n_users, cfg.n_items, cfg.signal, seed,
-        duplicates=cfg.duplicate_ratings,
+        duplicates=cfg.duplicate_ratings, tables=tables,
         mean_ratings_per_user=cfg.mean_ratings_per_user,
         min_ratings_per_user=cfg.min_ratings_per_user,
     )
-    if cfg.source == "movielens" and cfg.n_items is not None:
+    if cfg.source != "synthetic" and cfg.n_items is not None:
         if cfg.n_items > world.n_items:
             raise ScenarioError(
                 f"world.n_items: the {world.name} world has {world.n_items} items, "

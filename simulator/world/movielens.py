@@ -24,7 +24,14 @@ import numpy as np
 import pandas as pd
 
 from simulator.foundations.errors import DataFormatError, shown
-from simulator.world.base import AGE_BRACKETS, GENDERS, Interactions, World
+from simulator.world.assembly import (
+    DUPLICATE_POLICIES,
+    RatingRows,
+    Side,
+    assemble,
+    without_duplicates,
+)
+from simulator.world.base import AGE_BRACKETS, GENDERS, World
 
 ML1M_OCCUPATIONS: tuple[str, ...] = (
     "other", "academic/educator", "artist", "clerical/admin", "college/grad student",
@@ -110,37 +117,13 @@ def load_movielens(
     else:
         users = _read_users_1m(folder / fmt.users)
         items = _read_items_1m(folder / fmt.items)
-    ratings = _read_ratings(folder / fmt.ratings, fmt.sep, users.ids, items.ids)
-    ratings = _without_duplicates(folder / fmt.ratings, ratings, duplicates)
-    return _assemble(fmt.name, users, items, ratings, n_users)
-
-
-DUPLICATE_POLICIES = ("error", "latest")
-
-
-def _without_duplicates(path: Path, r: _Ratings, policy: str) -> _Ratings:
-    """The ratings with each (user, item) pair once; see `load_movielens`."""
-    key = r.user * (int(r.item.max()) + 1) + r.item
-    order = np.lexsort((np.arange(len(key)), key))
-    repeated = np.flatnonzero(key[order][1:] == key[order][:-1]) + 1
-    if not len(repeated):
-        return r
-    if policy == "error":
-        # The second occurrence that comes first in the file, and the line it repeats.
-        later = order[repeated]
-        first_repeat = int(later.min())
-        earlier = int(order[repeated[np.argmin(later)] - 1])
-        lines = _row_lines(path, max(first_repeat, earlier))
-        raise DataFormatError(
-            path, lines[first_repeat],
-            f"user {r.user[first_repeat]} rates item {r.item[first_repeat]} again (first on "
-            f"line {lines[earlier]}); set world.duplicate_ratings: latest to keep the latest",
-        )
-    # Keep the last row of each pair in (timestamp, line) order.
-    by_time = np.lexsort((np.arange(len(key)), r.timestamp, key))
-    ends = np.r_[np.flatnonzero(key[by_time][1:] != key[by_time][:-1]), len(key) - 1]
-    keep = np.sort(by_time[ends])
-    return _Ratings(r.user[keep], r.item[keep], r.rating[keep], r.timestamp[keep])
+    path = folder / fmt.ratings
+    ratings = _read_ratings(path, fmt.sep, users.ids, items.ids)
+    rows = without_duplicates(
+        RatingRows(ratings.user, ratings.item, ratings.rating, ratings.timestamp), duplicates,
+        path, lambda row: _row_lines(path, row)[row])
+    return _assemble(fmt.name, users, items, _Ratings(rows.user, rows.item, rows.rating,
+                                                      rows.timestamp), n_users)
 
 
 def _row_lines(path: Path, up_to: int) -> list[int]:
@@ -442,39 +425,11 @@ def _lines_of(raw: bytes) -> Iterator[tuple[int, str]]:
 def _assemble(
     name: str, users: _Users, items: _Items, ratings: _Ratings, n_users: int | None
 ) -> World:
-    user_ids = np.unique(ratings.user)
-    if n_users is not None and n_users < len(user_ids):
-        user_ids = user_ids[:n_users]
-        keep = np.isin(ratings.user, user_ids)
-        ratings = _Ratings(ratings.user[keep], ratings.item[keep], ratings.rating[keep],
-                           ratings.timestamp[keep])
-    item_ids = np.unique(ratings.item)
-    user = np.searchsorted(user_ids, ratings.user).astype(np.int64)
-    item = np.searchsorted(item_ids, ratings.item).astype(np.int64)
-    order = np.lexsort((item, ratings.timestamp, user))
-    table = Interactions(user[order], item[order], ratings.rating[order].astype(np.float32),
-                         ratings.timestamp[order].astype(np.int64))
-    rows = _positions(users.ids, user_ids)
-    attributes = {
-        "gender": users.gender[rows], "age": users.age[rows], "occupation": users.occupation[rows],
-    }
-    return World(
-        name=name,
-        n_users=len(user_ids),
-        n_items=len(item_ids),
-        ratings=table,
-        attributes=attributes,
-        attribute_labels={
-            "gender": GENDERS, "age": AGE_BRACKETS, "occupation": users.occupation_labels,
-        },
-        user_ids=user_ids.astype(np.int64),
-        item_ids=item_ids.astype(np.int64),
-        item_features=items.features[_positions(items.ids, item_ids)],
-        feature_names=items.feature_names,
-    )
-
-
-def _positions(file_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Row of each wanted id in a file's id column (every wanted id is present)."""
-    order = np.argsort(file_ids, kind="stable")
-    return order[np.searchsorted(file_ids[order], wanted)]
+    """The MovieLens world: its users' gender, age bracket and occupation, its items' genre
+    flags, through the assembly every loader shares."""
+    side = Side(users.ids, {"gender": users.gender, "age": users.age,
+                            "occupation": users.occupation},
+                {"gender": GENDERS, "age": AGE_BRACKETS, "occupation": users.occupation_labels})
+    return assemble(name, side, Side(items.ids, {}, {}, items.features, items.feature_names),
+                    RatingRows(ratings.user, ratings.item, ratings.rating, ratings.timestamp),
+                    n_users)
