@@ -221,7 +221,7 @@ def test_scenarios_name_their_files_and_refuse_what_does_not_apply(tmp_path) -> 
     with pytest.raises(ScenarioError, match="world.users: only source files reads"):
         build_scenario({"world": {"source": "recbole", "path": str(folder),
                                   "users": str(folder)}}, "s")
-    with pytest.raises(ScenarioError, match="world.attributes: MovieLens worlds have"):
+    with pytest.raises(ScenarioError, match="world.attributes, world.bins: MovieLens worlds have"):
         build_scenario({"world": {"source": "movielens", "attributes": ["tier"]}}, "s")
 
 
@@ -244,3 +244,75 @@ def test_the_run_time_estimate_counts_the_files_ids(source, tmp_path) -> None:
     folder = write_recbole(source, tmp_path / "rb")
     scenario = build_scenario({"world": {"source": "recbole", "path": str(folder)}}, "s")
     assert world_size(scenario) == (120, 80, len(source.ratings))
+
+
+def _run(world: dict, **settings: object) -> pd.DataFrame:
+    """Two steps of a small MF platform on `world`, with `settings` merged in."""
+    from simulator.simulation.model import PrivacyModel
+
+    scenario = {"world": world, "simulation": {"steps": 2, "seed": 0, "device": "cpu"},
+                "platform": {"model": "mf", "first_epochs": 3, "epochs": 1, "factors": 8},
+                "population": {"policy": "fixed"}, "output": {"plots": False}, **settings}
+    model = PrivacyModel(scenario)
+    model.run()
+    return pd.DataFrame(model.records.metrics)
+
+
+INFER_TIER = [{"kind": "inference", "attributes": ["tier"], "classifiers": ["logreg"],
+               "folds": 2}]
+
+
+def test_an_attribute_of_the_data_is_inferred_defended_and_unlearned(source, tmp_path) -> None:
+    """A three-class attribute named by the data (`tier`): the leakage baseline against its
+    chance levels, adversarial training against it, unlearning it alone and jointly with
+    gender; the same data as CSV with a column map gives the same metrics."""
+    world = {"source": "recbole", "path": str(write_recbole(source, tmp_path / "rb"))}
+    baseline = _run(world, attackers=INFER_TIER)
+    counts = np.bincount((source.attributes["age"] + source.attributes["gender"]) % 3)
+    last = baseline.iloc[-1]
+    assert last["leak_tier_auc_chance"] == 0.5
+    assert last["leak_tier_bacc_chance"] == pytest.approx(1 / 3)
+    # The majority rate among the users the attacker did not know: at least a third.
+    assert 1 / 3 <= last["leak_tier_majority"] <= counts.max() / counts.sum() + 0.1
+    assert 0.0 <= last["leak_tier_auc"] <= 1.0
+    adversarial = _run(world, attackers=INFER_TIER, platform={
+        "model": "mf", "first_epochs": 3, "epochs": 1, "factors": 8,
+        "defenses": {"adversarial": {"attributes": ["tier"], "weight": 1.0, "head_steps": 2}}})
+    assert adversarial["adversary_readout_acc_tier"].notna().all()
+    for attribute in ("tier", ["tier", "gender"]):
+        edited = _run(world, attackers=INFER_TIER, platform={
+            "model": "mf", "first_epochs": 3, "epochs": 1, "factors": 8,
+            "defenses": {"unlearning": {"attribute": attribute, "stop": "steps",
+                                        "steps": 20}}})
+        assert (edited["unlearning_users"] > 0).all()
+        assert (edited["unlearning_distance_after"] < edited["unlearning_distance_before"]
+                ).all()
+    paths = write_tables(source, tmp_path / "csv")
+    same = _run({"source": "files", "path": str(paths["ratings"]),
+                 "users": str(paths["users"]), "columns": MAP}, attackers=INFER_TIER)
+    timing = [c for c in baseline.columns if c.startswith("seconds")]
+    pd.testing.assert_frame_equal(baseline.drop(columns=timing), same.drop(columns=timing))
+
+
+def test_an_attribute_the_world_lacks_is_refused_naming_the_setting(source, tmp_path) -> None:
+    from simulator.simulation.model import PrivacyModel
+
+    world = {"source": "recbole", "path": str(write_recbole(source, tmp_path / "rb"))}
+    with pytest.raises(ScenarioError, match="platform.defenses.unlearning.attribute: the shop "
+                                            "world has no occupation .it has gender, tier"):
+        PrivacyModel({"world": world, "attackers": [],
+                      "platform": {"defenses": {"unlearning": {"attribute": "occupation"}}}})
+    with pytest.raises(ScenarioError, match="attackers.0.attributes: the shop world has no age"):
+        PrivacyModel({"world": world})
+
+
+def test_number_columns_are_cut_into_classes(tmp_path) -> None:
+    ratings = tmp_path / "r.csv"
+    ratings.write_text("user_id,item_id,rating,timestamp\n" + "".join(
+        f"{u},{u % 3},4,{u}\n" for u in range(6)))
+    users = tmp_path / "u.csv"
+    users.write_text("user_id,years\n" + "".join(f"{u},{a}\n" for u, a in
+                                                  enumerate([12, 18, 30, 44, 70, 25])))
+    world = load_files(ratings, users, bins={"years": [18, 30, 45]})
+    assert world.attribute_labels["years"] == ("<18", "18-30", "30-45", "45+")
+    assert world.attributes["years"].tolist() == [0, 1, 2, 2, 3, 1]

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from simulator.attacks.protocol import Attacker, AttackerContext, Board
 from simulator.foundations.errors import ScenarioError
 from simulator.foundations.random_streams import random_stream
-from simulator.foundations.settings import Section
+from simulator.foundations.settings import AttributeName, Section
 
 if TYPE_CHECKING:
     from simulator.attacks.inference import AttackOutcome
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from simulator.world.base import Interactions
 
 
-def _default_inferred() -> list[Literal["gender", "age", "occupation"]]:
+def _default_inferred() -> list[AttributeName]:
     return ["gender", "age"]
 
 
@@ -39,7 +39,7 @@ class InferenceAttackerConfig(Section):
     )
     top_k: int = Field(10, ge=1, le=1000, description="threat recommendations: length of each list")
     known_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="share of users it knows")
-    attributes: list[Literal["gender", "age", "occupation"]] = Field(
+    attributes: list[AttributeName] = Field(
         default_factory=_default_inferred
     )
     classifiers: list[Literal["logreg", "xgboost", "mlp", "forest"]] = Field(

@@ -15,7 +15,7 @@ from simulator.attacks.protocol import Attacker, AttackerContext, Board
 from simulator.attacks.targets import configured_or_by_popularity
 from simulator.foundations.errors import ScenarioError
 from simulator.foundations.random_streams import random_stream
-from simulator.foundations.settings import MAX_ITEMS, MAX_STEPS, Scheduled, Section
+from simulator.foundations.settings import MAX_ITEMS, MAX_STEPS, AttributeName, Scheduled, Section
 from simulator.recommenders.registry import capabilities, models_with
 from simulator.world.base import Interactions, World
 
@@ -45,7 +45,7 @@ class ItemPerturbationConfig(Section):
     )
     item_popularity: Literal["unpopular", "median", "popular"] = "unpopular"
     n_items: int = Field(1, ge=1, le=MAX_ITEMS, description="without items: how many to own")
-    segment_attribute: Literal["gender", "age", "occupation"] | None = Field(
+    segment_attribute: AttributeName | None = Field(
         None, description="target segment: users with this attribute value (None: everyone)"
     )
     segment_value: int = Field(0, ge=0, le=1000, description="the attribute code of the segment")

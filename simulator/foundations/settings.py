@@ -8,11 +8,22 @@ settings (the defenses) can build on it without importing the whole schema.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
-ATTRIBUTES = ("gender", "age", "occupation")
+ATTRIBUTES = ("gender", "age", "occupation")  # the MovieLens and synthetic worlds' attributes
+ATTRIBUTE_NAME = r"[A-Za-z][A-Za-z0-9_]{0,39}"  # it names columns: leak_<name>_auc
+# A user attribute a setting names: any attribute of the world (checked against the world
+# when the model is built, `simulator.simulation.build`), MovieLens's by default.
+AttributeName = Annotated[str, StringConstraints(pattern=f"^{ATTRIBUTE_NAME}$")]
 # Upper bounds of the settings: far beyond any study, low enough to refuse a typo at once.
 MAX_STEPS = 100_000
 MAX_SEED = 2**32 - 1
@@ -80,3 +91,31 @@ class Scheduled:
     def span(self) -> str:
         """'step S', or 'steps S-L' for an item that lasts several steps."""
         return f"step {self.step}" if self.last == self.step else f"steps {self.step}-{self.last}"
+
+
+def _is_attribute_name(item: Any) -> bool:
+    return isinstance(item, StringConstraints) and item.pattern == f"^{ATTRIBUTE_NAME}$"
+
+
+def _names_attributes(annotation: Any, metadata: list[Any]) -> bool:
+    """Whether a field's type (with its metadata) is `AttributeName`, a list of them, or
+    either or None."""
+    if any(_is_attribute_name(item) for item in metadata):
+        return True
+    if hasattr(annotation, "__metadata__") and any(
+            _is_attribute_name(item) for item in annotation.__metadata__):
+        return True
+    return any(_names_attributes(arg, []) for arg in get_args(annotation))
+
+
+def attribute_settings(section: BaseModel, prefix: str) -> list[tuple[str, str]]:
+    """(key path, name) of every user attribute that `section` names in its `AttributeName`
+    settings (the model's build checks each against the world)."""
+    found = []
+    for key, field in type(section).model_fields.items():
+        if _names_attributes(field.annotation, field.metadata):
+            value = getattr(section, key)
+            for name in value if isinstance(value, list) else [value]:
+                if isinstance(name, str):
+                    found.append((f"{prefix}.{key}", name))
+    return found

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from simulator.attacks.registry import ATTACKER_CLASSES
-from simulator.foundations.settings import _leaf_types
+from simulator.foundations.settings import ATTRIBUTE_NAME, AttributeName, _leaf_types
 from simulator.scenario.messages import field_bounds
 from simulator.scenario.schema import Scenario
 
@@ -28,9 +28,15 @@ within the range given.
 
 
 def _type_name(annotation: Any) -> str:
+    if annotation == AttributeName:
+        return "attribute name"
+    if typing.get_origin(annotation) is list and typing.get_args(annotation)[0] == AttributeName:
+        return "list of attribute names"
     if typing.get_origin(annotation) is list and typing.get_origin(
             typing.get_args(annotation)[0]) is typing.Annotated:
         return "list of attackers (sections `attackers.N` below)"
+    if typing.get_args(annotation) and AttributeName in typing.get_args(annotation):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
     text = str(annotation) if typing.get_args(annotation) else getattr(
         annotation, "__name__", str(annotation))
     return (text.replace("typing.", "").replace("simulator.scenario.schema.", "")
@@ -131,7 +137,9 @@ def reference() -> str:
                     type(None), *_nested(field.annotation)}:
                 continue  # a sub-section: it has its own table
             description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | "
+            kind = ("attribute name" if field.annotation is str and str(ATTRIBUTE_NAME)
+                    in repr(field.metadata) else _type_name(field.annotation))
+            lines.append(f"| `{name}` | {kind} | {_default(field)} | "
                          f"{_range(field)} | {description} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

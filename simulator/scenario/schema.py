@@ -38,6 +38,7 @@ from simulator.foundations.settings import (
     MAX_WEIGHT,
     MAX_WIDTH,
     TYPE_NAME,
+    AttributeName,
     DefenseSection,
     Section,
 )
@@ -113,6 +114,10 @@ class WorldConfig(Section):
     attributes: list[str] | None = Field(
         None, description="files, recbole: the user table's columns to use as attributes "
         "(default: every column but the user id)")
+    bins: dict[str, list[float]] = Field(
+        default_factory=dict, description="files, recbole: number columns of the user table "
+        "cut into classes at these increasing edges ({age: [18, 25, 35]} gives <18, 18-25, "
+        "25-35, 35+)")
     item_features: list[str] | None = Field(
         None, description="files, recbole: the item table's columns to use as features "
         "(default: its number columns and token lists of at most 1000 tokens)")
@@ -163,9 +168,12 @@ class WorldConfig(Section):
                         raise ValueError(f"world.{key}: only source files reads a separate "
                                          f"{key} table (recbole finds its own)")
                     self.__dict__[key] = _found(value, False, f"world.{key}")
-            if self.attributes is not None and self.source == "movielens":
-                raise ValueError("world.attributes: MovieLens worlds have gender, age and "
-                                 "occupation; the setting is for files and recbole")
+            for name, edges in self.bins.items():
+                if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+                    raise ValueError(f"world.bins.{name}: give increasing edges, got {edges}")
+            if (self.attributes is not None or self.bins) and self.source == "movielens":
+                raise ValueError("world.attributes, world.bins: MovieLens worlds have gender, "
+                                 "age and occupation; the settings are for files and recbole")
         else:
             validate_parameters(
                 self.n_users or SYNTHETIC_USERS, self.n_items or SYNTHETIC_ITEMS, self.signal,
@@ -224,7 +232,7 @@ class SocialConfig(Section):
     )
     p: float = Field(0.1, ge=0.0, le=1.0, description="watts_strogatz: rewiring probability")
     m: int = Field(5, ge=1, le=1000, description="barabasi_albert: edges per new user")
-    homophily_attribute: Literal["gender", "age", "occupation"] = "gender"
+    homophily_attribute: AttributeName = "gender"
     homophily: float = Field(0.8, ge=0.0, le=1.0, description="homophilous: same-group share")
     influence: float = Field(
         0.2, ge=0.0, le=1.0, description="share of the gap to the neighbours' mean beta closed"
@@ -256,7 +264,7 @@ class PopulationConfig(Section):
         "ratings first; budgets that follow perceived benefit and risk; the same plus "
         "influence and breach news over a social graph",
     )
-    sensitive_attribute: Literal["gender", "age", "occupation"] = Field(
+    sensitive_attribute: AttributeName = Field(
         "gender", description="sensitivity_aware: the attribute users protect"
     )
     calculus: CalculusConfig = Field(default_factory=CalculusConfig)

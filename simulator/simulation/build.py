@@ -19,11 +19,12 @@ from agents.users import draw_inclinations, initial_betas
 from simulator.attacks.inference_attacker import InferenceAttackerConfig
 from simulator.attacks.protocol import AttackerContext
 from simulator.attacks.registry import attacker_class
-from simulator.defenses.registry import clean_twin_config
+from simulator.defenses.registry import clean_twin_config, configured
 from simulator.defenses.stack import PlatformDefenses
 from simulator.foundations.device import resolve_device
 from simulator.foundations.errors import ScenarioError
 from simulator.foundations.random_streams import random_stream
+from simulator.foundations.settings import attribute_settings
 from simulator.measurements.suite import Measurer
 from simulator.recommenders.base import ModelParams, Recommender
 from simulator.recommenders.consumption import ConsumptionRanked
@@ -46,6 +47,7 @@ def build_model(model: PrivacyModel, world: World | None) -> None:
     seed = scenario.simulation.seed
     model.device = resolve_device(scenario.simulation.device)
     model.world = world if world is not None else load_checked(scenario, model.device.type)
+    check_attributes(scenario, model.world)
     model.train, model.test = split(model.world, scenario)
     model.agent_table_users = sampled_users(model.world.n_users, scenario.output.agents_sample,
                                             seed)
@@ -84,6 +86,20 @@ def build_users(model: PrivacyModel, seed: int) -> None:
         inclination=inclination, beta=beta, policy=policy, seed=seed,
         asks_unlearning=asks_unlearning, disclosure_key=key,
     )
+
+
+def check_attributes(scenario: Scenario, world: World) -> None:
+    """Refuse an attacker or a configured defense that names a user attribute the world does
+    not have, naming the setting and the attributes there are."""
+    named = [found for index, attacker in enumerate(scenario.attackers)
+             for found in attribute_settings(attacker, f"attackers.{index}")]
+    named += [found for key, section in configured(scenario.platform.defenses).items()
+              for found in attribute_settings(section, f"platform.defenses.{key}")]
+    for key, name in named:
+        if name not in world.attributes:
+            raise ScenarioError(
+                f"{key}: the {world.name} world has no {name} (it has "
+                f"{', '.join(world.attributes) or 'no attributes'})")
 
 
 def build_attackers(model: PrivacyModel, seed: int) -> None:
@@ -221,7 +237,7 @@ def load(scenario: Scenario) -> World:
     tables: dict[str, Any] | None = None
     if cfg.source in ("files", "recbole"):
         tables = {"columns": cfg.columns.model_dump(), "attributes": cfg.attributes,
-                  "item_features": cfg.item_features}
+                  "item_features": cfg.item_features, "bins": cfg.bins}
         if cfg.source == "files":
             tables.update(users=cfg.users, items=cfg.items)
     world = load_world(

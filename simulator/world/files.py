@@ -225,18 +225,31 @@ def _labels(values: np.ndarray) -> tuple[str, ...]:
         return tuple(distinct)
 
 
+def _binned(table: Table, name: str, edges: list[float]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A number column cut at `edges` (increasing): codes and labels "<a", "a-b", ..., "z+"."""
+    numbers = _numbers(table, table.column(name, "world.bins"), name)
+    shown_edges = [f"{e:g}" for e in edges]
+    labels = (f"<{shown_edges[0]}",
+              *(f"{a}-{b}" for a, b in zip(shown_edges, shown_edges[1:], strict=False)),
+              f"{shown_edges[-1]}+")
+    return np.searchsorted(np.asarray(edges), numbers, side="right").astype(np.int64), labels
+
+
 def _user_side(table: Table, ids: np.ndarray, id_column: str,
-               attributes: list[str] | None) -> Side:
+               attributes: list[str] | None, bins: Mapping[str, list[float]]) -> Side:
     names = [n for n in table.columns if n != id_column] if attributes is None else attributes
     codes, labels = {}, {}
     for name in names:
+        if name in bins:
+            codes[name], labels[name] = _binned(table, name, list(bins[name]))
+            continue
         values = _texts(table, table.column(name, "world.attributes"), name)
         found = _labels(values)
         if len(found) > MAX_CLASSES:
             raise DataFormatError(
                 table.path, None, f"column {shown(name)} has {len(found):,} distinct values; an "
-                f"attribute takes at most {MAX_CLASSES} (list the attributes to use in "
-                "world.attributes)")
+                f"attribute takes at most {MAX_CLASSES} (cut a number column into classes with "
+                "world.bins, or list the attributes to use in world.attributes)")
         index = {label: code for code, label in enumerate(found)}
         codes[name] = np.array([index[v] for v in values], dtype=np.int64)
         labels[name] = found
@@ -294,6 +307,7 @@ def load_files(
     columns: Mapping[str, str | None] | None = None,
     attributes: list[str] | None = None,
     item_features: list[str] | None = None,
+    bins: Mapping[str, list[float]] | None = None,
     n_users: int | None = None,
     duplicates: str = "error",
     name: str | None = None,
@@ -305,8 +319,9 @@ def load_files(
     user_id, item_id, rating, timestamp); a timestamp of None orders each user's ratings by
     their rows in the file. `attributes` names the user table's columns to use (default:
     every column but the id); `item_features` the item table's columns to use as features
-    (default: its number columns and short token lists); `n_users` keeps the first users by
-    id; `duplicates` as in `simulator.world.assembly.without_duplicates`.
+    (default: its number columns and short token lists); `bins` cuts number columns of the
+    user table into classes at the given edges; `n_users` keeps the first users by id;
+    `duplicates` as in `simulator.world.assembly.without_duplicates`.
     """
     roles = {**DEFAULT_COLUMNS, **(columns or {})}
     where = {role: f"world.columns.{role}" for role in ROLES}
@@ -347,7 +362,7 @@ def load_files(
     if user_table is not None:
         _first_repeat(user_table, user_ids[1], user_column)
         _first_unknown(rated, user_ids[0], user_ids[1], user_column, user_table)
-        user_side = _user_side(user_table, user_ids[1], user_column, attributes)
+        user_side = _user_side(user_table, user_ids[1], user_column, attributes, bins or {})
     elif attributes:
         raise DataFormatError(rated.path, None, f"world.attributes names "
                               f"{', '.join(attributes)}, but there is no user table")

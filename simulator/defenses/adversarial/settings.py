@@ -6,17 +6,23 @@ from typing import Literal
 
 from pydantic import Field
 
-from simulator.foundations.settings import MAX_LR, MAX_WEIGHT, MAX_WIDTH, DefenseSection
+from simulator.foundations.settings import (
+    MAX_LR,
+    MAX_WEIGHT,
+    MAX_WIDTH,
+    AttributeName,
+    DefenseSection,
+)
 
 
-def _default_attributes() -> list[Literal["gender", "age", "occupation"]]:
+def _default_attributes() -> list[AttributeName]:
     return ["gender"]
 
 
 class AdversarialConfig(DefenseSection):
     """Privacy-adversarial training: gradient-reversal read-outs on the user embeddings."""
 
-    attributes: list[Literal["gender", "age", "occupation"]] = Field(
+    attributes: list[AttributeName] = Field(
         default_factory=_default_attributes, min_length=1
     )
     weight: float = Field(

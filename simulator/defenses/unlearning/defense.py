@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
+
 from simulator.defenses.protocol import Defense, Retrain
 from simulator.defenses.unlearning.settings import UnlearningConfig
 from simulator.foundations.columns import COUNT, SHARE, Column
@@ -56,7 +58,8 @@ class AttributeUnlearning(Defense):
         assert isinstance(config, UnlearningConfig)
         if config.probes is not None:
             return tuple(dict.fromkeys(config.probes))
-        attackers = self.context.attacker_classifiers.get(config.attribute, ())
+        attackers = [name for attribute in config.attributes
+                     for name in self.context.attacker_classifiers.get(attribute, ())]
         return tuple(dict.fromkeys(("logreg", "mlp", *attackers)))
 
     def after_fit(self, retrain: Retrain) -> tuple[dict[str, float], bool]:
@@ -78,7 +81,8 @@ class AttributeUnlearning(Defense):
             if mask is None or not mask.any():
                 return {"unlearning_users": 0.0, "unlearning_steps": 0.0}, False
         data = None if "dp" in retrain.used else retrain.table
-        edit = unlearn_attribute(recommender, self.context.attributes[config.attribute], config,
+        codes = np.stack([self.context.attributes[a] for a in config.attributes])
+        edit = unlearn_attribute(recommender, codes[0] if len(codes) == 1 else codes, config,
                                  data=data, users=mask, seed=retrain.seed,
                                  probes=self.probe_families())
         metrics: dict[str, Any] = {

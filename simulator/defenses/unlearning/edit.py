@@ -164,13 +164,15 @@ def unlearn_attribute(
 ) -> UnlearningReport:
     """Edit the model's user embeddings in place (through `set_user_embeddings`).
 
-    `labels` holds one attribute code per user (-1 = unknown). With scope 'all' every row
-    may move; with 'requested' only the rows in the boolean mask `users`. `data` is the
-    training table: required by the 'model' utility, used by 'topk' to leave already-seen
-    items out of the stored lists, and telling which users the model has learned anything
-    about. Users without a rating in `data` keep their rows and stay out of the class
-    statistics: their rows are still the seeded initialisation, independent of any
-    attribute, and a tight cluster that a class-wise shift would make separable.
+    `labels` holds one attribute code per user (-1 = unknown), or one row of codes per
+    attribute, which the edit makes indistinguishable together (the sum of each attribute's
+    distance in units of its value before the edit; the probes must find none of them). With
+    scope 'all' every row may move; with 'requested' only the rows in the boolean mask `users`.
+    `data` is the training table: required by the 'model' utility, used by 'topk' to leave
+    already-seen items out of the stored lists, and telling which users the model has learned
+    anything about. Users without a rating in `data` keep their rows and stay out of the class
+    statistics: their rows are still the seeded initialisation, independent of any attribute,
+    and a tight cluster that a class-wise shift would make separable.
 
     With `stop: probe` the edit is checked every `probe_every` steps by held-out probes of
     each family in `probes` (`probes.held_out_aucs`, on the edited labelled users). It ends
@@ -183,20 +185,22 @@ def unlearn_attribute(
     start = time.perf_counter()
     device = model.device
     codes = np.asarray(labels, dtype=np.int64)
-    if codes.shape != (model.n_users,):
-        raise ValueError(f"labels must have shape ({model.n_users},)")
+    codes = codes[None, :] if codes.ndim == 1 else codes  # one row per attribute
+    if codes.ndim != 2 or codes.shape[1] != model.n_users:
+        raise ValueError(f"labels must have shape ({model.n_users},) or (attributes, "
+                         f"{model.n_users})")
     scope = _edited_mask(settings, model.n_users, users)
     if data is not None and len(data):
         learned = np.bincount(data.user, minlength=model.n_users) > 0
-        codes = np.where(learned, codes, -1)
+        codes = np.where(learned[None, :], codes, -1)
         scope &= learned
     rows = torch.as_tensor(np.flatnonzero(scope), device=device)
     scorer = model.user_scorer()
     e0 = torch.as_tensor(model.user_embeddings(), dtype=torch.float32, device=device)
-    label_t = torch.as_tensor(codes, device=device)
+    labels_t = [torch.as_tensor(row, device=device) for row in codes]
     generator = torch.Generator().manual_seed(seed)
     utility = _utility_loss(settings, scorer, e0, rows, data, generator)
-    probe = _Probe(settings, codes[scope], seed, probes)
+    probe = _Probe(settings, codes[:, scope], seed, probes)
 
     def full(edit: torch.Tensor) -> torch.Tensor:
         return e0.index_copy(0, rows, edit)
@@ -205,13 +209,16 @@ def unlearn_attribute(
         ("kl", "mmd") if settings.distance == "kl+mmd"
         else ("kl",) if settings.distance == "kl" else ("mmd",)
     )
-    with torch.no_grad():  # each part in units of its value before the edit
+    # Each attribute and kind of distance in units of its value before the edit (with one
+    # of each, the distance itself); the joint objective is their sum.
+    parts_of = [(label_t, k) for label_t in labels_t for k in kinds]
+    with torch.no_grad():
         units = [max(float(distinguishability(e0, label_t, k, settings.covariance, generator)),
-                     1e-12) if len(kinds) > 1 else 1.0 for k in kinds]
+                     1e-12) if len(parts_of) > 1 else 1.0 for label_t, k in parts_of]
 
     def dist(emb: torch.Tensor) -> torch.Tensor:
         parts = [distinguishability(emb, label_t, k, settings.covariance, generator) / unit
-                 for k, unit in zip(kinds, units, strict=True)]
+                 for (label_t, k), unit in zip(parts_of, units, strict=True)]
         return functools.reduce(operator.add, parts)
 
     with torch.no_grad():
@@ -268,13 +275,16 @@ class _Probe:
                  families: tuple[str, ...]) -> None:
         self.every = settings.probe_every
         self.families = families
-        self.labelled = codes >= 0
-        counts = np.bincount(codes[self.labelled]) if self.labelled.any() else np.zeros(0)
-        present = counts[counts > 0]
-        # Probes need two classes or more, each with enough users to split into halves.
-        self.active = (settings.stop == "probe" and len(present) >= 2
-                       and int(present.min()) >= self.MIN_PER_CLASS)
-        self.codes = codes[self.labelled]
+        # One row of codes per attribute; probes need two classes or more of an attribute,
+        # each with enough users to split into halves.
+        self.attributes = []
+        for row in np.atleast_2d(codes):
+            labelled = row >= 0
+            counts = np.bincount(row[labelled]) if labelled.any() else np.zeros(0)
+            present = counts[counts > 0]
+            if len(present) >= 2 and int(present.min()) >= self.MIN_PER_CLASS:
+                self.attributes.append((labelled, row[labelled]))
+        self.active = settings.stop == "probe" and bool(self.attributes)
         self.seed = seed
         self.best: torch.Tensor | None = None
         self.best_step = 0
@@ -284,13 +294,15 @@ class _Probe:
         self.since_best = 0
 
     def check(self, step: int, edit: torch.Tensor) -> bool:
-        """Probe the edit at `step` (when due); True once no probe family finds the
-        attribute, or once the edit has stopped getting closer to chance."""
+        """Probe the edit at `step` (when due); True once no probe family finds any of the
+        attributes, or once the edit has stopped getting closer to chance."""
         if not self.active or step % self.every:
             return False
-        mask = torch.as_tensor(self.labelled, device=edit.device)
-        aucs = held_out_aucs(edit.detach()[mask].cpu(), self.codes, self.seed, self.families)
-        found = [auc for auc in aucs.values() if auc == auc]
+        found = []
+        for labelled, codes in self.attributes:
+            mask = torch.as_tensor(labelled, device=edit.device)
+            aucs = held_out_aucs(edit.detach()[mask].cpu(), codes, self.seed, self.families)
+            found += [auc for auc in aucs.values() if auc == auc]
         if not found:
             return False
         strongest = max(found)

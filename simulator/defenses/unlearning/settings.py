@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from simulator.foundations.settings import MAX_LR, MAX_WEIGHT, DefenseSection
+from simulator.foundations.settings import MAX_LR, MAX_WEIGHT, AttributeName, DefenseSection
 
 
 class UnlearningConfig(DefenseSection):
     """Post-training attribute unlearning: edits user embeddings after each retrain."""
 
-    attribute: Literal["gender", "age", "occupation"] = "gender"
+    attribute: AttributeName | list[AttributeName] = Field(
+        "gender", description="the attribute to unlearn, or a list unlearned jointly (each "
+        "attribute's distance in units of its value before the edit, summed; the probes must "
+        "find none of them)")
     distance: Literal["kl", "mmd", "kl+mmd"] = Field(
         "kl+mmd", description="Gaussian KL between classes, unbiased multi-kernel MMD, or both "
         "(each in units of its value before the edit)",
@@ -36,6 +39,18 @@ class UnlearningConfig(DefenseSection):
         "all `steps`, driving the distance to its minimum",
     )
     probe_every: int = Field(1, ge=1, le=100_000, description="stop: probe: steps between checks")
+    @property
+    def attributes(self) -> list[str]:
+        """The attributes unlearned (one, or several jointly)."""
+        return [self.attribute] if isinstance(self.attribute, str) else list(self.attribute)
+
+    @field_validator("attribute")
+    @classmethod
+    def _distinct(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("list distinct attributes, at least one")
+        return value
+
     probes: list[Literal["logreg", "mlp", "xgboost", "forest"]] | None = Field(
         None, min_length=1, description="stop: probe: the probes' classifier families; by "
         "default logreg and mlp plus the classifiers of every inference attacker in the "
