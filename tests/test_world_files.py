@@ -172,10 +172,10 @@ def test_user_and_item_tables_are_checked(tmp_path) -> None:
     ratings.write_text("user_id,item_id,rating,timestamp\n1,2,3,4\n5,2,4,5\n")
     users = tmp_path / "u.csv"
     users.write_text("user_id,tier\n1,a\n")
-    with pytest.raises(DataFormatError, match=r"r.csv:3: user_id '5' is not in u.csv"):
+    with pytest.raises(DataFormatError, match=r"r.csv:3: user_id 5 is not in u.csv"):
         load_files(ratings, users)
     users.write_text("user_id,tier\n1,a\n5,b\n1,c\n")
-    with pytest.raises(DataFormatError, match=r"u.csv:4: user_id '1' appears twice "
+    with pytest.raises(DataFormatError, match=r"u.csv:4: user_id 1 appears twice "
                                               r"\(first on line 2\)"):
         load_files(ratings, users)
     users.write_text("user_id,tier\n1,a\n5,\n")

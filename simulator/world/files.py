@@ -15,15 +15,17 @@ non-numeric timestamp, a user or item missing from its table, an id given twice 
 or item table, a repeated (user, item) pair, an attribute with too many values. The world
 is then assembled as the MovieLens loaders assemble theirs (`simulator.world.assembly`).
 
-Ids that are all integers keep their order as numbers; otherwise every id is text and the
-ids are ordered as text (both tables with the same vocabulary), and a world's `user_ids`
-are then the positions in that order.
+Ids that are all integers keep their order as numbers (a text column of integers written
+plainly too); otherwise every id is text and the ids are ordered as text (both tables with
+the same vocabulary), and a world's `user_ids` are then the positions in that order. Text
+tables are parsed by pandas's C reader, so a column of numbers is read as numbers (`007` is
+7); reading ML-1M's first 2,999 users' 487,650 ratings takes about the MovieLens loader's
+time (`benchmarks/bench_loading.py`).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,6 @@ RATING_MIN, RATING_MAX = 1.0, 5.0
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
-_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,10 @@ def read_table(path: Path, recbole: bool = False) -> Table:
                               "expected .csv, .tsv, .txt (tab-separated), .parquet or .pq")
     sep = "\t" if recbole else TEXT_SUFFIXES[suffix]
     try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False,
-                            skip_blank_lines=False, engine="c", encoding="utf-8")
+        # pandas's C parser reads number columns as numbers; a column holding any text (an
+        # empty cell included: keep_default_na=False) stays text, checked cell by cell.
+        frame = pd.read_csv(path, sep=sep, keep_default_na=False, skip_blank_lines=False,
+                            engine="c", encoding="utf-8", low_memory=False)
     except pd.errors.EmptyDataError:
         raise DataFormatError(path, None, "the file is empty") from None
     except UnicodeDecodeError as exc:
@@ -97,18 +100,28 @@ def read_table(path: Path, recbole: bool = False) -> Table:
     except (pd.errors.ParserError, ValueError) as exc:
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataFormatError(path, None, f"cannot be read as a table: {problem}") from None
-    values = frame.fillna("").to_numpy(dtype=object)
-    blank = (values == "").all(axis=1) if values.size else np.zeros(len(frame), bool)
+    blank = ((frame.isna() | (frame == "")).all(axis=1).to_numpy() if len(frame.columns)
+             else np.zeros(0, bool))
     lines = np.flatnonzero(~blank) + 2  # line 1 is the header
-    names, types = list(frame.columns.astype(str)), dict[str, str]()
+    names, types = [str(c) for c in frame.columns], dict[str, str]()
     if recbole:
         names, types = _typed_header(path, names)
     if len(set(names)) != len(names):
         repeated = next(n for n in names if names.count(n) > 1)
         raise DataFormatError(path, 1, f"column {shown(repeated)} appears twice in the header")
-    columns = {name: values[~blank, i].astype(str).astype(object)
+    columns = {name: _kept(frame.iloc[:, i].to_numpy(), blank)
                for i, name in enumerate(names)}
     return Table(path, columns, types, lines)
+
+
+def _kept(values: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """A column without the rows of blank lines; a number column that held them (NaN
+    there) becomes integers again when every value left is one."""
+    kept = values[~blank]
+    if values.dtype.kind == "f" and blank.any() and np.all(np.isfinite(kept)) and np.all(
+            kept == np.round(kept)):
+        return kept.astype(np.int64)
+    return kept
 
 
 def _typed_header(path: Path, names: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -153,9 +166,9 @@ def _texts(table: Table, values: np.ndarray, what: str) -> np.ndarray:
 
 def _numbers(table: Table, values: np.ndarray, what: str) -> np.ndarray:
     """The values as finite float64 numbers."""
-    if values.dtype.kind in "iuf":
+    try:  # C's float() on each cell; any text that is not a number falls back to a search
         numbers = values.astype(np.float64)
-    else:
+    except (ValueError, TypeError):
         numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float64)
     bad = np.flatnonzero(~np.isfinite(numbers))
     if len(bad):
@@ -169,21 +182,46 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _is_integer(values: np.ndarray) -> bool:
-    if values.dtype.kind in "iu":
-        return True
-    return all(isinstance(v, str) and _INTEGER.fullmatch(v) for v in values)
-
-
 def _ids(columns: list[tuple[Table, np.ndarray, str]]) -> list[np.ndarray]:
     """Id columns of several tables as int64 ids on one vocabulary: the integers themselves
-    when every id is an integer, else the position of each id among the sorted text ids."""
-    texts = [(table, _texts(table, values, what), values) for table, values, what in columns]
-    if all(_is_integer(values) for _, _, values in texts):
-        return [np.array([int(v) for v in text], dtype=np.int64) for _, text, _ in texts]
-    vocabulary = np.unique(np.concatenate([text.astype(str) for _, text, _ in texts]))
-    return [np.searchsorted(vocabulary, text.astype(str)).astype(np.int64)
-            for _, text, _ in texts]
+    when every id is an integer written plainly, else the position of each id among the
+    sorted text ids."""
+    texts = [_id_texts(table, values, what) for table, values, what in columns]
+    integers = [_integers(text) for text in texts]
+    if all(found is not None for found in integers):
+        return [found for found in integers if found is not None]
+    texts = [text.astype(str) for text in texts]
+    vocabulary = np.unique(np.concatenate(texts))
+    return [np.searchsorted(vocabulary, text).astype(np.int64) for text in texts]
+
+
+def _id_texts(table: Table, values: np.ndarray, what: str) -> np.ndarray:
+    """An id column as text (integers as their digits), refusing an empty id."""
+    if values.dtype.kind in "iu":
+        return values
+    if values.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+        if len(bad):
+            raise table.fail(int(bad[0]), f"{what} {values[bad[0]]:g} is not an integer or "
+                             "a text id")
+        return values.astype(np.int64)
+    missing = np.flatnonzero(pd.isna(values) | (values == ""))
+    if len(missing):
+        raise table.fail(int(missing[0]), f"{what} is empty")
+    return values.astype(str)
+
+
+def _integers(text: np.ndarray) -> np.ndarray | None:
+    """The ids as int64 when each is an integer written plainly (`12`, `-3`; not `012`,
+    `+5`, ` 7` or `1.0`, which stay text so that no two ids become one), else None. A
+    column the parser read as numbers is integers already."""
+    if text.dtype.kind in "iu":
+        return text.astype(np.int64)
+    try:
+        found = text.astype(np.int64)
+    except (ValueError, OverflowError):
+        return None
+    return found if np.array_equal(found.astype(str), text) else None
 
 
 def _first_unknown(table: Table, ids: np.ndarray, known: np.ndarray, what: str,
