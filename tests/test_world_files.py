@@ -316,3 +316,32 @@ def test_number_columns_are_cut_into_classes(tmp_path) -> None:
     world = load_files(ratings, users, bins={"years": [18, 30, 45]})
     assert world.attribute_labels["years"] == ("<18", "18-30", "30-45", "45+")
     assert world.attributes["years"].tolist() == [0, 1, 2, 2, 3, 1]
+
+
+def test_implicit_feedback_trains_bpr_and_refuses_rating_models(source, tmp_path) -> None:
+    """Interactions without ratings: BPR learns from them (hit rates, no MAE); models that
+    learn ratings, and perturbing rating values, are refused naming the missing column."""
+    from simulator.scenario.loading import build_scenario
+    from simulator.simulation.model import PrivacyModel
+
+    ratings, _, _ = _frames(source)
+    path = tmp_path / "plays.csv"
+    ratings.drop(columns="rating").to_csv(path, index=False)
+    with pytest.raises(DataFormatError, match="no column 'rating' .* set world.columns.rating: "
+                                              "null for implicit feedback"):
+        load_files(path)
+    world = load_files(path, columns={"rating": None})
+    assert world.implicit and set(world.ratings.rating.tolist()) == {5.0}
+    settings = {"world": {"source": "files", "path": str(path), "columns": {"rating": None}},
+                "simulation": {"steps": 2, "seed": 0, "device": "cpu"},
+                "platform": {"model": "bpr", "first_epochs": 2, "epochs": 1, "factors": 8},
+                "attackers": [], "output": {"plots": False}}
+    model = PrivacyModel(settings)
+    model.run()
+    metrics = pd.DataFrame(model.records.metrics)
+    assert metrics["hr_10"].notna().all() and "mae" not in metrics
+    with pytest.raises(ScenarioError, match="platform.model: mf learns ratings, but the world "
+                                            r"has none \(world.columns.rating: null"):
+        build_scenario({**settings, "platform": {"model": "mf"}}, "s")
+    with pytest.raises(ScenarioError, match="population.perturbation perturbs rating values"):
+        build_scenario({**settings, "population": {"perturbation": {"epsilon": 1.0}}}, "s")

@@ -83,8 +83,10 @@ class ColumnsConfig(Section):
 
     user: str = Field("user_id", min_length=1, max_length=200)
     item: str = Field("item_id", min_length=1, max_length=200)
-    rating: str = Field("rating", min_length=1, max_length=200,
-                        description="ratings on the 1..5 scale")
+    rating: str | None = Field(
+        "rating", min_length=1, max_length=200, description="ratings on the 1..5 scale; "
+        "null: implicit feedback (interactions only, for models that learn from "
+        "interactions: bpr)")
     timestamp: str | None = Field(
         "timestamp", min_length=1, max_length=200,
         description="seconds, or any number that orders the ratings; null: each user's "
@@ -589,6 +591,20 @@ class Scenario(Section):
                 f"cannot happen: {'; '.join(problems)} (to look at the first K steps of the "
                 "whole schedule, keep steps and use --first K / simulation.stop_after)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _implicit_feedback(self) -> Scenario:
+        world = self.world
+        if world.source in ("files", "recbole") and world.columns.rating is None:
+            if self.platform.model in RATING_MODELS:
+                raise ValueError(
+                    f"platform.model: {self.platform.model} learns ratings, but the world has "
+                    "none (world.columns.rating: null, implicit feedback); use bpr, which "
+                    "learns from interactions")
+            if self.population.perturbation is not None and self.population.perturbation.enabled:
+                raise ValueError("population.perturbation perturbs rating values, but the "
+                                 "world has none (world.columns.rating: null)")
         return self
 
     @model_validator(mode="after")

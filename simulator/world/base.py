@@ -73,23 +73,29 @@ class World:
     item_ids: np.ndarray
     item_features: np.ndarray | None = None  # (n_items, f) side information, e.g. genre flags
     feature_names: tuple[str, ...] = field(default_factory=tuple)
+    # Interactions only (no rating values): every interaction is held as a liked one (5), and
+    # only models that learn from interactions, not ratings, may train on it.
+    implicit: bool = False
 
     def ratings_per_user(self) -> np.ndarray:
         """Number of ratings each user has in the world (train and test together)."""
         return np.bincount(self.ratings.user, minlength=self.n_users)
 
     def describe(self) -> dict[str, float]:
-        """Summary statistics: sizes, density, rating histogram, gender skew."""
+        """Summary statistics: sizes, density, whether it holds interactions only, the rating
+        histogram (worlds with ratings), gender skew."""
         r = self.ratings.rating
         stats: dict[str, float] = {
             "users": self.n_users,
             "items": self.n_items,
             "ratings": len(r),
             "density": len(r) / max(1, self.n_users * self.n_items),
-            "mean_rating": float(r.mean()) if len(r) else float("nan"),
+            "implicit": float(self.implicit),
         }
-        for v in range(1, 6):
-            stats[f"share_rating_{v}"] = float(np.mean(r == v)) if len(r) else float("nan")
+        if not self.implicit:
+            stats["mean_rating"] = float(r.mean()) if len(r) else float("nan")
+            for v in range(1, 6):
+                stats[f"share_rating_{v}"] = float(np.mean(r == v)) if len(r) else float("nan")
         if "gender" in self.attributes:
             stats["share_male"] = float(np.mean(self.attributes["gender"] == GENDERS.index("M")))
         return stats

@@ -25,6 +25,7 @@ time (`benchmarks/bench_loading.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -354,10 +355,12 @@ def load_files(
     """A world from an interactions table and optional user and item tables.
 
     `columns` maps the roles user, item, rating and timestamp to column names (defaults:
-    user_id, item_id, rating, timestamp); a timestamp of None orders each user's ratings by
-    their rows in the file. `attributes` names the user table's columns to use (default:
-    every column but the id); `item_features` the item table's columns to use as features
-    (default: its number columns and short token lists); `bins` cuts number columns of the
+    user_id, item_id, rating, timestamp); a rating of None reads implicit feedback (every
+    interaction a liked one, rated 5, and the world marked `implicit`); a timestamp of None
+    orders each user's ratings by their rows in the file. `attributes` names the user
+    table's columns to use (default: every column but the id); `item_features` the item
+    table's columns to use as features (default: its number columns and short token
+    lists); `bins` cuts number columns of the
     user table into classes at the given edges; `n_users` keeps the first users by id;
     `duplicates` as in `simulator.world.assembly.without_duplicates`.
     """
@@ -369,7 +372,17 @@ def load_files(
     user_column, item_column = str(roles["user"]), str(roles["item"])
     user_values = rated.column(user_column, where["user"])
     item_values = rated.column(item_column, where["item"])
-    rating = _numbers(rated, rated.column(str(roles["rating"]), where["rating"]), "rating")
+    implicit = roles["rating"] is None
+    if implicit:  # interactions only: each one counts as liked
+        rating = np.full(len(rated), RATING_MAX)
+    else:
+        column = str(roles["rating"])
+        if column not in rated.columns and column == DEFAULT_COLUMNS["rating"]:
+            raise DataFormatError(
+                rated.path, None, f"no column {shown(column)} (world.columns.rating); the file "
+                f"has {', '.join(map(shown, rated.columns))}: name the rating column, or set "
+                "world.columns.rating: null for implicit feedback (interactions only)")
+        rating = _numbers(rated, rated.column(column, where["rating"]), "rating")
     outside = np.flatnonzero((rating < RATING_MIN) | (rating > RATING_MAX))
     if len(outside):
         raise rated.fail(int(outside[0]), f"rating {float(rating[outside[0]]):g} is outside "
@@ -410,7 +423,8 @@ def load_files(
         item_side = _item_side(item_table, item_ids[1], item_column, item_features)
     rows = RatingRows(user_ids[0], item_ids[0], rating, timestamp)
     rows = without_duplicates(rows, duplicates, rated.path, lambda row: _line(rated, row))
-    return assemble(name or rated.path.stem, user_side, item_side, rows, n_users)
+    world = assemble(name or rated.path.stem, user_side, item_side, rows, n_users)
+    return dataclasses.replace(world, implicit=True) if implicit else world
 
 
 def _line(table: Table, row: int) -> int | None:
