@@ -174,6 +174,13 @@ def test_user_and_item_tables_are_checked(tmp_path) -> None:
     users.write_text("user_id,tier\n1,a\n")
     with pytest.raises(DataFormatError, match=r"r.csv:3: user_id 5 is not in u.csv"):
         load_files(ratings, users)
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("user id,item_id,rating,timestamp\nann,2,3,4\nbob,2,4,5\n")
+    named = tmp_path / "named.csv"
+    named.write_text("user id,tier\nann,a\n")
+    with pytest.raises(DataFormatError, match=r"spaced.csv:3: user id 'bob' is not in "
+                                              r"named.csv"):
+        load_files(spaced, named, columns={"user": "user id"})
     users.write_text("user_id,tier\n1,a\n5,b\n1,c\n")
     with pytest.raises(DataFormatError, match=r"u.csv:4: user_id 1 appears twice "
                                               r"\(first on line 2\)"):

@@ -233,10 +233,9 @@ def _first_unknown(table: Table, ids: np.ndarray, known: np.ndarray, what: str,
                          f" is not in {other.path.name}")
 
 
-def table_value(table: Table, what: str, row: int) -> object:
-    """The text of row `row` of the column a message names (its id, as read)."""
-    column = table.columns.get(what.split(" ")[0], None)
-    return _plain(column[row]) if column is not None else row
+def table_value(table: Table, column: str, row: int) -> object:
+    """Row `row` of `column`, as read (what a message quotes)."""
+    return _plain(table.columns[column][row]) if column in table.columns else row
 
 
 def _first_repeat(table: Table, ids: np.ndarray, what: str) -> None:
