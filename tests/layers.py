@@ -117,45 +117,15 @@ def folder_graph() -> dict[str, set[str]]:
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The import circles of `graph`: its strongly connected components of two or more
-    modules (Tarjan's algorithm, iterative), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-    for root in sorted(graph):
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph[root])))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, targets = work[-1]
-            target = next(targets, None)
-            if target is not None:
-                if target not in index:
-                    index[target] = low[target] = len(index)
-                    stack.append(target)
-                    on_stack.add(target)
-                    work.append((target, iter(sorted(graph.get(target, ())))))
-                elif target in on_stack:
-                    low[node] = min(low[node], index[target])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    found.append(sorted(component))
-    return sorted(found)
+    modules (networkx), each sorted."""
+    import networkx as nx
+
+    directed = nx.DiGraph()
+    directed.add_nodes_from(graph)
+    directed.add_edges_from((module, target) for module, targets in graph.items()
+                            for target in targets)
+    return sorted(sorted(component) for component in nx.strongly_connected_components(directed)
+                  if len(component) > 1)
 
 
 # Import circles that close only through annotations (`if TYPE_CHECKING:` imports, which

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from simulator.attacks.protocol import Attacker, AttackerContext, Board
 from simulator.foundations.errors import ScenarioError
 from simulator.foundations.random_streams import random_stream
-from simulator.foundations.settings import AttributeName, Section
+from simulator.foundations.settings import AttributeName, Section, distinct_entries
 
 if TYPE_CHECKING:
     from simulator.attacks.inference import AttackOutcome
@@ -57,11 +57,7 @@ class InferenceAttackerConfig(Section):
     @field_validator("attributes", "classifiers")
     @classmethod
     def _non_empty(cls, values: list[str]) -> list[str]:
-        if not values:
-            raise ValueError("must list at least one entry")
-        if len(set(values)) != len(values):
-            raise ValueError("entries must not repeat")
-        return values
+        return distinct_entries(values)
 
 
 class InferenceAttacker(Attacker):
@@ -95,13 +91,7 @@ class InferenceAttacker(Attacker):
 
     def __init__(self, *, settings: InferenceAttackerConfig, context: AttackerContext) -> None:
         super().__init__(settings=settings, context=context)
-        world = context.world
-        missing = [a for a in settings.attributes if a not in world.attributes]
-        if missing:
-            raise ScenarioError(
-                f"{context.where}.attributes: the {world.name} world has no "
-                f"{', '.join(missing)} (it has {', '.join(world.attributes) or 'none'})"
-            )
+        world = context.world  # has every attribute named (`build.check_attributes`)
         if round(settings.known_fraction * world.n_users) < 1:  # the attacker draws this many
             raise ScenarioError(
                 f"{context.where}.known_fraction: {settings.known_fraction:g} of the "

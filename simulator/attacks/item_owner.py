@@ -283,12 +283,9 @@ class ItemOwner(Attacker):
 
 def segment(world: World, where: str, attribute: str | None, value: int) -> np.ndarray:
     """An item owner's target segment: the genuine users with that attribute value (all
-    users without an attribute)."""
+    users without an attribute; the world has the attribute: `build.check_attributes`)."""
     if attribute is None:
         return np.ones(world.n_users, dtype=bool)
-    if attribute not in world.attributes:
-        raise ScenarioError(f"{where}.segment_attribute: the {world.name} world has no "
-                            f"{attribute}")
     labels = world.attribute_labels[attribute]
     if value >= len(labels):
         raise ScenarioError(

@@ -93,11 +93,20 @@ class Scheduled:
         return f"step {self.step}" if self.last == self.step else f"steps {self.step}-{self.last}"
 
 
+def distinct_entries(values: list[str]) -> list[str]:
+    """A list setting's entries: at least one, none repeated (refused otherwise)."""
+    if not values:
+        raise ValueError("must list at least one entry")
+    if len(set(values)) != len(values):
+        raise ValueError("entries must not repeat")
+    return values
+
+
 def _is_attribute_name(item: Any) -> bool:
     return isinstance(item, StringConstraints) and item.pattern == f"^{ATTRIBUTE_NAME}$"
 
 
-def _names_attributes(annotation: Any, metadata: list[Any]) -> bool:
+def names_attributes(annotation: Any, metadata: list[Any]) -> bool:
     """Whether a field's type (with its metadata) is `AttributeName`, a list of them, or
     either or None."""
     if any(_is_attribute_name(item) for item in metadata):
@@ -105,7 +114,7 @@ def _names_attributes(annotation: Any, metadata: list[Any]) -> bool:
     if hasattr(annotation, "__metadata__") and any(
             _is_attribute_name(item) for item in annotation.__metadata__):
         return True
-    return any(_names_attributes(arg, []) for arg in get_args(annotation))
+    return any(names_attributes(arg, []) for arg in get_args(annotation))
 
 
 def attribute_settings(section: BaseModel, prefix: str) -> list[tuple[str, str]]:
@@ -113,7 +122,7 @@ def attribute_settings(section: BaseModel, prefix: str) -> list[tuple[str, str]]
     settings (the model's build checks each against the world)."""
     found = []
     for key, field in type(section).model_fields.items():
-        if _names_attributes(field.annotation, field.metadata):
+        if names_attributes(field.annotation, field.metadata):
             value = getattr(section, key)
             for name in value if isinstance(value, list) else [value]:
                 if isinstance(name, str):

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from simulator.attacks.registry import ATTACKER_CLASSES
-from simulator.foundations.settings import ATTRIBUTE_NAME, AttributeName, _leaf_types
+from simulator.foundations.settings import AttributeName, _leaf_types, names_attributes
 from simulator.scenario.messages import field_bounds
 from simulator.scenario.schema import Scenario
 
@@ -137,8 +137,8 @@ def reference() -> str:
                     type(None), *_nested(field.annotation)}:
                 continue  # a sub-section: it has its own table
             description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-            kind = ("attribute name" if field.annotation is str and str(ATTRIBUTE_NAME)
-                    in repr(field.metadata) else _type_name(field.annotation))
+            kind = ("attribute name" if field.annotation is str
+                    and names_attributes(str, field.metadata) else _type_name(field.annotation))
             lines.append(f"| `{name}` | {kind} | {_default(field)} | "
                          f"{_range(field)} | {description} |")
         lines.append("")

@@ -26,6 +26,7 @@ time (`benchmarks/bench_loading.py`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -432,14 +433,22 @@ def _line(table: Table, row: int) -> int | None:
 
 def id_counts(path: str, recbole: bool, user: str, item: str) -> tuple[int, int, int]:
     """(users, items, ratings) of an interactions table (or a RecBole folder's), read from
-    its two id columns alone: what a run-time estimate needs before the world is built."""
+    its two id columns alone: what a run-time estimate needs before the world is built. A
+    plan estimates many runs of one table: each version of a file is read once."""
     source = Path(path)
     if recbole:
         found = sorted(source.glob("*.inter"))
         if len(found) != 1:
             return 0, 0, 0
         source = found[0]
-    table = read_table(source, recbole)
+    stat = source.stat()
+    return _id_counts(str(source), recbole, user, item, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _id_counts(path: str, recbole: bool, user: str, item: str, modified_ns: int,
+               size: int) -> tuple[int, int, int]:
+    table = read_table(Path(path), recbole)
     users, items = table.column(user, "world.columns.user"), table.column(
         item, "world.columns.item")
     return len(set(users.tolist())), len(set(items.tolist())), len(table)

@@ -82,7 +82,7 @@ class AttributeUnlearning(Defense):
                 return {"unlearning_users": 0.0, "unlearning_steps": 0.0}, False
         data = None if "dp" in retrain.used else retrain.table
         codes = np.stack([self.context.attributes[a] for a in config.attributes])
-        edit = unlearn_attribute(recommender, codes[0] if len(codes) == 1 else codes, config,
+        edit = unlearn_attribute(recommender, codes, config,
                                  data=data, users=mask, seed=retrain.seed,
                                  probes=self.probe_families())
         metrics: dict[str, Any] = {

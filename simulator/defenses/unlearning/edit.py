@@ -278,7 +278,7 @@ class _Probe:
         # One row of codes per attribute; probes need two classes or more of an attribute,
         # each with enough users to split into halves.
         self.attributes = []
-        for row in np.atleast_2d(codes):
+        for row in codes:
             labelled = row >= 0
             counts = np.bincount(row[labelled]) if labelled.any() else np.zeros(0)
             present = counts[counts > 0]

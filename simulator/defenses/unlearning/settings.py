@@ -6,7 +6,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from simulator.foundations.settings import MAX_LR, MAX_WEIGHT, AttributeName, DefenseSection
+from simulator.foundations.settings import (
+    MAX_LR,
+    MAX_WEIGHT,
+    AttributeName,
+    DefenseSection,
+    distinct_entries,
+)
 
 
 class UnlearningConfig(DefenseSection):
@@ -39,6 +45,13 @@ class UnlearningConfig(DefenseSection):
         "all `steps`, driving the distance to its minimum",
     )
     probe_every: int = Field(1, ge=1, le=100_000, description="stop: probe: steps between checks")
+    probes: list[Literal["logreg", "mlp", "xgboost", "forest"]] | None = Field(
+        None, min_length=1, description="stop: probe: the probes' classifier families; by "
+        "default logreg and mlp plus the classifiers of every inference attacker in the "
+        "scenario that infers this attribute, so the edit never stops while the scenario's "
+        "own attacker's classifier finds it",
+    )
+
     @property
     def attributes(self) -> list[str]:
         """The attributes unlearned (one, or several jointly)."""
@@ -47,13 +60,4 @@ class UnlearningConfig(DefenseSection):
     @field_validator("attribute")
     @classmethod
     def _distinct(cls, value: str | list[str]) -> str | list[str]:
-        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
-            raise ValueError("list distinct attributes, at least one")
-        return value
-
-    probes: list[Literal["logreg", "mlp", "xgboost", "forest"]] | None = Field(
-        None, min_length=1, description="stop: probe: the probes' classifier families; by "
-        "default logreg and mlp plus the classifiers of every inference attacker in the "
-        "scenario that infers this attribute, so the edit never stops while the scenario's "
-        "own attacker's classifier finds it",
-    )
+        return value if isinstance(value, str) else distinct_entries(value)
