@@ -77,6 +77,9 @@ def main() -> None:
     parser.add_argument("--rerun", action="store_true")
     parser.add_argument("--fit", action="store_true")
     args = parser.parse_args()
+    from tests.shop import ensure_shop
+
+    ensure_shop()  # the example shop `own-data-recbole` reads, unless PRIVSIM_SHOP names one
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, Scenario, float, dict[str, float]]] = []
     for label, name, sets in _cases(args.only):

@@ -33,7 +33,11 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """In a worker, hold every library to the worker's share of the cores."""
+    """In a worker, hold every library to the worker's share of the cores; write the example
+    shop the shipped scenario `own-data-recbole` reads (`tests/shop.py`)."""
+    from tests.shop import ensure_shop
+
+    ensure_shop()
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1 and THREADS_VARIABLE not in os.environ:
         os.environ[THREADS_VARIABLE] = str(max(1, available_cores()[0] // workers))

@@ -72,7 +72,12 @@ def small_scenario(name: str) -> Scenario:
     scenario = load_scenario(name)
     world = SYNTHETIC if scenario.world.source == "synthetic" else MOVIELENS
     stop = min(3, scenario.simulation.steps)
-    return load_scenario(name, [*COMMON, *world, f"simulation.stop_after={stop}"])
+    # Target items named by index may lie outside the small catalogue: the attacker then
+    # chooses as many by its popularity rule.
+    targets = [f"attackers.{i}.{change}" for i, attacker in enumerate(scenario.attackers)
+               if getattr(attacker, "targets", None)
+               for change in ("targets=null", f"n_targets={len(attacker.targets)}")]
+    return load_scenario(name, [*COMMON, *world, *targets, f"simulation.stop_after={stop}"])
 
 
 def metrics_of(name: str) -> dict[str, list[float]]:
@@ -167,6 +172,9 @@ def record_new_columns(names: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from tests.shop import ensure_shop
+
+    ensure_shop()  # for own-data-recbole; inherited by the --spread subprocesses
     if sys.argv[1:2] == ["--spread"]:
         measure_spread()
     elif sys.argv[1:2] == ["--measure"]:  # one configuration: every scenario, to a file

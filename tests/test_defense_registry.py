@@ -55,7 +55,8 @@ def test_a_defense_needing_a_capability_refuses_models_without_it(
     for defense in ("adversarial", "unlearning", "dp", "apr"):  # every model runs these
         PlatformConfig.model_validate({"model": "metamf", "defenses": {defense: {}}})
     monkeypatch.setattr(APR, "requires", frozenset({"settable_items"}))
-    with pytest.raises(ValueError, match="defenses.apr trains bpr or mf models, not 'metamf'"):
+    with pytest.raises(ValueError,
+                       match="defenses.apr trains bpr or mf or lightgcn models, not 'metamf'"):
         PlatformConfig.model_validate({"model": "metamf", "defenses": {"apr": {}}})
 
 

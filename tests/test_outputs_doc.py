@@ -140,6 +140,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     sweep, and the study tables from real frames."""
     import torch
 
+    from simulator.analysis.attack_protocol import protocol_table
     from simulator.analysis.attack_study import VALUES, attack_table
     from simulator.analysis.budget import budget_table
     from simulator.analysis.compare import compare
@@ -180,6 +181,11 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     attack = pd.DataFrame({**ids, "step": [0], "attackers.0.model": ["random"],
                            "attackers.0.attack_size": [0.03], "world.n_items": [100],
                            "world.item_sample": ["random"], **{c: [0.0] for c in VALUES}})
+    protocol = pd.DataFrame({"point": [0, 1], "seed": [0, 1], "step": [0, 0],
+                             "platform.model": ["lightgcn"] * 2,
+                             "attackers.0.model": ["random"] * 2,
+                             **{f"target_{m}_50{s}": [0.0, 0.1] for m in ("hr", "ndcg")
+                                for s in ("", "_clean")}})
     social_groups = groups[social]
     differences = paired_differences({0: social_groups}, {0: social_groups}, ["hr_10"])
 
@@ -211,6 +217,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "compare-files": _tree(comparison),
         "budget": set(budget_table(budget_metrics, budget_groups).columns),
         "attack": set(attack_table(attack).columns),
+        "attack-protocol": set(protocol_table(protocol).columns),
         "externality": {"changed_group", *summarise(differences).columns},
     }
 
@@ -218,7 +225,8 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 CHECKED = ("run-files", "manifest", "manifest-world", "manifest-threads", "manifest-timings",
            "metrics", "groups",
            "group-kinds", "agents", "events", "graph", "sweep-files", "sweep-manifest",
-           "points", "sweep-ids", "compare", "compare-files", "budget", "attack", "externality")
+           "points", "sweep-ids", "compare", "compare-files", "budget", "attack", "attack-protocol",
+           "externality")
 
 
 # -- every real name is documented -----------------------------------------------------

@@ -315,11 +315,11 @@ def test_batch_count_is_a_power_of_two() -> None:
 
 # -- registry -------------------------------------------------------------------------------
 def test_registry_builds_known_models_and_rejects_unknown() -> None:
-    assert available_models() == ["bpr", "metamf", "mf", "nometamf"]
+    assert available_models() == ["bpr", "lightgcn", "metamf", "mf", "nometamf"]
     model = make_recommender("bpr", 10, 5, ModelParams(factors=4), "cpu", 0)
     assert isinstance(model, BPR) and isinstance(model, Recommender)
     assert isinstance(make_recommender("mf", 10, 5, ModelParams(), CPU, 0), MF)
-    with pytest.raises(ValueError, match="available: bpr, metamf, mf, nometamf"):
+    with pytest.raises(ValueError, match="available: bpr, lightgcn, metamf, mf, nometamf"):
         make_recommender("svd++", 10, 5, ModelParams(), CPU, 0)
 
 

@@ -12,9 +12,8 @@ import pytest
 
 from simulator.foundations.errors import DataFormatError, ScenarioError
 from simulator.world import World, generate_synthetic
+from simulator.world.example_shop import TIERS, shop_tables, write_recbole
 from simulator.world.files import load_files, load_recbole
-
-TIERS = ("basic", "plus", "pro")
 
 
 @pytest.fixture(scope="module")
@@ -25,34 +24,13 @@ def source() -> World:
 
 
 def _frames(world: World) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Interactions, users (a three-class `tier` besides gender) and items (genre tokens)."""
-    r = world.ratings
-    ratings = pd.DataFrame({"user_id": r.user + 1000, "item_id": r.item + 7,
-                            "rating": r.rating.astype(float), "timestamp": r.timestamp})
-    tier = np.array(TIERS)[(world.attributes["age"] + world.attributes["gender"]) % 3]
-    users = pd.DataFrame({"user_id": np.arange(world.n_users) + 1000,
-                          "gender": np.array(["F", "M"])[world.attributes["gender"]],
-                          "tier": tier})
-    features = world.item_features
-    assert features is not None
-    genres = [" ".join(world.feature_names[j] for j in np.flatnonzero(row)) or "none"
-              for row in features]
-    items = pd.DataFrame({"item_id": np.arange(world.n_items) + 7, "genre": genres,
+    """The shop's interactions and users, and items with long titles instead of genres, as
+    plain tables whose columns need a column map."""
+    tables = shop_tables(world)
+    items = pd.DataFrame({"item_id": np.arange(world.n_items) + 7,
                           "title": [" ".join(f"w{i}x{j}" for j in range(13))
                                     for i in range(world.n_items)]})  # 1,040 tokens
-    return ratings, users, items
-
-
-def write_recbole(world: World, folder: Path, name: str = "shop") -> Path:
-    """`world` as RecBole atomic files in `folder`."""
-    ratings, users, items = _frames(world)
-    folder.mkdir(parents=True, exist_ok=True)
-    typed = {"user_id": "token", "item_id": "token", "rating": "float", "timestamp": "float",
-             "gender": "token", "tier": "token", "genre": "token_seq", "title": "token_seq"}
-    for frame, suffix in ((ratings, "inter"), (users, "user"), (items, "item")):
-        header = {c: f"{c}:{typed[c]}" for c in frame.columns}
-        frame.rename(columns=header).to_csv(folder / f"{name}.{suffix}", sep="\t", index=False)
-    return folder
+    return tables["inter"], tables["user"], items
 
 
 def write_tables(world: World, folder: Path, kind: str = "csv") -> dict[str, Path]:
@@ -62,7 +40,7 @@ def write_tables(world: World, folder: Path, kind: str = "csv") -> dict[str, Pat
               "timestamp": "when"}
     ratings = ratings.rename(columns=rename)
     users = users.rename(columns={"user_id": "customer"})
-    items = items.rename(columns={"item_id": "product"}).drop(columns="genre")
+    items = items.rename(columns={"item_id": "product"})
     items["price"] = np.linspace(1.0, 9.0, len(items))
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -80,7 +58,11 @@ MAP = {"user": "customer", "item": "product", "rating": "stars", "timestamp": "w
 
 
 def test_recbole_files_give_the_world_they_were_written_from(source, tmp_path) -> None:
-    world = load_recbole(write_recbole(source, tmp_path / "rb"))
+    folder = write_recbole(source, tmp_path / "rb")
+    items = pd.read_csv(folder / "shop.item", sep="\t", dtype=str)
+    items["title:token_seq"] = _frames(source)[2]["title"]
+    items.to_csv(folder / "shop.item", sep="\t", index=False)
+    world = load_recbole(folder)
     assert world.name == "shop" and (world.n_users, world.n_items) == (120, 80)
     assert np.array_equal(world.ratings.user, source.ratings.user)
     assert np.array_equal(world.ratings.item, source.ratings.item)
@@ -223,6 +205,9 @@ def test_scenarios_name_their_files_and_refuse_what_does_not_apply(tmp_path) -> 
         build_scenario({"world": {"source": "files", "path": str(tmp_path / "none.csv")}}, "s")
     with pytest.raises(ScenarioError, match="world.path: source recbole needs the folder"):
         build_scenario({"world": {"source": "recbole"}}, "s")
+    with pytest.raises(ScenarioError, match=r"data folder not found: .*shop \(give a folder "
+                       r"holding NAME.inter.*simulator.world.example_shop FOLDER"):
+        build_scenario({"world": {"source": "recbole", "path": str(tmp_path / "shop")}}, "s")
     folder = tmp_path / "rb"
     folder.mkdir()
     with pytest.raises(ScenarioError, match="world.users: only source files reads"):

@@ -64,6 +64,7 @@ from pydantic import (
     model_validator,
 )
 
+from simulator.analysis.attack_protocol import write_protocol_study
 from simulator.analysis.attack_study import write_attack_study
 from simulator.analysis.budget import write_budget_study
 from simulator.experiments.catalog import load_scenario
@@ -107,7 +108,7 @@ class SweepSpec(BaseModel):
         None, ge=1, description="runs per grid point, seeds spawned from root_seed"
     )
     root_seed: int = Field(0, ge=0, description="with replications: the seed all seeds come from")
-    report: list[Literal["privacy_budget", "attack_success"]] = Field(
+    report: list[Literal["privacy_budget", "attack_success", "attack_protocol"]] = Field(
         default_factory=list, description="studies computed from the combined tables"
     )
     workers: int = Field(default_factory=lambda: min(2, available_cores()[0]), ge=1)
@@ -326,6 +327,8 @@ def run_sweep(
         write_budget_study(folder, metrics, groups)
     if "attack_success" in spec.report and "metrics" in tables:
         write_attack_study(folder, tables["metrics"])
+    if "attack_protocol" in spec.report and "metrics" in tables:
+        write_protocol_study(folder, tables["metrics"])
     write_json(folder / "manifest.json", {
         "sweep": spec.name, "executor": executor, "started": started, "finished": now_iso(),
         "points": len(points), "reused": reused,

@@ -23,14 +23,15 @@ def _prefixed(*columns: Column) -> tuple[Column, ...]:
 
 
 class PoisoningTargets(Measurement):
-    """Fake profiles injected; each shilling attacker's targets' HR@k among genuine users on
-    the attacked platform and on its clean twin, the prediction shift and what the attacker
-    itself observed; each item owner's items' HR@k and shift in its segment and among the
+    """Fake profiles injected; each shilling attacker's targets' HR@k and NDCG@k among genuine
+    users on the attacked platform and on its clean twin, the prediction shift and what the
+    attacker itself observed; each item owner's items' HR@k and shift in its segment and among the
     other users, and its latest perturbation gain. Columns are prefixed `attackerN_` when
     there are several poisoners. Recomputed only when either platform retrained."""
 
     columns = (Column("fake_profiles", *COUNT), *_prefixed(
         Column("target_hr_{k}", *SHARE), Column("target_hr_{k}_clean", *SHARE),
+        Column("target_ndcg_{k}", *SHARE), Column("target_ndcg_{k}_clean", *SHARE),
         Column("prediction_shift"), Column("observed_success", *SHARE),
         Column("owned_hr_{k}_segment", *SHARE), Column("owned_hr_{k}_others", *SHARE),
         Column("owned_hr_{k}_segment_clean", *SHARE), Column("owned_hr_{k}_others_clean", *SHARE),
@@ -102,8 +103,8 @@ def _view(
 
 def target_columns() -> list[str]:
     """A shilling attacker's target columns (before any prefix)."""
-    return [*(f"target_hr_{k}" for k in TARGET_KS),
-            *(f"target_hr_{k}_clean" for k in TARGET_KS), "prediction_shift"]
+    return [*(f"target_{what}_{k}{suffix}" for what in ("hr", "ndcg") for suffix in ("", "_clean")
+              for k in TARGET_KS), "prediction_shift"]
 
 
 def owned_columns() -> list[str]:

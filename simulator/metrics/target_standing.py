@@ -36,6 +36,17 @@ class TargetView:
                 rates.append(float((self.ranks[eligible, column] < k).mean()))
         return float(np.mean(rates)) if rates else float("nan")
 
+    def ndcg(self, k: int) -> float:
+        """NDCG@k of the targets: per eligible (user, target) pair, the target being the one
+        relevant item, 1 / log2(rank + 2) when it is in the top k (rank from 0) and 0 when it
+        is not; averaged over the pair's users, then over targets."""
+        gains = []
+        for column in range(len(self.targets)):
+            ranks = self.ranks[self.ranks[:, column] >= 0, column]
+            if len(ranks):
+                gains.append(float(np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0).mean()))
+        return float(np.mean(gains)) if gains else float("nan")
+
 
 def target_view(
     score: ScoreFn,
@@ -90,12 +101,15 @@ def prediction_shift(attacked: TargetView, clean: TargetView) -> float:
 
 
 def target_metrics(attacked: TargetView, clean: TargetView | None) -> dict[str, float]:
-    """The per-step target columns: HR@k (attacked, and clean when known) and the shift."""
+    """The per-step target columns: HR@k and NDCG@k (attacked, and clean when known) and the
+    shift."""
     row: dict[str, float] = {}
     for k in TARGET_KS:
         row[f"target_hr_{k}"] = attacked.hit_rate(k)
+        row[f"target_ndcg_{k}"] = attacked.ndcg(k)
         if clean is not None:
             row[f"target_hr_{k}_clean"] = clean.hit_rate(k)
+            row[f"target_ndcg_{k}_clean"] = clean.ndcg(k)
     if clean is not None:
         row["prediction_shift"] = prediction_shift(attacked, clean)
     return row

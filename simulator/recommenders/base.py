@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,22 @@ class Recommender(ABC):
         if adversary is not None:
             adversary.bind(self.n_users, self.user_embeddings().shape[1], self.device)
         self.adversary = adversary
+
+    def _start_fit(
+        self, data: Interactions, epochs: int, warm_start: bool
+    ) -> tuple[float, TrainingReport | None]:
+        """What every fit does first: refuse negative epochs, draw fresh parameters on a cold
+        start (`reset`) and check the indices. Returns the start time and, when there is
+        nothing to train (an empty table or no epochs), the report of that fit."""
+        if epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        start = time.perf_counter()
+        if not warm_start:
+            self.reset()
+        self.check_indices(data)
+        if len(data) == 0 or epochs == 0:
+            return start, TrainingReport(0, [], time.perf_counter() - start, warm_start)
+        return start, None
 
     def check_indices(self, data: Interactions) -> None:
         """Raise ValueError when an index falls outside the model's user or item range."""

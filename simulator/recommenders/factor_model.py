@@ -119,14 +119,9 @@ class FactorModel(ItemFeatures, GatheredStep, Recommender):
         the end of the last healthy epoch (or at the start of the fit). The adversary's heads
         are not rolled back.
         """
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        start = time.perf_counter()
-        if not warm_start:
-            self._initialise()
-        self.check_indices(data)
-        if len(data) == 0 or epochs == 0:
-            return TrainingReport(0, [], time.perf_counter() - start, warm_start)
+        start, nothing = self._start_fit(data, epochs, warm_start)
+        if nothing is not None:
+            return nothing
         self._before_fit(data)
         adversary = self.adversary
         params = [self.table, self.bias]

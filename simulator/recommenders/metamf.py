@@ -542,14 +542,9 @@ class MetaMF(MetaMFItemParameters, Recommender):
         (or the start of the fit) and the optimisers restart with zero moments; the
         adversary's heads are not rolled back.
         """
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        start = time.perf_counter()
-        if not warm_start:
-            self._initialise()
-        self.check_indices(data)
-        if len(data) == 0 or epochs == 0:
-            return TrainingReport(0, [], time.perf_counter() - start, warm_start)
+        start, nothing = self._start_fit(data, epochs, warm_start)
+        if nothing is not None:
+            return nothing
         users = torch.as_tensor(data.user, dtype=torch.int64).to(self.device)
         items = torch.as_tensor(data.item, dtype=torch.int64).to(self.device)
         rating = torch.as_tensor(data.rating, dtype=torch.float32).to(self.device)

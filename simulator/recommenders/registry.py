@@ -30,6 +30,7 @@ CAPABILITIES = {
 _FACTOR = frozenset(CAPABILITIES) - {"item_parameters"}
 _META = frozenset({"gradient_perturbation", "dense_training", "user_adversary", "user_scorer",
                    "item_parameters"})
+_GRAPH = frozenset({"gradient_perturbation", "user_adversary", "user_scorer", "settable_items"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ModelEntry:
 
     path: str  # "module:Class"
     capabilities: frozenset[str]
+    # Why the model lacks a capability, where the reason is not obvious from the model.
+    lacks: tuple[tuple[str, str], ...] = ()
 
 
 MODELS: dict[str, ModelEntry] = {
@@ -45,6 +48,11 @@ MODELS: dict[str, ModelEntry] = {
     "mf": ModelEntry("simulator.recommenders.mf:MF", _FACTOR),
     "metamf": ModelEntry("simulator.recommenders.metamf:MetaMF", _META),
     "nometamf": ModelEntry("simulator.recommenders.metamf:NoMetaMF", _META),
+    "lightgcn": ModelEntry(
+        "simulator.recommenders.lightgcn:LightGCN", _GRAPH,
+        lacks=(("dense_training", "per-example gradients do not separate through LightGCN's "
+                "graph propagation: every example's loss reads the whole graph"),
+               ("item_features", "LightGCN learns from the interaction graph alone"))),
 }
 
 
@@ -64,6 +72,11 @@ def _entry(name: str) -> ModelEntry:
 def capabilities(name: str) -> frozenset[str]:
     """What the model called `name` declares it can do."""
     return _entry(name).capabilities
+
+
+def lacking_reason(name: str, capability: str) -> str | None:
+    """Why the model called `name` lacks `capability`, where its entry says."""
+    return dict(_entry(name).lacks).get(capability)
 
 
 def models_with(needed: frozenset[str]) -> list[str]:

@@ -34,7 +34,7 @@ PARTS = ("training", "attacker", "measurement", "agents", "rest")
 # (users, items, ratings) of the MovieLens releases a scenario can name.
 MOVIELENS_SIZES = {"ml-100k": (943, 1682, 100_000), "ml-1m-head": (2999, 3706, 487_650),
                    "ml-1m": (6040, 3706, 1_000_209)}
-MODELS = ("bpr", "mf", "metamf", "nometamf")
+MODELS = ("bpr", "mf", "metamf", "nometamf", "lightgcn")
 
 Workload = dict[str, dict[str, float]]
 

@@ -43,7 +43,7 @@ from simulator.foundations.settings import (
     Section,
 )
 from simulator.foundations.yaml_files import expand_env
-from simulator.recommenders.registry import capabilities, models_with
+from simulator.recommenders.registry import capabilities, lacking_reason, models_with
 from simulator.scenario.schedule import schedule_problems
 from simulator.world.parameters import validate_parameters
 
@@ -51,10 +51,11 @@ SYNTHETIC_USERS, SYNTHETIC_ITEMS = 1000, 800  # the synthetic world's default si
 DEFAULT_MOVIELENS = "${PRIVSIM_DATA:-../shared/data}/ml-100k"
 PROJECT = Path(__file__).resolve().parents[2]  # relative data paths fall back to it
 
-def _found(path: str, folder: bool, key: str) -> str:
+def _found(path: str, folder: bool, key: str, source: str = "movielens") -> str:
     """A data path that exists (a folder, or a file), as a run reads it: a relative path
     not found from the working folder is read from the project (the shipped
-    `../shared/data/...` defaults), wherever privsim is run from."""
+    `../shared/data/...` defaults), wherever privsim is run from. A missing world folder's
+    message says what the `source` reads there."""
     kind = "folder" if folder else "file"
     place = Path(path)
     try:
@@ -69,9 +70,14 @@ def _found(path: str, folder: bool, key: str) -> str:
                          f"({shown(str(reason), quote=False)})") from None
     if not exists:
         name = str(place)  # quoted when it holds a character that does not print
-        hint = (" (set PRIVSIM_DATA to the folder that holds ml-100k/ and ml-1m-head/, or "
-                "give the dataset's own folder with --set world.path=/path/to/ml-100k)"
-                if key == "world.path" and folder else "")
+        hint = ""
+        if key == "world.path" and folder:
+            hint = (" (set PRIVSIM_DATA to the folder that holds ml-100k/ and ml-1m-head/, or "
+                    "give the dataset's own folder with --set world.path=/path/to/ml-100k)"
+                    if source == "movielens" else
+                    " (give a folder holding NAME.inter and, when present, NAME.user and "
+                    "NAME.item with --set world.path=FOLDER; `python -m "
+                    "simulator.world.example_shop FOLDER` writes the example shop there)")
         prefix = "" if key == "world.path" else f"{key}: "  # the world section is named
         raise ValueError(f"{prefix}data {kind} not found: "
                          f"{shown(name, 300, quote=not name.isprintable())}{hint}")
@@ -162,7 +168,7 @@ class WorldConfig(Section):
                 what = "folder" if self.source == "recbole" else "interactions table"
                 raise ValueError(f"world.path: source {self.source} needs the {what}")
             folder = self.source in FOLDER_SOURCES
-            self.__dict__["path"] = _found(self.path, folder, "world.path")
+            self.__dict__["path"] = _found(self.path, folder, "world.path", self.source)
             for key in ("users", "items"):
                 value = getattr(self, key)
                 if value is not None:
@@ -324,6 +330,13 @@ class MetaMFConfig(Section):
                           "before a training stops")
 
 
+class LightGCNConfig(Section):
+    """LightGCN's graph propagation (He et al. 2020)."""
+
+    layers: int = Field(3, ge=0, le=10, description="propagation layers K; the final "
+                        "embeddings are the mean of layers 0..K")
+
+
 RATING_MODELS = ("mf", "metamf", "nometamf")
 # Sampled unrated items per rated one in the consumption task, per model (measured on
 # ml100k-baseline, 4 steps: MetaMF's head needs more contrast than MF's item factors).
@@ -350,7 +363,7 @@ class RankingConfig(Section):
 class PlatformConfig(Section):
     """The platform's recommender and its retraining schedule."""
 
-    model: Literal["bpr", "mf", "metamf", "nometamf"] = "bpr"
+    model: Literal["bpr", "mf", "metamf", "nometamf", "lightgcn"] = "bpr"
     retrain_every: int = Field(2, ge=1, le=MAX_STEPS)
     epochs: int = Field(5, ge=1, le=MAX_EPOCHS, description="epochs per (warm-started) retrain")
     first_epochs: int | None = Field(
@@ -370,6 +383,7 @@ class PlatformConfig(Section):
         False, description="bpr, mf: learn from the world's item side information (genres)"
     )
     metamf: MetaMFConfig = Field(default_factory=MetaMFConfig)
+    lightgcn: LightGCNConfig = Field(default_factory=LightGCNConfig)
     ranking: RankingConfig = Field(default_factory=RankingConfig)
     defenses: DefensesConfig = Field(default_factory=DefensesConfig)
 
@@ -377,7 +391,9 @@ class PlatformConfig(Section):
     def _model_can_do_it(self) -> PlatformConfig:
         if self.item_features and "item_features" not in capabilities(self.model):
             models = " or ".join(models_with(frozenset({"item_features"})))
-            raise ValueError(f"item_features needs a {models} model, not {self.model!r}")
+            reason = lacking_reason(self.model, "item_features")
+            why = f" ({reason})" if reason else ""
+            raise ValueError(f"item_features needs a {models} model, not {self.model!r}{why}")
         if self.ranking.method == "consumption":
             blockers = consumption_blockers(self.defenses)
             if self.model not in RATING_MODELS:
@@ -600,8 +616,8 @@ class Scenario(Section):
             if self.platform.model in RATING_MODELS:
                 raise ValueError(
                     f"platform.model: {self.platform.model} learns ratings, but the world has "
-                    "none (world.columns.rating: null, implicit feedback); use bpr, which "
-                    "learns from interactions")
+                    "none (world.columns.rating: null, implicit feedback); use bpr or lightgcn, "
+                    "which learn from interactions")
             if self.population.perturbation is not None and self.population.perturbation.enabled:
                 raise ValueError("population.perturbation perturbs rating values, but the "
                                  "world has none (world.columns.rating: null)")

@@ -158,7 +158,8 @@ def platform_agent(
     """A platform agent (of `kind`) with its recommender and defenses."""
     cfg = model.scenario.platform
     world = model.world
-    options = cfg.metamf.model_dump() if cfg.model in ("metamf", "nometamf") else {}
+    options = (cfg.metamf.model_dump() if cfg.model in ("metamf", "nometamf")
+               else cfg.lightgcn.model_dump() if cfg.model == "lightgcn" else {})
     params = ModelParams(cfg.factors, cfg.lr, cfg.reg, cfg.batch_size, options)
     recommender: Recommender
     if cfg.ranking.method == "consumption":
