@@ -8,7 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.analysis.attack_protocol import protocol_markdown, protocol_table
+from simulator.analysis.attack_protocol import (
+    protocol_markdown,
+    protocol_table,
+    write_protocol_study,
+)
 from simulator.foundations.errors import PrivsimError
 from simulator.metrics.target_standing import TargetView
 
@@ -61,6 +65,13 @@ def test_protocol_table_adds_clean_twins_as_no_attack_and_the_published_values()
     text = protocol_markdown(table)
     assert "| lightgcn | random | 3 | 0.0200 ± " in text and "| 0.0106 |" in text
     assert "| bpr | none | 3 |" in text and text.count("–") == 3
+
+
+def test_the_study_writes_its_table_three_ways(tmp_path) -> None:
+    table = write_protocol_study(tmp_path, _metrics())
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "attack_protocol.parquet"), table)
+    assert len(pd.read_csv(tmp_path / "attack_protocol.csv")) == len(table) == 6
+    assert (tmp_path / "attack_protocol.md").read_text() == protocol_markdown(table)
 
 
 def test_protocol_table_refuses_a_sweep_without_the_grid() -> None:
