@@ -87,6 +87,10 @@ def test_failed_point_is_recorded_and_a_rerun_resumes(tmp_path: Path) -> None:
         assert manifest.read_bytes() == text and manifest.stat().st_mtime_ns == mtime
     results = pd.read_parquet(out / "results.parquet")
     assert sorted(results["point"].unique()) == [0, 1, 2, 3]
+    for label, source in zip(points["run_dir"], points["world.source"], strict=True):
+        changes = _manifest(out / label)["changes"] or {}  # a point's run names its changes
+        assert ("world.source" in changes.get("settings", [])) == (source == "movielens")
+        assert changes.get("from", "tiny") == "tiny"
     assert set(results["world.source"]) == {"synthetic", "movielens"}
     assert _manifest(out)["reused"] == 2 and _manifest(out)["failed"] == 0
 

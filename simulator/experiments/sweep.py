@@ -225,7 +225,23 @@ def _failure(exc: BaseException) -> dict[str, Any]:
     return _status("failed", f"{type(exc).__name__}: {exc}")
 
 
-def _run_point(scenario_data: dict[str, Any], out: str, threads: int,
+def point_payload(scenario: Scenario) -> dict[str, Any]:
+    """What a worker process needs to rebuild `scenario` as it was made: its settings, and
+    the named scenario and the settings the overrides changed (`Scenario.made_from`, which
+    its settings alone do not carry), so that the point's run says what it changed."""
+    return {"settings": scenario.model_dump(mode="json"), "base": scenario.base,
+            "changes": list(scenario.changes)}
+
+
+def scenario_of(payload: dict[str, Any]) -> Scenario:
+    """The scenario a `point_payload` describes."""
+    scenario = Scenario.model_validate(payload["settings"])
+    if payload["base"] is not None and payload["changes"]:
+        scenario.made_from(payload["base"], tuple(payload["changes"]))
+    return scenario
+
+
+def _run_point(payload: dict[str, Any], out: str, threads: int,
                caller: dict[str, Any] | None = None) -> dict[str, Any]:
     """Worker: run one point in its own process; never raises, reports its status.
     `caller` is the working folder and environment of the process that started the sweep
@@ -245,8 +261,7 @@ def _run_point(scenario_data: dict[str, Any], out: str, threads: int,
         return _status("completed")
     shutil.rmtree(folder, ignore_errors=True)
     try:
-        scenario = Scenario.model_validate(scenario_data)
-        run_scenario(scenario, out=folder, progress=False)
+        run_scenario(scenario_of(payload), out=folder, progress=False)
         return _status("completed")
     except Exception as exc:  # a failed point is recorded, the sweep goes on
         return _failure(exc)
@@ -260,7 +275,7 @@ def run_labelled(jobs: dict[str, Scenario], folder: Path, workers: int) -> dict[
     threads = threads_per_worker(n_workers)
     caller = caller_state()
     with ProcessPoolExecutor(n_workers, mp_context=worker_context()) as pool:
-        futures = {label: pool.submit(_run_point, scenario.model_dump(mode="json"),
+        futures = {label: pool.submit(_run_point, point_payload(scenario),
                                       str(folder / label), threads, caller)
                    for label, scenario in jobs.items()}
         results = {label: future.result() for label, future in futures.items()}
@@ -302,7 +317,7 @@ def run_sweep(
     n_workers = max(1, min(workers or spec.workers, len(todo)))
     # On a remote cluster each worker process takes one point at a time on one core.
     threads = 1 if scheduler else threads_per_worker(n_workers)
-    jobs = [_Job(p.index, p.scenario.model_dump(mode="json"), str((folder / p.label).resolve()))
+    jobs = [_Job(p.index, point_payload(p.scenario), str((folder / p.label).resolve()))
             for p in todo]
     started = now_iso()
     say = report or (lambda line: None)
@@ -388,7 +403,8 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 @dataclass(frozen=True)
 class _Job:
-    """A point as sent to a worker: its index, scenario (JSON-ready) and absolute folder."""
+    """A point as sent to a worker: its index, scenario (`point_payload`) and absolute
+    folder."""
 
     index: int
     scenario: dict[str, Any]
