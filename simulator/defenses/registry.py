@@ -22,7 +22,7 @@ from simulator.defenses.unlearning.defense import AttributeUnlearning
 from simulator.foundations import plugins
 from simulator.foundations.plugins import installed
 from simulator.foundations.settings import DefenseSection, Section
-from simulator.recommenders.registry import capabilities, lacking_reason, models_with
+from simulator.recommenders.registry import capabilities, models_with, why_lacking
 
 # Hook order: screen the data, set the training hooks, train (DP-SGD or the model's own
 # fit), then edit the trained model.
@@ -79,9 +79,8 @@ def platform_defense_problems(model: str, item_features: bool, config: Any) -> s
         defense = BY_KEY[key]
         if not defense.requires <= have:
             models = " or ".join(models_with(defense.requires))
-            reasons = [lacking_reason(model, need) for need in sorted(defense.requires - have)]
-            why = "".join(f" ({reason})" for reason in reasons if reason)
-            return f"defenses.{key} trains {models} models, not {model!r}{why}"
+            return (f"defenses.{key} trains {models} models, not {model!r}"
+                    f"{why_lacking(model, defense.requires)}")
         if not section.enabled:
             continue
         problem = defense.conflicts(section, {k: s for k, s in present.items() if k != key})

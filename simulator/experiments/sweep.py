@@ -407,7 +407,7 @@ class _Job:
     folder."""
 
     index: int
-    scenario: dict[str, Any]
+    payload: dict[str, Any]
     out: str
 
 
@@ -431,11 +431,11 @@ def _local_results(
                 pool = ProcessPoolExecutor(workers, mp_context=worker_context())
             if alone and not running:
                 job = alone.popleft()
-                running[pool.submit(_run_point, job.scenario, job.out, threads,
+                running[pool.submit(_run_point, job.payload, job.out, threads,
                                     caller)] = (job, True)
             while not alone and queue and len(running) < workers:
                 job = queue.popleft()
-                running[pool.submit(_run_point, job.scenario, job.out, threads,
+                running[pool.submit(_run_point, job.payload, job.out, threads,
                                     caller)] = (job, False)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
@@ -477,7 +477,7 @@ def _dask_results(
         else:
             client = stack.enter_context(Client(scheduler))
         executor = client.get_executor(pure=False)
-        futures = {executor.submit(_run_point, job.scenario, job.out, threads): job
+        futures = {executor.submit(_run_point, job.payload, job.out, threads): job
                    for job in jobs}
         for future in as_completed(futures):
             error = future.exception()  # KilledWorker once dask gives up retrying

@@ -72,6 +72,21 @@ def n_batches_for(n_rows: int, batch_size: int) -> int:
     return 1 << (needed - 1).bit_length()
 
 
+def draw_negatives(
+    pairs: PairIndex, user: torch.Tensor, n_items: int, generator: torch.Generator,
+    dtype: torch.dtype = torch.int64,
+) -> torch.Tensor:
+    """One uniform item per entry of `user`, as `dtype`; a draw that hits a known positive
+    of its user (`pairs`) is redrawn once (vectorised, so the redraw itself is not
+    checked)."""
+    device = user.device
+    draws = torch.randint(n_items, (len(user),), generator=generator, device=device, dtype=dtype)
+    redraw = pairs.contains(user, draws.long()).nonzero().squeeze(1)
+    fresh = torch.randint(n_items, (len(redraw),), generator=generator, device=device,
+                          dtype=dtype)
+    return draws.index_copy_(0, redraw, fresh)
+
+
 def decay_factors(counts: torch.Tensor, lr_reg: float) -> torch.Tensor:
     """(1 - lr*reg) ** count per row, as a column for broadcasting over the factors."""
     return torch.exp(counts.to(torch.float32) * math.log1p(-lr_reg)).unsqueeze(1)

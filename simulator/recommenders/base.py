@@ -57,6 +57,22 @@ def divergence(epoch: int, loss: float, row_norm: float) -> str | None:
     return None
 
 
+@torch.no_grad()
+def place_unseen_users(user_rows: torch.Tensor, users: torch.Tensor, n_users: int) -> None:
+    """Users without a row in this fit (`users`: the fitted rows' users) get, in place, the
+    mean of `user_rows` over those with one.
+
+    Their own rows are still the initialisation, a point the model never learned to serve,
+    so it would rank or rate everything for them as for no real user; the mean user is the
+    platform's best guess for someone it knows nothing about (a factor model's item biases
+    play that role in BPR and MF).
+    """
+    seen = torch.bincount(users, minlength=n_users) > 0
+    if seen.all() or not seen.any():
+        return
+    user_rows[~seen] = user_rows[seen].mean(0)
+
+
 class Recommender(ABC):
     """A recommender trained on a platform's interaction table.
 
@@ -108,12 +124,13 @@ class Recommender(ABC):
             adversary.bind(self.n_users, self.user_embeddings().shape[1], self.device)
         self.adversary = adversary
 
-    def _start_fit(
+    def start_fit(
         self, data: Interactions, epochs: int, warm_start: bool
     ) -> tuple[float, TrainingReport | None]:
-        """What every fit does first: refuse negative epochs, draw fresh parameters on a cold
-        start (`reset`) and check the indices. Returns the start time and, when there is
-        nothing to train (an empty table or no epochs), the report of that fit."""
+        """What every fit (the model's own, DP-SGD's) does first: refuse negative epochs, draw
+        fresh parameters on a cold start (`reset`) and check the indices. Returns the start
+        time and, when there is nothing to train (an empty table or no epochs), the report of
+        that fit."""
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
         start = time.perf_counter()

@@ -64,20 +64,14 @@ class BPR(FactorModel):
     def _sample_negatives(
         self, pairs: sgd.PairIndex, user: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One uniform negative per sample, plus its grouping by item for the item bags.
+        """One uniform negative per sample (`_sparse_sgd.draw_negatives`), plus its grouping by
+        item for the item bags.
 
-        A draw that hits a known positive of its user is redrawn once (vectorised, so the
-        redraw itself is not checked). Returns (j, counts, slot_sample): the negatives sorted
-        by item are `j[slot_sample]` and item t owns `counts[t]` consecutive slots. The
-        grouping is a stable radix sort of small integers, cheaper than a random permutation.
+        Returns (j, counts, slot_sample): the negatives sorted by item are `j[slot_sample]`
+        and item t owns `counts[t]` consecutive slots. The grouping is a stable radix sort of
+        small integers, cheaper than a random permutation.
         """
-        n, g, dev = len(user), self.generator, self.device
-        draws = torch.randint(self.n_items, (n,), generator=g, device=dev, dtype=self._item_dtype)
-        redraw = pairs.contains(user, draws.long()).nonzero().squeeze(1)
-        fresh = torch.randint(
-            self.n_items, (len(redraw),), generator=g, device=dev, dtype=self._item_dtype
-        )
-        draws.index_copy_(0, redraw, fresh)
+        draws = sgd.draw_negatives(pairs, user, self.n_items, self.generator, self._item_dtype)
         slot_sample = torch.sort(draws, stable=True).indices
         counts = torch.bincount(draws, minlength=self.n_items)
         return draws.long(), counts, slot_sample

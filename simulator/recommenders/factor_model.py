@@ -119,7 +119,7 @@ class FactorModel(ItemFeatures, GatheredStep, Recommender):
         the end of the last healthy epoch (or at the start of the fit). The adversary's heads
         are not rolled back.
         """
-        start, nothing = self._start_fit(data, epochs, warm_start)
+        start, nothing = self.start_fit(data, epochs, warm_start)
         if nothing is not None:
             return nothing
         self._before_fit(data)

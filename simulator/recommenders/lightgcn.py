@@ -10,7 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from simulator.recommenders import _sparse_sgd as sgd
-from simulator.recommenders.base import ModelParams, Recommender, TrainingReport, divergence
+from simulator.recommenders.base import (
+    ModelParams,
+    Recommender,
+    TrainingReport,
+    divergence,
+    place_unseen_users,
+)
 from simulator.recommenders.graph_propagation import normalised_adjacency, propagate
 from simulator.recommenders.hooks import RowPerturbation
 from simulator.recommenders.user_scores import UserScorer
@@ -108,7 +114,7 @@ class LightGCN(Recommender):
         back to its value at the end of the last healthy epoch (or the start of the fit). The
         adversary's heads are not rolled back. The served embeddings are then recomputed.
         """
-        start, nothing = self._start_fit(data, epochs, warm_start)
+        start, nothing = self.start_fit(data, epochs, warm_start)
         if nothing is not None:
             return nothing
         adjacency = normalised_adjacency(data, self.n_users, self.n_items, self.device)
@@ -126,7 +132,7 @@ class LightGCN(Recommender):
         for epoch in range(epochs):
             t0 = time.perf_counter()
             order = torch.randperm(n, generator=self.generator, device=self.device)
-            negatives = self._negatives(pairs, user)
+            negatives = sgd.draw_negatives(pairs, user, self.n_items, self.generator)
             total = 0.0
             for lo in range(0, n, batch_size):
                 batch = order[lo : lo + batch_size]
@@ -146,15 +152,6 @@ class LightGCN(Recommender):
         self._serve(adjacency, user)
         return TrainingReport(len(losses), losses, time.perf_counter() - start, warm_start,
                               diverged)
-
-    def _negatives(self, pairs: sgd.PairIndex, user: torch.Tensor) -> torch.Tensor:
-        """One uniform negative item per positive, a draw among the user's known positives
-        redrawn once."""
-        g, dev = self.generator, self.device
-        draws = torch.randint(self.n_items, (len(user),), generator=g, device=dev)
-        redraw = pairs.contains(user, draws).nonzero().squeeze(1)
-        draws[redraw] = torch.randint(self.n_items, (len(redraw),), generator=g, device=dev)
-        return draws
 
     def _bpr(self, final: torch.Tensor, user: torch.Tensor, positive: torch.Tensor,
              negative: torch.Tensor) -> torch.Tensor:
@@ -195,15 +192,11 @@ class LightGCN(Recommender):
     @torch.no_grad()
     def _serve(self, adjacency: torch.Tensor, user: torch.Tensor) -> None:
         """Recompute the final embeddings from E_0; users without an interaction in this fit
-        (`user`: the fitted rows' users) are served the mean final embedding of those with
-        one. LightGCN has no item biases, so such a user's own row (its random E_0) would rank
-        items at random; the mean user ranks them as the platform's typical user would (BPR's
-        item biases and MetaMF's placement of unseen users play that role there)."""
+        (`user`: the fitted rows' users) are served the mean final user embedding
+        (`base.place_unseen_users`): LightGCN has no item biases, so such a user's own row
+        (its random E_0) would rank items at random."""
         self.served = propagate(adjacency, self.ego, self.layers)
-        seen = torch.bincount(user, minlength=self.n_users) > 0
-        if seen.any() and not seen.all():
-            users = self.served[: self.n_users]
-            users[~seen] = users[seen].mean(0)
+        place_unseen_users(self.served[: self.n_users], user, self.n_users)
 
     # -- inference ---------------------------------------------------------------------------
     @property

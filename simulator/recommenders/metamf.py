@@ -47,7 +47,7 @@ have disclosed so far with the epochs a scenario gives every model:
   training ratings within a few epochs; the 20-60 epochs the shipped scenarios give BPR and
   MF took its in-the-loop MAE on ML-100K from 0.79 to 0.94 without this.
 - Users without a rating in a fit get the mean embedding of the users with one
-  (`_place_unseen_users`). In a run users join over time, and a quarter of ML-100K's users
+  (`base.place_unseen_users`). In a run users join over time, and a quarter of ML-100K's users
   have disclosed nothing by the middle of its history; their near-zero initial embeddings
   are a point the generators never learned, and predicting their future ratings from it cost
   0.09 MAE against MF (whose global and item biases serve such users).
@@ -83,7 +83,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simulator.recommenders.base import ModelParams, Recommender, TrainingReport, divergence
+from simulator.recommenders.base import (
+    ModelParams,
+    Recommender,
+    TrainingReport,
+    divergence,
+    place_unseen_users,
+)
 from simulator.recommenders.metamf_dense import metamf_training
 from simulator.recommenders.metamf_items import MetaMFItemParameters
 from simulator.recommenders.user_scores import MetaMFScorer, UserScorer
@@ -542,7 +548,7 @@ class MetaMF(MetaMFItemParameters, Recommender):
         (or the start of the fit) and the optimisers restart with zero moments; the
         adversary's heads are not rolled back.
         """
-        start, nothing = self._start_fit(data, epochs, warm_start)
+        start, nothing = self.start_fit(data, epochs, warm_start)
         if nothing is not None:
             return nothing
         users = torch.as_tensor(data.user, dtype=torch.int64).to(self.device)
@@ -598,7 +604,7 @@ class MetaMF(MetaMFItemParameters, Recommender):
         if diverged is None and best is not None and best[1] + 1 < len(losses):
             self._restore(best[2])
         self.last_best_epoch = None if best is None else best[1] + 1
-        _place_unseen_users(self.net.user_emb, users[fit_rows], self.n_users)
+        place_unseen_users(self.net.user_emb, users[fit_rows], self.n_users)
         return TrainingReport(
             len(losses), losses, time.perf_counter() - start, warm_start, diverged
         )
@@ -711,22 +717,6 @@ def _clip_gradients(parameters: Iterable[nn.Parameter]) -> None:
     coef = torch.clamp(GRAD_CLIP / (total + 1e-6), max=1.0)
     for g in grads:
         g.mul_(coef)
-
-
-@torch.no_grad()
-def _place_unseen_users(user_emb: torch.Tensor, users: torch.Tensor, n_users: int) -> None:
-    """Users without a rating in this fit (`users`: the fitted rows' users) get the mean
-    embedding of those with one.
-
-    Their own rows are still the initialisation (near zero), a point the generators never
-    learned to serve, so the model would rate everything for them as no real user; the mean
-    user's parameters are the platform's best guess for someone it knows nothing about (a
-    rating model's global and item biases play that role in MF).
-    """
-    seen = torch.bincount(users, minlength=n_users) > 0
-    if seen.all() or not seen.any():
-        return
-    user_emb[~seen] = user_emb[seen].mean(0)
 
 
 class NoMetaMF(MetaMF):

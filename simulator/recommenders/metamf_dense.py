@@ -31,7 +31,7 @@ generation within a batch); per-example clipping and noise replace the global cl
 the trainer's optimiser (dense Adam with its own learning rate, no weight decay, no cosine
 schedule) replaces Adam with coupled L2 and the lazy Adam of the item table, so noise reaches
 every row of it; and there is no validation hold-out, no best-epoch restore and no placement
-of users without ratings at the mean embedding (`metamf._place_unseen_users`): choosing an
+of users without ratings at the mean embedding (`base.place_unseen_users`): choosing an
 epoch on held-out ratings and knowing which users have ratings both depend on the data beyond
 the noised gradients, so they would not be post-processing of the private parameters.
 """

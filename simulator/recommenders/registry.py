@@ -74,9 +74,12 @@ def capabilities(name: str) -> frozenset[str]:
     return _entry(name).capabilities
 
 
-def lacking_reason(name: str, capability: str) -> str | None:
-    """Why the model called `name` lacks `capability`, where its entry says."""
-    return dict(_entry(name).lacks).get(capability)
+def why_lacking(name: str, needed: frozenset[str]) -> str:
+    """` (reason)` for each capability in `needed` that the model called `name` lacks and
+    whose reason its entry gives (in name order), to end a refusal with; else empty."""
+    reasons = dict(_entry(name).lacks)
+    missing = sorted(needed - _entry(name).capabilities)
+    return "".join(f" ({reasons[need]})" for need in missing if need in reasons)
 
 
 def models_with(needed: frozenset[str]) -> list[str]:

@@ -43,7 +43,7 @@ from simulator.foundations.settings import (
     Section,
 )
 from simulator.foundations.yaml_files import expand_env
-from simulator.recommenders.registry import capabilities, lacking_reason, models_with
+from simulator.recommenders.registry import capabilities, models_with, why_lacking
 from simulator.scenario.schedule import schedule_problems
 from simulator.world.parameters import validate_parameters
 
@@ -391,8 +391,7 @@ class PlatformConfig(Section):
     def _model_can_do_it(self) -> PlatformConfig:
         if self.item_features and "item_features" not in capabilities(self.model):
             models = " or ".join(models_with(frozenset({"item_features"})))
-            reason = lacking_reason(self.model, "item_features")
-            why = f" ({reason})" if reason else ""
+            why = why_lacking(self.model, frozenset({"item_features"}))
             raise ValueError(f"item_features needs a {models} model, not {self.model!r}{why}")
         if self.ranking.method == "consumption":
             blockers = consumption_blockers(self.defenses)

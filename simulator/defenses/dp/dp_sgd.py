@@ -208,16 +208,11 @@ def dp_fit(
         raise TypeError(
             f"dp_fit trains models with dense per-example training (mf, bpr, metamf), got "
             f"{type(model).__name__}")
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    start = time.perf_counter()
-    if not warm_start:
-        model.reset()
-    model.check_indices(data)
+    start, nothing = model.start_fit(data, epochs, warm_start)
     n = len(data)
     delta = settings.delta if settings.delta is not None else 1.0 / max(n, 1)
-    if n == 0 or epochs == 0:
-        return DPTrainingReport(0, [], time.perf_counter() - start, warm_start, delta=delta)
+    if nothing is not None:
+        return DPTrainingReport(0, [], nothing.seconds, warm_start, delta=delta)
 
     sampling, noise, negatives = _generators(seed, model.device)
     training = dense_training(data)
